@@ -1,0 +1,202 @@
+"""Starting parameters for EM and K-means (host-side NumPy, one set per restart).
+
+Restart ``r`` of a call with ``seed=s`` uses seed ``s + r``, so a batched call with ``n_init=R``
+starts restart ``r`` exactly where a single call with ``seed=s + r`` starts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from jaxmix.types import MixtureParams
+
+__all__ = ["INIT_METHODS", "init_params", "kmeans_plus_plus", "random_rows"]
+
+INIT_METHODS = ("kmeans++", "random_rows")
+
+
+def random_rows(values: np.ndarray, observed: np.ndarray, K: int, seed: int) -> MixtureParams:
+    """The reference initialisation.
+
+    ``numpy.random.RandomState(seed).choice(n, K, replace=False)`` picks K rows as the means
+    (their missing entries taken as 0); ``var_k`` is the mean over all ``n * d`` entries of
+    ``(X0 - mu_k)^2`` with ``X0`` the matrix with missing entries as 0; the weights are uniform.
+
+    Args:
+        values: ``(n, d)`` float64 matrix, ``NaN`` where missing.
+        observed: ``(n, d)`` boolean mask.
+        K: Number of components.
+        seed: Seed of the legacy NumPy generator.
+
+    Returns:
+        :class:`MixtureParams` of float64 NumPy arrays.
+    """
+    n, _ = values.shape
+    x0 = np.where(observed, values, 0.0)
+    idx = np.random.RandomState(seed).choice(n, K, replace=False)
+    mu = x0[idx].copy()
+    # mean((x0 - mu_k)^2) = mean(x0^2) - 2 mean(x0) . mu_k / d + |mu_k|^2 / d, evaluated directly
+    # per component to keep the reference's rounding.
+    var = np.array([np.mean((x0 - m) ** 2) for m in mu])
+    return MixtureParams(mu, var, np.full(K, 1.0 / K))
+
+
+def _row_dist_to(values0: np.ndarray, observed: np.ndarray, centre: np.ndarray) -> np.ndarray:
+    """Mean squared distance of every row to ``centre`` over the row's observed coordinates."""
+    diff = np.where(observed, values0 - centre, 0.0)
+    counts = observed.sum(axis=1)
+    return np.divide((diff * diff).sum(axis=1), counts, out=np.zeros(len(counts)), where=counts > 0)
+
+
+def kmeans_plus_plus(
+    values: np.ndarray, observed: np.ndarray, K: int, seed: int, min_var: float = 0.0
+) -> MixtureParams:
+    """k-means++ seeding adapted to missing entries (the default for :func:`jaxmix.fit_em`).
+
+    Means are rows chosen by D^2 sampling (the first uniformly), with their missing entries
+    filled by the column means; distances use each row's observed coordinates only (mean squared
+    difference per observed entry, so rows with many entries are not favoured). Each row is then
+    assigned to its nearest chosen mean: ``var_k`` is the mean squared residual per observed entry
+    of the rows assigned to ``k`` (the pooled value when fewer than two rows are), floored at
+    ``min_var``; the weights are the shares of rows (at least one row each).
+
+    Args:
+        values: ``(n, d)`` float64 matrix, ``NaN`` where missing.
+        observed: ``(n, d)`` boolean mask.
+        K: Number of components.
+        seed: Seed of ``numpy.random.default_rng``.
+        min_var: Variance floor.
+
+    Returns:
+        :class:`MixtureParams` of float64 NumPy arrays.
+    """
+    rng = np.random.default_rng(seed)
+    n, d = values.shape
+    counts = observed.sum(axis=0)
+    col_mean = np.divide(
+        np.where(observed, values, 0.0).sum(axis=0), counts, out=np.zeros(d), where=counts > 0
+    )
+    filled = np.where(observed, values, col_mean)
+    values0 = np.where(observed, values, 0.0)
+    chosen = [int(rng.integers(n))]
+    best = _row_dist_to(values0, observed, filled[chosen[0]])
+    dists = [best]
+    for _ in range(1, K):
+        total = best.sum()
+        if total > 0:
+            probs = best / total
+            probs[chosen] = 0.0
+            probs /= probs.sum() if probs.sum() > 0 else 1.0
+        if total <= 0 or not np.isfinite(total) or probs.sum() == 0:
+            free = np.setdiff1d(np.arange(n), chosen)
+            nxt = int(rng.choice(free))
+        else:
+            nxt = int(rng.choice(n, p=probs))
+        chosen.append(nxt)
+        dk = _row_dist_to(values0, observed, filled[nxt])
+        dists.append(dk)
+        best = np.minimum(best, dk)
+    mu = filled[chosen].copy()
+    dist = np.stack(dists, axis=1)  # (n, K) mean squared residual per observed entry
+    labels = np.argmin(dist, axis=1)
+    n_obs = observed.sum(axis=1)
+    sse = dist * n_obs[:, None]
+    pooled = sse[np.arange(n), labels].sum() / max(n_obs.sum(), 1)
+    var = np.empty(K)
+    share = np.empty(K)
+    for k in range(K):
+        members = labels == k
+        m_obs = n_obs[members].sum()
+        var[k] = sse[members, k].sum() / m_obs if members.sum() >= 2 and m_obs > 0 else pooled
+        share[k] = max(members.sum(), 1)
+    var = np.maximum(var, min_var)
+    if not np.all(var > 0):
+        var = np.where(var > 0, var, 1.0)
+    return MixtureParams(mu, var, share / share.sum())
+
+
+def _explicit(init: Any) -> MixtureParams:
+    if isinstance(init, MixtureParams):
+        return init
+    params = getattr(init, "params", None)
+    if isinstance(params, MixtureParams):  # a previous EMResult / KMeansResult
+        return params
+    if isinstance(init, Mapping):
+        try:
+            return MixtureParams(init["mu"], init["var"], init["weights"])
+        except KeyError as err:
+            raise ValueError(f"init mapping lacks the key {err.args[0]!r}") from None
+    if isinstance(init, tuple) and len(init) == 3:
+        return MixtureParams(*init)
+    raise TypeError(
+        f"init must be one of {INIT_METHODS}, a MixtureParams (or a mapping with mu, var and "
+        f"weights), or a previous result; got {type(init).__name__}"
+    )
+
+
+def check_params(params: MixtureParams, K: int, d: int) -> MixtureParams:
+    """Validate explicit starting parameters; returns a batched float64 copy ``(R, K, ...)``."""
+    mu = np.array(params.mu, dtype=np.float64)
+    var = np.array(params.var, dtype=np.float64)
+    weights = np.array(params.weights, dtype=np.float64)
+    if mu.ndim == 2:
+        mu, var, weights = mu[None], var[None], weights[None]
+    if mu.ndim != 3 or mu.shape[1:] != (K, d):
+        raise ValueError(f"init mu must have shape ({K}, {d}) (or (R, {K}, {d})); got {mu.shape}")
+    R = mu.shape[0]
+    if var.shape != (R, K):
+        raise ValueError(f"init var must have shape ({K},) per restart; got {var.shape}")
+    if weights.shape != (R, K):
+        raise ValueError(f"init weights must have shape ({K},) per restart; got {weights.shape}")
+    if not (np.isfinite(mu).all() and np.isfinite(var).all() and np.isfinite(weights).all()):
+        raise ValueError("init parameters must be finite")
+    if not (var > 0).all():
+        raise ValueError("init var must be strictly positive")
+    if (weights < 0).any() or not np.allclose(weights.sum(axis=1), 1.0, atol=1e-6):
+        raise ValueError("init weights must be non-negative and sum to 1")
+    return MixtureParams(mu, var, weights)
+
+
+def init_params(
+    init: Any,
+    values: np.ndarray,
+    observed: np.ndarray,
+    K: int,
+    *,
+    n_init: int,
+    seed: int,
+    min_var: float = 0.0,
+) -> MixtureParams:
+    """Starting parameters for every restart, batched along a leading axis of size ``R``.
+
+    Args:
+        init: ``"kmeans++"``, ``"random_rows"``, explicit parameters (``MixtureParams``, a
+            mapping, a ``(mu, var, weights)`` tuple, optionally with a leading restart axis) or a
+            previous result.
+        values: ``(n, d)`` float64 matrix with ``NaN`` where missing.
+        observed: ``(n, d)`` boolean mask.
+        K: Number of components.
+        n_init: Number of restarts for a named method; explicit parameters bring their own
+            (``n_init`` must then be 1 or match).
+        seed: Restart ``r`` uses ``seed + r``.
+        min_var: Variance floor (used by k-means++).
+
+    Returns:
+        :class:`MixtureParams` of float64 arrays with shapes ``(R, K, d)``, ``(R, K)``, ``(R, K)``.
+    """
+    if isinstance(init, str):
+        if init == "random_rows":
+            sets = [random_rows(values, observed, K, seed + r) for r in range(n_init)]
+        elif init == "kmeans++":
+            sets = [kmeans_plus_plus(values, observed, K, seed + r, min_var) for r in range(n_init)]
+        else:
+            raise ValueError(f"init must be one of {INIT_METHODS} or explicit parameters; got {init!r}")
+        return MixtureParams(*(np.stack(p) for p in zip(*sets, strict=True)))
+    params = check_params(_explicit(init), K, values.shape[1])
+    R = params.mu.shape[0]
+    if n_init not in (1, R):
+        raise ValueError(f"n_init={n_init} does not match the {R} explicit starting point(s) given")
+    return params

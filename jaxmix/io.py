@@ -1,0 +1,81 @@
+"""Reading and writing ratings matrices in the course's text format."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+__all__ = ["load_ratings", "save_ratings"]
+
+
+def load_ratings(path: str | os.PathLike, missing: float | None = 0) -> np.ndarray:
+    """Read a whitespace-separated ratings matrix; entries equal to ``missing`` become ``NaN``.
+
+    Args:
+        path: Text file, one row per line, values separated by white space (the course format,
+            where ``0`` means "not rated").
+        missing: The value that marks a missing entry, or ``None`` if there is none (``nan`` in
+            the file is read as missing either way).
+
+    Returns:
+        A float64 array of shape ``(n, d)`` with ``NaN`` at the missing entries.
+
+    Raises:
+        FileNotFoundError: No such file.
+        ValueError: The file is empty, has rows of different lengths, or holds text that is not a
+            number (the message names the file and line).
+    """
+    path = os.fspath(path)
+    rows: list[list[float]] = []
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            fields = line.split()
+            if not fields:
+                continue
+            try:
+                row = [float(f) for f in fields]
+            except ValueError:
+                bad = next(f for f in fields if not _is_float(f))
+                raise ValueError(
+                    f"{path}, line {lineno}: {bad!r} is not a number (expected whitespace-"
+                    "separated numbers; is the delimiter a comma or a tab-separated header?)"
+                ) from None
+            if rows and len(row) != len(rows[0]):
+                raise ValueError(
+                    f"{path}, line {lineno}: {len(row)} values where earlier lines have "
+                    f"{len(rows[0])} (ragged rows)"
+                )
+            rows.append(row)
+    if not rows:
+        raise ValueError(f"{path} holds no data")
+    X = np.array(rows, dtype=np.float64)
+    if not np.isfinite(X[~np.isnan(X)]).all():
+        raise ValueError(f"{path} holds infinite values")
+    if missing is not None:
+        X[X == missing] = np.nan
+    return X
+
+
+def _is_float(s: str) -> bool:
+    try:
+        float(s)
+    except ValueError:
+        return False
+    return True
+
+
+def save_ratings(path: str | os.PathLike, X: Any, missing: float = 0, fmt: str = "%.6g") -> None:
+    """Write a matrix in the course format, ``NaN`` written as ``missing``.
+
+    Args:
+        path: Output file.
+        X: Array-like ``(n, d)``.
+        missing: Value written for ``NaN`` entries.
+        fmt: ``printf``-style format of each value.
+    """
+    arr = np.asarray(X, dtype=np.float64)
+    if arr.ndim != 2:
+        raise ValueError(f"X must be 2-D (n_rows, n_cols); got shape {arr.shape}")
+    np.savetxt(os.fspath(path), np.where(np.isnan(arr), missing, arr), fmt=fmt)

@@ -1,0 +1,176 @@
+"""Model selection scores, error metrics, hold-out splits and simple baselines."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from jaxmix._data import check_nonneg_float, validate_matrix
+from jaxmix.inference.em import _check_seed
+
+__all__ = ["aic", "bic", "holdout_split", "mean_baseline", "n_parameters", "rmse"]
+
+
+def _fit_stats(result: Any) -> tuple[float, int, int]:
+    ll = getattr(result, "log_likelihood", None)
+    params = getattr(result, "params", None)
+    if ll is None or params is None:
+        raise TypeError(f"expected a fitted mixture result (from fit_em); got {type(result).__name__}")
+    K, d = np.shape(params.mu)
+    return float(ll), int(K), int(d)
+
+
+def n_parameters(K: int, d: int, covariance: str = "spherical") -> int:
+    """Free parameters of a ``K``-component mixture on ``d`` columns.
+
+    ``K d`` means, ``K`` variances (``K d`` for ``"diag"``) and ``K - 1`` free weights.
+    """
+    if covariance == "spherical":
+        return K * d + K + (K - 1)
+    if covariance == "diag":
+        return K * d + K * d + (K - 1)
+    raise ValueError(f"covariance must be 'spherical' or 'diag'; got {covariance!r}")
+
+
+def bic(X: Any, result: Any) -> float:
+    """Bayesian information criterion on the log-likelihood scale (**higher is better**).
+
+    .. math::  \\mathrm{BIC} = \\log L - \\frac{p}{2} \\log n
+
+    with ``log L`` the fitted log-likelihood, ``p`` the number of free parameters
+    (:func:`n_parameters`) and ``n`` the number of **rows** of ``X``. This is the course's sign
+    convention; the textbook ``-2 log L + p log n`` is ``-2`` times this value.
+
+    Args:
+        X: The ``(n, d)`` matrix the result was fit on (only its shape is used).
+        result: A result of :func:`jaxmix.fit_em`.
+
+    Returns:
+        The score as a float.
+    """
+    n, d = _shape(X)
+    ll, K, d_fit = _fit_stats(result)
+    _check_cols(d, d_fit)
+    p = n_parameters(K, d, getattr(result, "covariance", "spherical"))
+    return ll - 0.5 * p * np.log(n)
+
+
+def aic(X: Any, result: Any) -> float:
+    """Akaike information criterion on the log-likelihood scale (**higher is better**).
+
+    .. math::  \\mathrm{AIC} = \\log L - p
+
+    (the textbook ``2p - 2 log L`` is ``-2`` times this value), with ``p`` as in :func:`bic`.
+    """
+    _, d = _shape(X)
+    ll, K, d_fit = _fit_stats(result)
+    _check_cols(d, d_fit)
+    return ll - n_parameters(K, d, getattr(result, "covariance", "spherical"))
+
+
+def _shape(X: Any) -> tuple[int, int]:
+    shape = np.shape(X)
+    if len(shape) != 2:
+        raise ValueError(f"X must be 2-D (n_rows, n_cols); got shape {shape}")
+    return int(shape[0]), int(shape[1])
+
+
+def _check_cols(d: int, d_fit: int) -> None:
+    if d != d_fit:
+        raise ValueError(f"X has {d} columns but the result was fit on {d_fit}")
+
+
+def rmse(X_true: Any, X_pred: Any, *, mask: Any = None) -> float:
+    """Root-mean-square error over chosen entries.
+
+    Args:
+        X_true: ``(n, d)`` reference values.
+        X_pred: ``(n, d)`` predictions.
+        mask: Boolean ``(n, d)`` selecting the entries to score (e.g. the held-out ones from
+            :func:`holdout_split`); default every entry where both are not ``NaN``.
+
+    Returns:
+        The RMSE over the selected entries.
+
+    Raises:
+        ValueError: Shapes differ, no entry is selected, or a selected entry is ``NaN`` or
+            infinite in either array.
+    """
+    t = np.asarray(X_true, dtype=np.float64)
+    p = np.asarray(X_pred, dtype=np.float64)
+    if t.shape != p.shape:
+        raise ValueError(f"X_true has shape {t.shape} but X_pred has shape {p.shape}")
+    if mask is None:
+        sel = ~np.isnan(t) & ~np.isnan(p)
+    else:
+        sel = np.asarray(mask)
+        if sel.dtype != np.bool_:
+            raise TypeError(f"mask must be boolean; got dtype {sel.dtype}")
+        if sel.shape != t.shape:
+            raise ValueError(f"mask has shape {sel.shape} but X_true has shape {t.shape}")
+    if not sel.any():
+        raise ValueError("no entry is selected for the RMSE")
+    diff = t[sel] - p[sel]
+    if not np.isfinite(diff).all():
+        raise ValueError("X_true or X_pred is NaN or infinite at a selected entry")
+    return float(np.sqrt(np.mean(diff * diff)))
+
+
+def holdout_split(
+    X: Any, fraction: float = 0.1, *, seed: int = 0, mask: Any = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Hide a random share of the observed entries for testing.
+
+    Args:
+        X: Array-like ``(n, d)`` with ``NaN`` at missing entries. It is not modified.
+        fraction: Share of the observed entries to hold out, in ``(0, 1)``.
+        seed: Seed of ``numpy.random.default_rng``.
+        mask: Optional boolean ``(n, d)``, ``True`` = observed.
+
+    Returns:
+        ``(X_train, test_mask)``: a copy of ``X`` with the held-out entries set to ``NaN`` and the
+        boolean mask of the held-out entries (score with ``rmse(X, X_hat, mask=test_mask)``).
+    """
+    values, observed = validate_matrix(X, mask)
+    fraction = check_nonneg_float(fraction, "fraction")
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"fraction must lie strictly between 0 and 1; got {fraction}")
+    rng = np.random.default_rng(_check_seed(seed))
+    idx = np.flatnonzero(observed)
+    n_test = max(1, int(round(fraction * idx.size)))
+    if n_test >= idx.size:
+        raise ValueError(f"holding out {n_test} of {idx.size} observed entries leaves none to fit")
+    test = np.zeros(values.size, dtype=bool)
+    test[rng.choice(idx, size=n_test, replace=False)] = True
+    test = test.reshape(values.shape)
+    train = values.copy()
+    train[test] = np.nan
+    return train, test
+
+
+def mean_baseline(X: Any, by: str = "user", *, mask: Any = None) -> np.ndarray:
+    """Fill the missing entries with a mean: the simple baselines a mixture must beat.
+
+    Args:
+        X: Array-like ``(n, d)`` with ``NaN`` at missing entries.
+        by: ``"global"`` (mean of all observed entries), ``"user"`` (row mean) or ``"item"``
+            (column mean). A row or column with no observed entry falls back to the global mean.
+        mask: Optional boolean ``(n, d)``, ``True`` = observed.
+
+    Returns:
+        The completed ``(n, d)`` array (observed entries unchanged).
+    """
+    values, observed = validate_matrix(X, mask)
+    x0 = np.where(observed, values, 0.0)
+    glob = x0.sum() / observed.sum()
+    if by == "global":
+        fill = np.full(values.shape, glob)
+    elif by in ("user", "item"):
+        axis = 1 if by == "user" else 0
+        cnt = observed.sum(axis=axis)
+        means = np.divide(x0.sum(axis=axis), cnt, out=np.full(cnt.shape, glob), where=cnt > 0)
+        fill = np.broadcast_to(means[:, None] if axis == 1 else means[None, :], values.shape)
+    else:
+        raise ValueError(f"by must be 'global', 'user' or 'item'; got {by!r}")
+    return np.where(observed, values, fill)
