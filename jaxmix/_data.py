@@ -84,7 +84,9 @@ def validate_matrix(
             f"{arr.shape}"
         )
     if arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise ValueError(f"{name} is empty (shape {arr.shape}); it needs at least one row and column")
+        raise ValueError(
+            f"{name} is empty (shape {arr.shape}); it needs at least one row and column"
+        )
     values = arr.astype(np.float64, copy=True)
     if mask is None:
         observed = ~np.isnan(values)

@@ -16,7 +16,9 @@ def _fit_stats(result: Any) -> tuple[float, int, int]:
     ll = getattr(result, "log_likelihood", None)
     params = getattr(result, "params", None)
     if ll is None or params is None:
-        raise TypeError(f"expected a fitted mixture result (from fit_em); got {type(result).__name__}")
+        raise TypeError(
+            f"expected a fitted mixture result (from fit_em); got {type(result).__name__}"
+        )
     K, d = np.shape(params.mu)
     return float(ll), int(K), int(d)
 

@@ -85,4 +85,6 @@ def simulate_ratings(
     drop[full_rows, rng.integers(n_items, size=int(full_rows.sum()))] = False
     X = np.where(drop, np.nan, X_full)
     var = np.full(K, noise**2)
-    return SimulatedRatings(X=X, X_full=X_full, labels=labels, params=MixtureParams(mu, var, weights))
+    return SimulatedRatings(
+        X=X, X_full=X_full, labels=labels, params=MixtureParams(mu, var, weights)
+    )
