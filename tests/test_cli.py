@@ -1,0 +1,170 @@
+"""Tests of the command line (``jaxmix.cli``), run in-process through ``main``."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+import jaxmix
+from jaxmix.cli import main
+
+TINY = ["--users", "60", "--items", "20", "-K", "2", "--restarts", "2"]
+
+
+def _ratings_file(path, n=40, d=8, missing=0.4, seed=3):
+    """A small ratings file in the course format (0 = missing); returns the matrix written."""
+    X = jaxmix.simulate_ratings(n, d, 2, missing=missing, seed=seed).X
+    jaxmix.save_ratings(path, X)
+    return X
+
+
+def _assert_one_line_error(code, capsys):
+    out, err = capsys.readouterr()
+    assert code == 2
+    assert "Traceback" not in out + err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("jaxmix: error: ")
+    return lines[0]
+
+
+def test_demo_prints_report_and_saves_plot(tmp_path, capsys):
+    plot = tmp_path / "demo.png"
+    assert main(["demo", *TINY, "--plot", str(plot)]) == 0
+    out, err = capsys.readouterr()
+    for phase in ("simulating", "fitting", "completing"):
+        assert phase in out
+    for part in ("restart", "log-likelihood", "iterations", "BIC", "AIC", "fit time", "JIT"):
+        assert part in out
+    for method in ("mixture K=2", "user mean", "item mean", "global mean"):
+        assert method in out
+    assert "held-out" in out and "missing vs truth" in out
+    assert out.count("* best") == 1
+    assert "EM K=2" in err  # the tqdm progress bar
+    assert "Traceback" not in err
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_demo_quiet_without_holdout_or_plot(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = ["demo", *TINY, "--quiet", "--no-plot", "--holdout", "0", "--init", "random_rows"]
+    assert main(args) == 0
+    out, err = capsys.readouterr()
+    assert err == ""
+    assert "fitting" not in out and "picture" not in out
+    assert "held-out" not in out and "missing vs truth" in out
+    assert "random_rows" in out
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_x64_flag_computes_in_float64_and_restores_the_setting(tmp_path, capsys):
+    before = jax.config.read("jax_enable_x64")
+    assert main(["demo", *TINY, "--quiet", "--no-plot", "--x64"]) == 0
+    assert "float64" in capsys.readouterr().out
+    assert jax.config.read("jax_enable_x64") == before
+
+
+def test_fit_writes_completed_matrix_and_std(tmp_path, capsys):
+    data = tmp_path / "ratings.txt"
+    X = _ratings_file(data)
+    completed, std = tmp_path / "completed.txt", tmp_path / "std.txt"
+    args = ["fit", str(data), "-K", "2", "--restarts", "2", "--output", str(completed)]
+    args += ["--output-std", str(std), "--plot", str(tmp_path / "fit.svg")]
+    assert main(args) == 0
+    out, _ = capsys.readouterr()
+    assert "loading" in out and "held-out" in out and "mixture K=2" in out
+    filled = np.loadtxt(completed)
+    sd = np.loadtxt(std)
+    observed = ~np.isnan(X)
+    assert filled.shape == sd.shape == X.shape
+    np.testing.assert_array_equal(filled[observed], X[observed])  # held-out entries included
+    assert np.isfinite(filled).all() and (filled != 0).all()
+    assert (sd[observed] == 0).all() and (sd[~observed] > 0).all()
+    assert (tmp_path / "fit.svg").stat().st_size > 0
+
+
+def test_fit_with_other_missing_marker_and_no_holdout(tmp_path, capsys):
+    data = tmp_path / "ratings.txt"
+    X = jaxmix.simulate_ratings(30, 6, 2, missing=0.3, seed=5).X
+    jaxmix.save_ratings(data, X, missing=-1)
+    completed = tmp_path / "out.txt"
+    args = ["fit", str(data), "-K", "2", "--holdout", "0", "--missing-value", "-1", "-q"]
+    assert main([*args, "--output", str(completed), "--tol", "1e-4", "--min-var", "0.1"]) == 0
+    out, err = capsys.readouterr()
+    assert "held-out" not in out and "RMSE" not in out and err == ""
+    filled = np.loadtxt(completed)
+    assert np.isfinite(filled).all() and (filled > 0).all()
+    np.testing.assert_array_equal(filled[~np.isnan(X)], X[~np.isnan(X)])
+
+
+@pytest.mark.parametrize(
+    ("content", "k", "expected"),
+    [
+        (None, "2", "No such file"),
+        ("", "2", "no data"),
+        ("1 2 3\n4 5\n", "1", "ragged"),
+        ("1,2,3\n4,5,6\n", "1", "not a number"),
+        ("0 0\n0 0\n", "1", "missing"),
+        ("1 2 0\n0 2 3\n", "5", "exceeds the number of rows"),
+    ],
+    ids=["missing-file", "empty", "ragged", "commas", "all-missing", "K-too-large"],
+)
+def test_fit_input_errors_are_one_line(tmp_path, capsys, content, k, expected):
+    path = tmp_path / "data.txt"
+    if content is not None:
+        path.write_text(content)
+    line = _assert_one_line_error(main(["fit", str(path), "-K", k, "-q"]), capsys)
+    assert expected in line
+
+
+def test_unwritable_output_fails_before_fitting(tmp_path, capsys):
+    data = tmp_path / "ratings.txt"
+    _ratings_file(data)
+    args = ["fit", str(data), "-K", "2", "--output", str(tmp_path / "no" / "out.txt")]
+    assert "does not exist" in _assert_one_line_error(main(args), capsys)
+    assert "overwrite" in _assert_one_line_error(main([*args[:4], "--output", str(data)]), capsys)
+    bad_plot = [*args[:4], "--plot", str(tmp_path / "fit.nope")]
+    assert "picture format" in _assert_one_line_error(main(bad_plot), capsys)
+
+
+def test_demo_impossible_k_is_one_line(capsys):
+    line = _assert_one_line_error(main(["demo", "--users", "3", "-K", "5", "-q"]), capsys)
+    assert "K" in line
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["demo", "--holdout", "1.5"],
+        ["demo", "--restarts", "0"],
+        ["demo", "--init", "nope"],
+        ["fit"],
+        [],
+    ],
+)
+def test_usage_errors_exit_2(args, capsys):
+    assert main(args) == 2
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_help_and_version_exit_0(capsys):
+    assert main(["--version"]) == 0
+    assert jaxmix.__version__ in capsys.readouterr().out
+    assert main(["fit", "--help"]) == 0
+    assert "--output-std" in capsys.readouterr().out
+
+
+def test_python_dash_m_help():
+    proc = subprocess.run(
+        [sys.executable, "-m", "jaxmix", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "demo" in proc.stdout and "fit" in proc.stdout
