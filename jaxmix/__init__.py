@@ -2,7 +2,11 @@
 
 The public API::
 
-    fit_em, kmeans                 fit a mixture / clustering (batched restarts, one compiled call)
+    fit_em, kmeans                 fit a mixture / clustering (batched restarts, one compiled call);
+                                   fit_em does maximum likelihood or MAP (prior=Prior()), with
+                                   covariance="spherical" or "diag"
+    Prior, log_objective           the prior (weakly informative defaults) and EM's objective
+    mixture_model                  the same mixture as a NumPyro model (enumerated component)
     complete, responsibilities     fill missing entries (with predictive sd), posterior memberships
     bic, aic, n_parameters         model selection (log-likelihood scale, higher is better)
     rmse, holdout_split, mean_baseline   evaluation
@@ -16,10 +20,12 @@ jaxmix never changes JAX's global settings: it computes in float32 unless you en
 
 from jaxmix._data import validate_matrix
 from jaxmix.completion import complete, responsibilities
-from jaxmix.inference.em import fit_em
+from jaxmix.inference.em import fit_em, log_objective
 from jaxmix.inference.kmeans import kmeans
 from jaxmix.io import load_ratings, save_ratings
 from jaxmix.metrics import aic, bic, holdout_split, mean_baseline, n_parameters, rmse
+from jaxmix.models.model import mixture_model
+from jaxmix.priors import Prior
 from jaxmix.simulate import simulate_ratings
 from jaxmix.types import EMResult, KMeansResult, MixtureParams
 
@@ -29,6 +35,7 @@ __all__ = [
     "EMResult",
     "KMeansResult",
     "MixtureParams",
+    "Prior",
     "aic",
     "bic",
     "complete",
@@ -36,7 +43,9 @@ __all__ = [
     "holdout_split",
     "kmeans",
     "load_ratings",
+    "log_objective",
     "mean_baseline",
+    "mixture_model",
     "n_parameters",
     "responsibilities",
     "rmse",

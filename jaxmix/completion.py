@@ -27,8 +27,12 @@ def _params_of(result: Any) -> MixtureParams:
 def _posterior(values: np.ndarray, observed: np.ndarray, params: MixtureParams):
     d = values.shape[1]
     if params.mu.ndim != 2 or params.mu.shape[1] != d:
+        raise ValueError(f"the fitted means have shape {params.mu.shape} but X has {d} columns")
+    K = params.mu.shape[0]
+    if params.var.shape not in ((K,), (K, d)):
         raise ValueError(
-            f"the fitted means have shape {params.mu.shape} but X has {d} columns"
+            f"the fitted variances have shape {params.var.shape}; expected ({K},) (spherical) or "
+            f"({K}, {d}) (diag)"
         )
     std = Standardizer.fit(values, observed) if observed.any() else Standardizer(np.zeros(d), 1.0)
     internal = std.to_internal(params)
@@ -61,7 +65,10 @@ def complete(
     .. math::
 
         \\hat x_{ul} = \\sum_k p(k \\mid x_{u,C_u})\\, \\mu_{kl}, \\qquad
-        \\mathrm{sd}_{ul}^2 = \\sum_k p(k \\mid x_{u,C_u}) (\\mathrm{var}_k + \\mu_{kl}^2) - \\hat x_{ul}^2
+        \\mathrm{sd}_{ul}^2 = \\sum_k p(k \\mid x_{u,C_u}) (\\mathrm{var}_{kl} + \\mu_{kl}^2)
+            - \\hat x_{ul}^2
+
+    with ``var_kl = var_k`` for a spherical mixture.
 
     Observed entries are copied through unchanged (their standard deviation is 0). The
     responsibilities come from an E-step of the given parameters on ``X``.
@@ -95,5 +102,6 @@ def complete(
     centre = params.mu.mean(axis=0)
     dev = params.mu - centre
     second = resp @ (dev * dev) - (mean - centre) ** 2
-    var = np.maximum(second, 0.0) + (resp @ params.var)[:, None]
+    mix_var = resp @ params.var  # (n,) spherical, (n, d) diag
+    var = np.maximum(second, 0.0) + (mix_var if mix_var.ndim == 2 else mix_var[:, None])
     return filled, np.where(observed, 0.0, np.sqrt(var))

@@ -5,20 +5,25 @@ Shapes use ``n`` rows (users), ``d`` columns (items) and ``K`` components.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 from jax import Array
+
+if TYPE_CHECKING:
+    from jaxmix.priors import Prior
 
 __all__ = ["MixtureParams", "EMResult", "KMeansResult"]
 
 
 class MixtureParams(NamedTuple):
-    """Parameters of a spherical Gaussian mixture.
+    """Parameters of a Gaussian mixture with spherical or diagonal covariances.
 
     Attributes:
         mu: Component means, shape ``(K, d)``.
-        var: Component variances (one per component, spherical), shape ``(K,)``.
+        var: Component variances: shape ``(K,)`` for the spherical family (``var_k I``), ``(K, d)``
+            for the diagonal family (``diag(var_k1, ..., var_kd)``). The family is read off the
+            shape.
         weights: Mixing weights, shape ``(K,)``, summing to one.
 
     A leading batch axis (one entry per restart) is allowed everywhere:
@@ -38,18 +43,27 @@ class EMResult(NamedTuple):
         log_likelihood: Observed-data log-likelihood of the winning restart, from its last
             E-step (the reference convention: evaluated at the parameters *before* the last
             M-step; the two differ by less than ``tol * |log_likelihood|`` once converged).
-        objective: The quantity EM maximised; equal to ``log_likelihood`` without a prior.
+        objective: The quantity EM maximised, log-likelihood + log-prior in data units, from the
+            same last E-step (same parameters as ``log_likelihood``; see
+            :func:`jaxmix.log_objective`); equal to ``log_likelihood`` without a prior.
         restart_log_likelihoods: Final log-likelihood of every restart, shape ``(R,)``.
-        best_restart: Index of the winning restart (restart ``r`` used seed ``seed + r``).
+        best_restart: Index of the winning restart (restart ``r`` used seed ``seed + r``): the
+            highest final objective.
         n_iter: E/M iterations run by the winner.
         converged: Whether the winner met the tolerance before ``max_iter``.
-        history: Log-likelihood after each E-step of the winner, shape ``(n_iter,)``.
+        history: Objective after each E-step of the winner, shape ``(n_iter,)`` (the
+            log-likelihood without a prior); it never decreases, up to rounding.
         resp: Responsibilities ``p(k | row)`` of the winner for the rows it was fit on, from its
             last E-step, shape ``(n, K)``.
         restart_n_iter: Iterations run by every restart, shape ``(R,)``.
         restart_converged: Convergence flag of every restart, shape ``(R,)``.
-        covariance: The covariance family (``"spherical"``).
+        covariance: The covariance family, ``"spherical"`` (``var`` ``(K,)``) or ``"diag"``
+            (``var`` ``(K, d)``).
         min_var: The variance floor used.
+        prior: The resolved :class:`~jaxmix.Prior` (data units) that was used, or ``None``
+            (maximum likelihood). Pass it to :func:`jaxmix.mixture_model` or
+            :func:`jaxmix.log_objective` to use exactly the same numbers.
+        restart_objectives: Final objective of every restart, shape ``(R,)``.
     """
 
     params: MixtureParams
@@ -65,6 +79,8 @@ class EMResult(NamedTuple):
     restart_converged: np.ndarray
     covariance: str = "spherical"
     min_var: float = 0.25
+    prior: Prior | None = None
+    restart_objectives: np.ndarray | None = None
 
     @property
     def mu(self) -> np.ndarray:
@@ -73,7 +89,7 @@ class EMResult(NamedTuple):
 
     @property
     def var(self) -> np.ndarray:
-        """Component variances, ``(K,)``."""
+        """Component variances, ``(K,)`` (spherical) or ``(K, d)`` (diag)."""
         return self.params.var
 
     @property

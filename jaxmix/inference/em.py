@@ -1,24 +1,46 @@
-"""Expectation-maximisation for the spherical Gaussian mixture on a partially observed matrix.
+"""Expectation-maximisation for the Gaussian mixture on a partially observed matrix.
 
 The algorithm is a pair of pure functions over a typed state, :func:`init` and :func:`step`; the
 loop runs inside XLA (``lax.while_loop``) and the restarts are batched with ``vmap`` into one
 compiled call. Each restart stops on its own criterion: once it has converged the batched loop
 keeps its state frozen, so its result is exactly that of a single run.
 
+It maximises the objective ``log p(X | params) + log p(params)`` of the model
+:func:`jaxmix.models.mixture_model`: the log-likelihood alone without a prior (maximum
+likelihood, the reference), the log posterior density with a :class:`~jaxmix.Prior` (MAP-EM).
 One iteration (the reference's loop order):
 
-1. E-step at the current parameters: responsibilities ``p(k | u)`` and the log-likelihood.
+1. E-step at the current parameters: responsibilities ``p(k | u)`` and the objective.
 2. M-step from those responsibilities.
-3. Stop when ``LL_new - LL_old <= tol * |LL_new|`` (log-likelihoods of successive E-steps).
+3. Stop when ``obj_new - obj_old <= tol * |obj_new|`` (objectives of successive E-steps).
 
-The M-step (with ``n_k = sum_u p(k|u)``):
+The maximum-likelihood M-step (with ``n_k = sum_u p(k|u)``), spherical family:
 
 .. math::
 
     \\mu_{kl} = \\frac{\\sum_u p(k|u) [l \\in C_u] x_{ul}}{\\sum_u p(k|u) [l \\in C_u]}
     \\quad\\text{(only where the denominator is at least 1)},\\qquad
     \\mathrm{var}_k = \\max\\Big(\\frac{\\sum_u p(k|u) \\lVert x_{u,C_u}-\\mu_{k,C_u}\\rVert^2}
-        {\\sum_u |C_u|\\, p(k|u)}, \\mathrm{min\\_var}\\Big),\\qquad w_k = n_k / n.
+        {\\sum_u |C_u|\\, p(k|u)}, \\mathrm{min\\_var}\\Big),\\qquad w_k = n_k / n;
+
+the diagonal family has ``var_kl`` = the same ratio restricted to column ``l``. With a prior the
+M-step is a conditional (ECM) maximisation of the expected complete-data log posterior, each
+piece in closed form: ``mu`` given the current ``var``, then ``var`` given the new ``mu``, then the
+weights:
+
+.. math::
+
+    \\mu_{kl} = \\frac{m_{0,l}/s_{0,l}^2 + \\sum_u p(k|u)[l \\in C_u] x_{ul} / \\mathrm{var}_{k(l)}}
+        {1/s_{0,l}^2 + \\sum_u p(k|u)[l \\in C_u] / \\mathrm{var}_{k(l)}},\\qquad
+    \\mathrm{var}_{k(l)} = \\max\\Big(\\frac{S_{k(l)} + 2b}{N_{k(l)} + 2a + 2},
+        \\mathrm{min\\_var}\\Big), \\qquad w_k = \\frac{n_k + \\alpha - 1}{n + K(\\alpha - 1)}
+
+with ``S`` the expected squared residual and ``N`` the expected number of observed entries (per
+component, or per component and column for ``"diag"``). Every piece maximises its conditional
+exactly (the floor ``min_var`` makes the variance step the maximum over ``var >= min_var``, the
+objective being unimodal in each variance), so the objective never decreases once the variances
+are feasible (``"kmeans++"`` floors its start at ``min_var``; ``"random_rows"`` does not). Every mean moves
+(the prior makes its update well defined without data).
 """
 
 from __future__ import annotations
@@ -39,13 +61,36 @@ from jaxmix._data import (
     check_nonneg_float,
     check_positive_int,
     float_dtype,
+    masked_data,
     validate_matrix,
 )
 from jaxmix.inference.init import init_params
-from jaxmix.models.mixture import component_log_joint
+from jaxmix.models.mixture import (
+    COVARIANCES,
+    component_log_joint,
+    covariance_of,
+    log_prior,
+    objective,
+)
+from jaxmix.priors import (
+    Prior,
+    log_prior_shift,
+    resolve_prior,
+    standardize_prior,
+)
 from jaxmix.types import EMResult, MixtureParams
 
-__all__ = ["EMState", "SuffStats", "e_step", "fit_em", "init", "m_step", "step", "suff_stats"]
+__all__ = [
+    "EMState",
+    "SuffStats",
+    "e_step",
+    "fit_em",
+    "init",
+    "log_objective",
+    "m_step",
+    "step",
+    "suff_stats",
+]
 
 _HI = lax.Precision.HIGHEST
 
@@ -60,6 +105,8 @@ class SuffStats(NamedTuple):
         sq_k: ``sum_u p(k|u) |x_{u,C_u}|^2``, shape ``(K,)``.
         n_obs_k: ``sum_u p(k|u) |C_u|``, shape ``(K,)``.
         n_rows: Number of rows ``n`` (a scalar).
+        sq_kl: ``sum_u p(k|u) [l in C_u] x_ul^2``, shape ``(K, d)``; only for ``"diag"`` (``None``
+            for ``"spherical"``, which does not need the extra matrix product).
     """
 
     n_k: Array
@@ -68,6 +115,7 @@ class SuffStats(NamedTuple):
     sq_k: Array
     n_obs_k: Array
     n_rows: Array
+    sq_kl: Array | None = None
 
 
 class EMState(NamedTuple):
@@ -78,8 +126,10 @@ class EMState(NamedTuple):
         resp: Responsibilities from the latest E-step, shape ``(n, K)``.
         log_likelihood: Log-likelihood from the latest E-step (``-inf`` before the first).
         n_iter: Iterations done.
-        history: Log-likelihood of every E-step, shape ``(max_iter,)``; zero past ``n_iter``.
+        history: Objective of every E-step, shape ``(max_iter,)``; zero past ``n_iter``.
         converged: Whether the stopping rule has fired.
+        objective: Log-likelihood + log-prior from the latest E-step (``-inf`` before the
+            first); equal to ``log_likelihood`` without a prior.
     """
 
     params: MixtureParams
@@ -88,13 +138,15 @@ class EMState(NamedTuple):
     n_iter: Array
     history: Array
     converged: Array
+    objective: Array
 
 
 def e_step(params: MixtureParams, data: MaskedData) -> tuple[Array, Array]:
     """Responsibilities and observed-data log-likelihood.
 
     Args:
-        params: ``mu`` ``(K, d)``, ``var`` ``(K,)``, ``weights`` ``(K,)``.
+        params: ``mu`` ``(K, d)``, ``var`` ``(K,)`` (spherical) or ``(K, d)`` (diag),
+            ``weights`` ``(K,)``.
         data: The masked matrix, ``n`` rows.
 
     Returns:
@@ -106,8 +158,24 @@ def e_step(params: MixtureParams, data: MaskedData) -> tuple[Array, Array]:
     return jnp.exp(log_joint - row_ll), jnp.sum(row_ll)
 
 
-def suff_stats(resp: Array, data: MaskedData) -> SuffStats:
-    """Expected sufficient statistics from responsibilities ``(n, K)`` (two matrix products)."""
+def suff_stats(resp: Array, data: MaskedData, covariance: str = "spherical") -> SuffStats:
+    """Expected sufficient statistics from responsibilities ``(n, K)``.
+
+    Two matrix products (``obs_k``, ``sum_k``), a third (``sq_kl``) for ``"diag"``.
+
+    Args:
+        resp: Responsibilities, shape ``(n, K)``.
+        data: The masked matrix.
+        covariance: ``"spherical"`` or ``"diag"`` (static).
+
+    Returns:
+        A :class:`SuffStats`.
+    """
+    if covariance not in COVARIANCES:
+        raise ValueError(f"covariance must be one of {COVARIANCES}; got {covariance!r}")
+    sq_kl = None
+    if covariance == "diag":
+        sq_kl = jnp.matmul(resp.T, data.x * data.x, precision=_HI)
     return SuffStats(
         n_k=jnp.sum(resp, axis=0),
         obs_k=jnp.matmul(resp.T, data.mask, precision=_HI),
@@ -115,35 +183,71 @@ def suff_stats(resp: Array, data: MaskedData) -> SuffStats:
         sq_k=jnp.matmul(resp.T, data.sq_norm, precision=_HI),
         n_obs_k=jnp.matmul(resp.T, data.n_obs, precision=_HI),
         n_rows=jnp.asarray(data.x.shape[0], resp.dtype),
+        sq_kl=sq_kl,
     )
 
 
-def m_step(stats: SuffStats, params: MixtureParams, min_var: Array | float) -> MixtureParams:
-    """Maximum-likelihood update of the parameters from sufficient statistics.
+def m_step(
+    stats: SuffStats,
+    params: MixtureParams,
+    min_var: Array | float,
+    prior: Prior | None = None,
+) -> MixtureParams:
+    """Maximum-likelihood or MAP update of the parameters from sufficient statistics.
 
-    A mean coordinate moves only where its expected count ``obs_k`` is at least one; a component
-    with no expected observed entry keeps its variance. Variances are floored at ``min_var`` and,
-    so that a fit never degenerates, at the dtype's machine epsilon.
+    The covariance family is that of ``params.var`` (``(K,)`` spherical, ``(K, d)`` diag).
+
+    Without a prior (maximum likelihood, the reference): a mean coordinate moves only where its
+    expected count ``obs_k`` is at least one; a variance with no expected observed entry is kept.
+    With a prior: the conditional maximisers of the module docstring (``mu`` given the old
+    ``var``, ``var`` given the new ``mu``, the weights), every coordinate updated. In both cases the
+    variances are floored at ``min_var`` and, so that a fit never degenerates, at the dtype's
+    machine epsilon.
 
     Args:
-        stats: Output of :func:`suff_stats`.
-        params: The parameters before the update (kept where there is too little data).
+        stats: Output of :func:`suff_stats` (with ``sq_kl`` for the diag family).
+        params: The parameters before the update.
         min_var: Variance floor.
+        prior: A resolved :class:`~jaxmix.Prior` in the units of ``stats`` (see
+            :func:`fit_em`), or ``None`` for maximum likelihood.
 
     Returns:
         The updated :class:`MixtureParams`.
     """
-    update = stats.obs_k >= 1.0
-    mu = jnp.where(update, stats.sum_k / jnp.where(update, stats.obs_k, 1.0), params.mu)
-    # sum_u p(k|u) |x_{u,C_u} - mu_{k,C_u}|^2 expanded around the new means.
-    resid = stats.sq_k - 2.0 * jnp.sum(mu * stats.sum_k, axis=1) + jnp.sum(mu * mu * stats.obs_k, axis=1)
-    has_obs = stats.n_obs_k > 0
-    var = jnp.where(
-        has_obs, jnp.maximum(resid, 0.0) / jnp.where(has_obs, stats.n_obs_k, 1.0), params.var
-    )
+    diag = covariance_of(params.var) == "diag"
+    if diag and stats.sq_kl is None:
+        raise ValueError("diag m_step needs SuffStats.sq_kl: call suff_stats(..., 'diag')")
+    if prior is None:
+        update = stats.obs_k >= 1.0
+        mu = jnp.where(update, stats.sum_k / jnp.where(update, stats.obs_k, 1.0), params.mu)
+    else:
+        alpha, m0, s0, a, b = (jnp.asarray(p, stats.sum_k.dtype) for p in prior)
+        var_old = params.var if diag else params.var[:, None]
+        prec0 = 1.0 / (s0 * s0)
+        mu = (m0 * prec0 + stats.sum_k / var_old) / (prec0 + stats.obs_k / var_old)
+    # Expected squared residual around the new means, expanded (per column for diag).
+    if diag:
+        resid = stats.sq_kl - 2.0 * mu * stats.sum_k + mu * mu * stats.obs_k
+        count = stats.obs_k
+    else:
+        resid = (
+            stats.sq_k
+            - 2.0 * jnp.sum(mu * stats.sum_k, axis=1)
+            + jnp.sum(mu * mu * stats.obs_k, axis=1)
+        )
+        count = stats.n_obs_k
+    resid = jnp.maximum(resid, 0.0)
+    if prior is None:
+        has_obs = count > 0
+        var = jnp.where(has_obs, resid / jnp.where(has_obs, count, 1.0), params.var)
+        weights = stats.n_k / stats.n_rows
+    else:
+        var = (resid + 2.0 * b) / (count + 2.0 * a + 2.0)
+        K = stats.n_k.shape[0]
+        weights = (stats.n_k + alpha - 1.0) / (stats.n_rows + K * (alpha - 1.0))
     eps = jnp.finfo(var.dtype).eps
     var = jnp.maximum(jnp.maximum(var, min_var), eps)
-    return MixtureParams(mu=mu, var=var, weights=stats.n_k / stats.n_rows)
+    return MixtureParams(mu=mu, var=var, weights=weights)
 
 
 def init(params: MixtureParams, data: MaskedData, max_iter: int) -> EMState:
@@ -157,6 +261,7 @@ def init(params: MixtureParams, data: MaskedData, max_iter: int) -> EMState:
         n_iter=jnp.asarray(0, jnp.int32),
         history=jnp.zeros((max_iter,), dtype),
         converged=jnp.asarray(False),
+        objective=jnp.asarray(-jnp.inf, dtype),
     )
 
 
@@ -166,68 +271,81 @@ def step(
     tol: Array | float,
     min_var: Array | float,
     ll_shift: Array | float = 0.0,
+    prior: Prior | None = None,
+    prior_shift: Array | float = 0.0,
 ) -> EMState:
     """One E-step and M-step, then the stopping rule.
 
     Args:
         state: Current state.
         data: The masked matrix.
-        tol: Relative tolerance of the stopping rule.
+        tol: Relative tolerance of the stopping rule (on the objective).
         min_var: Variance floor.
-        ll_shift: Constant added to the log-likelihood before the stopping rule (maps a
-            standardised log-likelihood to data units).
+        ll_shift: Constant added to the log-likelihood (maps a standardised log-likelihood to data
+            units).
+        prior: A resolved :class:`~jaxmix.Prior` in the units of ``data``, or ``None``.
+        prior_shift: Constant added to the log-prior (maps it to data units).
 
     Returns:
         The next state.
     """
+    covariance = covariance_of(state.params.var)
     resp, ll = e_step(state.params, data)
     ll = ll + ll_shift
-    params = m_step(suff_stats(resp, data), state.params, min_var)
-    converged = (state.n_iter > 0) & (ll - state.log_likelihood <= tol * jnp.abs(ll))
+    obj = ll + (log_prior(state.params, prior) + prior_shift if prior is not None else 0.0)
+    params = m_step(suff_stats(resp, data, covariance), state.params, min_var, prior)
+    converged = (state.n_iter > 0) & (obj - state.objective <= tol * jnp.abs(obj))
     return EMState(
         params=params,
         resp=resp,
         log_likelihood=ll,
         n_iter=state.n_iter + 1,
-        history=state.history.at[state.n_iter].set(ll),
+        history=state.history.at[state.n_iter].set(obj),
         converged=converged,
+        objective=obj,
     )
 
 
 _trace_count = 0  # incremented each time the batched fit is traced (tests check recompilation)
 
 
-def _run(params, data, tol, min_var, ll_shift, max_iter, progress):
+def _run(params, data, tol, min_var, ll_shift, prior, prior_shift, max_iter, progress):
     def cond(state):
-        return ~state.converged & (state.n_iter < max_iter) & jnp.isfinite(state.log_likelihood)
+        return ~state.converged & (state.n_iter < max_iter) & jnp.isfinite(state.objective)
+
+    def one(state):
+        return step(state, data, tol, min_var, ll_shift, prior, prior_shift)
 
     def body(state):
-        new = step(state, data, tol, min_var, ll_shift)
+        new = one(state)
         if progress:
-            jax.debug.callback(_progress_callback, new.n_iter, new.log_likelihood)
+            jax.debug.callback(_progress_callback, new.n_iter, new.objective)
         return new
 
-    first = step(init(params, data, max_iter), data, tol, min_var, ll_shift)
-    return lax.while_loop(cond, body, first)
+    return lax.while_loop(cond, body, one(init(params, data, max_iter)))
 
 
 @functools.partial(jax.jit, static_argnames=("max_iter", "progress"))
-def _fit_batched(params, data, tol, min_var, ll_shift, *, max_iter, progress=False):
+def _fit_batched(
+    params, data, tol, min_var, ll_shift, prior=None, prior_shift=0.0, *, max_iter, progress=False
+):
     global _trace_count
     _trace_count += 1
     run = functools.partial(_run, max_iter=max_iter, progress=progress)
-    return jax.vmap(run, in_axes=(0, None, None, None, None))(params, data, tol, min_var, ll_shift)
+    return jax.vmap(run, in_axes=(0, None, None, None, None, None, None))(
+        params, data, tol, min_var, ll_shift, prior, prior_shift
+    )
 
 
 _progress_bar: Any = None
 
 
-def _progress_callback(n_iter, log_likelihood):
+def _progress_callback(n_iter, objective):
     if _progress_bar is not None:
         it = int(np.max(n_iter))
         if it > _progress_bar.n:
             _progress_bar.update(it - _progress_bar.n)
-            _progress_bar.set_postfix(ll=f"{float(np.max(log_likelihood)):.6g}", refresh=False)
+            _progress_bar.set_postfix(obj=f"{float(np.max(objective)):.6g}", refresh=False)
 
 
 def fit_em(
@@ -242,14 +360,24 @@ def fit_em(
     max_iter: int = 1000,
     min_var: float = 0.25,
     progress: bool = False,
+    prior: Prior | None = None,
+    covariance: str = "spherical",
 ) -> EMResult:
-    """Fit a spherical Gaussian mixture to a partially observed matrix by EM.
+    """Fit a Gaussian mixture to a partially observed matrix by (MAP-)EM.
 
-    Only the observed entries enter the likelihood (see :mod:`jaxmix.models.mixture`). All
-    restarts run in one compiled call; the one with the highest final log-likelihood wins.
-    Computation happens in JAX's default float dtype (float64 only if the user enabled
-    ``jax_enable_x64``) on a standardised copy of the data; results come back in data units as
-    float64 NumPy arrays.
+    Only the observed entries enter the likelihood (see :mod:`jaxmix.models.mixture`). Without a
+    prior this is maximum-likelihood EM (the reference algorithm); with a :class:`~jaxmix.Prior` it
+    maximises ``log-likelihood + log-prior`` of :func:`jaxmix.models.mixture_model` (MAP-EM, closed
+    form conditional M-steps). All restarts run in one compiled call; the one with the highest final
+    objective wins. Computation happens in JAX's default float dtype (float64 only if the user
+    enabled ``jax_enable_x64``) on a standardised copy of the data; results come back in data units
+    as float64 NumPy arrays.
+
+    Standardisation and the prior: the prior is resolved in data units (recorded in
+    ``EMResult.prior``) and mapped exactly to the standardised units (Normal and InverseGamma are
+    closed under the affine map); the Jacobian of the map is added back, so ``objective`` and
+    ``history`` are in data units: ``objective == log_objective(X, params_before_last_M_step,
+    prior=result.prior)``.
 
     Args:
         X: Array-like ``(n, d)``; ``NaN`` marks a missing entry. Rows with no observed entry are
@@ -260,11 +388,19 @@ def fit_em(
         seed: Base seed.
         init: ``"kmeans++"`` (default), ``"random_rows"`` (the reference initialisation,
             reproducing the course's numbers), explicit :class:`~jaxmix.MixtureParams` (optionally
-            batched over restarts ``(R, K, ...)``) or a previous result.
-        tol: Relative tolerance: stop when ``LL_new - LL_old <= tol * |LL_new|``.
+            batched over restarts ``(R, K, ...)``) or a previous result. For ``"diag"`` the named
+            methods' per-component variance is repeated over the columns, and an explicit spherical
+            ``var`` ``(K,)`` is broadcast to ``(K, d)``.
+        tol: Relative tolerance: stop when ``obj_new - obj_old <= tol * |obj_new|``.
         max_iter: Iteration cap per restart.
-        min_var: Floor on every variance (data units).
+        min_var: Floor on every variance (data units). It applies with a prior too: MAP-EM then
+            maximises over ``var >= min_var`` (still monotone). Pass ``min_var=0`` for the
+            unconstrained posterior mode (the InverseGamma prior keeps the variances positive).
         progress: Show a progress bar of the batched iterations.
+        prior: ``None`` (maximum likelihood; flat improper priors) or a :class:`~jaxmix.Prior`;
+            its ``None`` fields are resolved from ``X`` (:meth:`~jaxmix.Prior.resolve`). MAP-EM
+            needs ``alpha >= 1``.
+        covariance: ``"spherical"`` (``var`` of shape ``(K,)``) or ``"diag"`` (``(K, d)``).
 
     Returns:
         An :class:`~jaxmix.EMResult`.
@@ -278,6 +414,9 @@ def fit_em(
         >>> res = jaxmix.fit_em(X, 2, n_init=2, min_var=0.01)
         >>> res.mu.shape, res.resp.shape
         ((2, 2), (4, 2))
+        >>> res = jaxmix.fit_em(X, 2, prior=jaxmix.Prior(), covariance="diag", min_var=0.01)
+        >>> res.var.shape, res.prior.mean_sd.shape
+        ((2, 2), (2,))
     """
     values, observed = validate_matrix(X, mask)
     K = check_n_components(K, values.shape[0])
@@ -286,13 +425,28 @@ def fit_em(
     seed = _check_seed(seed)
     tol = check_nonneg_float(tol, "tol")
     min_var = check_nonneg_float(min_var, "min_var")
+    covariance = _check_covariance(covariance)
+    if prior is not None:
+        prior = resolve_prior(prior, values, observed)
+        if prior.alpha < 1.0:
+            raise ValueError(
+                f"MAP-EM needs Prior.alpha >= 1 (for alpha < 1 the posterior density is unbounded "
+                f"at an emptied component); got alpha = {float(prior.alpha)}"
+            )
 
-    start = init_params(init, values, observed, K, n_init=n_init, seed=seed, min_var=min_var)
+    start = init_params(
+        init, values, observed, K, n_init=n_init, seed=seed, min_var=min_var, covariance=covariance
+    )
     std = Standardizer.fit(values, observed)
     data = std.data(values, observed)
     dtype = data.x.dtype
     start_internal = std.to_internal(start)
     shift = std.log_likelihood_shift(observed)
+    prior_internal, prior_shift = None, 0.0
+    if prior is not None:
+        internal = standardize_prior(prior, std.offset, std.scale)
+        prior_internal = Prior(*(jnp.asarray(p, dtype) for p in internal))
+        prior_shift = jnp.asarray(log_prior_shift(K, values.shape[1], covariance, std.scale), dtype)
 
     global _progress_bar
     if progress:
@@ -306,6 +460,8 @@ def fit_em(
             jnp.asarray(tol, dtype),
             jnp.asarray(min_var / std.scale**2, dtype),
             jnp.asarray(shift, dtype),
+            prior_internal,
+            prior_shift,
             max_iter=max_iter,
             progress=progress,
         )
@@ -314,7 +470,83 @@ def fit_em(
         if progress and _progress_bar is not None:
             _progress_bar.close()
             _progress_bar = None
-    return _to_result(final, std, min_var)
+    return _to_result(final, std, min_var, covariance, prior)
+
+
+def log_objective(
+    X: Any,
+    params: Any,
+    *,
+    mask: Any = None,
+    prior: Prior | None = None,
+    covariance: str | None = None,
+) -> float:
+    """The objective EM maximises, at given parameters: log-likelihood + log-prior.
+
+    .. math::
+
+        \\sum_u \\log \\sum_k (w_k + 10^{-16})\\,
+            \\mathcal N(x_{u,C_u}; \\mu_{k,C_u}, \\Sigma_{k,C_u}) + \\log p(w, \\mu, \\mathrm{var})
+
+    It is the log density of :func:`jaxmix.models.mixture_model` with the component of every row
+    summed out, evaluated directly in data units (no standardisation) in JAX's default float dtype.
+    Without a prior it is the observed-data log-likelihood.
+
+    Args:
+        X: Array-like ``(n, d)`` with ``NaN`` at missing entries (rows with no observed entry
+            contribute ``log sum_k (w_k + 1e-16)``, about 0).
+        params: :class:`~jaxmix.MixtureParams` (``mu`` ``(K, d)``, ``var`` ``(K,)`` or ``(K, d)``,
+            ``weights`` ``(K,)``) or a fitted result.
+        mask: Optional boolean ``(n, d)``, ``True`` = observed.
+        prior: ``None`` or a :class:`~jaxmix.Prior`; ``None`` fields are resolved from ``X`` (pass
+            ``EMResult.prior`` to reuse the numbers of a fit).
+        covariance: Optional check of the family; by default it is read off ``var``'s shape.
+
+    Returns:
+        The objective as a float.
+
+    Example:
+        >>> import numpy as np, jaxmix
+        >>> X = np.array([[1.0, 2.0], [1.1, np.nan], [5.0, 6.0], [np.nan, 6.1]])
+        >>> res = jaxmix.fit_em(X, 2, prior=jaxmix.Prior(), min_var=0.01)
+        >>> obj = jaxmix.log_objective(X, res.params, prior=res.prior)
+        >>> bool(obj >= res.objective)
+        True
+    """
+    values, observed = validate_matrix(X, mask)
+    fitted = params if isinstance(params, MixtureParams) else getattr(params, "params", params)
+    if not isinstance(fitted, MixtureParams):
+        raise TypeError(
+            f"params must be MixtureParams or a fitted result; got {type(params).__name__}"
+        )
+    p = MixtureParams(*(np.asarray(v, np.float64) for v in fitted))
+    n, d = values.shape
+    if p.mu.ndim != 2 or p.mu.shape[1] != d:
+        raise ValueError(f"mu must have shape (K, {d}); got {p.mu.shape}")
+    K = p.mu.shape[0]
+    if p.weights.shape != (K,) or p.var.shape not in ((K,), (K, d)):
+        raise ValueError(
+            f"weights must be ({K},) and var ({K},) or ({K}, {d}); got {p.weights.shape} and "
+            f"{p.var.shape}"
+        )
+    family = "spherical" if p.var.ndim == 1 else "diag"
+    if covariance is not None and _check_covariance(covariance) != family:
+        raise ValueError(f"covariance={covariance!r} but var has shape {p.var.shape} ({family})")
+    if prior is not None:
+        prior = resolve_prior(prior, values, observed)
+    data = masked_data(values, observed)
+    dtype = data.x.dtype
+    jprior = None if prior is None else Prior(*(jnp.asarray(v, dtype) for v in prior))
+    return float(_objective_jit(MixtureParams(*(jnp.asarray(v, dtype) for v in p)), data, jprior))
+
+
+_objective_jit = jax.jit(objective)
+
+
+def _check_covariance(covariance: Any) -> str:
+    if covariance not in COVARIANCES:
+        raise ValueError(f"covariance must be one of {COVARIANCES}; got {covariance!r}")
+    return covariance
 
 
 def _check_seed(seed: Any) -> int:
@@ -325,20 +557,23 @@ def _check_seed(seed: Any) -> int:
     return int(seed)
 
 
-def _to_result(final: EMState, std: Standardizer, min_var: float) -> EMResult:
+def _to_result(
+    final: EMState, std: Standardizer, min_var: float, covariance: str, prior: Prior | None
+) -> EMResult:
     lls = np.asarray(final.log_likelihood, np.float64)
-    if not np.all(np.isfinite(lls)) or not np.all(np.isfinite(final.params.mu)):
+    objs = np.asarray(final.objective, np.float64)
+    if not np.all(np.isfinite(objs)) or not np.all(np.isfinite(final.params.mu)):
         raise FloatingPointError(
-            "EM produced a non-finite log-likelihood; the data may be too extreme for "
+            "EM produced a non-finite objective; the data may be too extreme for "
             f"{float_dtype()} (enable jax_enable_x64 for float64)"
         )
-    best = int(np.argmax(lls))
+    best = int(np.argmax(objs))
     n_iter = int(final.n_iter[best])
     params = std.to_data(MixtureParams(*(np.asarray(p)[best] for p in final.params)))
     return EMResult(
         params=params,
         log_likelihood=float(lls[best]),
-        objective=float(lls[best]),
+        objective=float(objs[best]),
         restart_log_likelihoods=lls,
         best_restart=best,
         n_iter=n_iter,
@@ -347,6 +582,8 @@ def _to_result(final: EMState, std: Standardizer, min_var: float) -> EMResult:
         resp=np.asarray(final.resp[best], np.float64),
         restart_n_iter=np.asarray(final.n_iter),
         restart_converged=np.asarray(final.converged),
-        covariance="spherical",
+        covariance=covariance,
         min_var=min_var,
+        prior=prior,
+        restart_objectives=objs,
     )

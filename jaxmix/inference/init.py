@@ -137,8 +137,14 @@ def _explicit(init: Any) -> MixtureParams:
     )
 
 
-def check_params(params: MixtureParams, K: int, d: int) -> MixtureParams:
-    """Validate explicit starting parameters; returns a batched float64 copy ``(R, K, ...)``."""
+def check_params(
+    params: MixtureParams, K: int, d: int, covariance: str = "spherical"
+) -> MixtureParams:
+    """Validate explicit starting parameters; returns a batched float64 copy ``(R, K, ...)``.
+
+    For ``covariance="diag"`` a spherical ``var`` (``(K,)`` per restart) is repeated over the
+    columns; a diagonal ``var`` is rejected for ``"spherical"``.
+    """
     mu = np.array(params.mu, dtype=np.float64)
     var = np.array(params.var, dtype=np.float64)
     weights = np.array(params.weights, dtype=np.float64)
@@ -147,8 +153,15 @@ def check_params(params: MixtureParams, K: int, d: int) -> MixtureParams:
     if mu.ndim != 3 or mu.shape[1:] != (K, d):
         raise ValueError(f"init mu must have shape ({K}, {d}) (or (R, {K}, {d})); got {mu.shape}")
     R = mu.shape[0]
-    if var.shape != (R, K):
-        raise ValueError(f"init var must have shape ({K},) per restart; got {var.shape}")
+    if covariance == "diag" and var.shape == (R, K):
+        var = np.repeat(var[:, :, None], d, axis=2)
+    want = (R, K) if covariance == "spherical" else (R, K, d)
+    if var.shape != want:
+        per = f"({K},)" if covariance == "spherical" else f"({K},) or ({K}, {d})"
+        raise ValueError(
+            f"init var must have shape {per} per restart for covariance={covariance!r}; got "
+            f"{var.shape}"
+        )
     if weights.shape != (R, K):
         raise ValueError(f"init weights must have shape ({K},) per restart; got {weights.shape}")
     if not (np.isfinite(mu).all() and np.isfinite(var).all() and np.isfinite(weights).all()):
@@ -169,6 +182,7 @@ def init_params(
     n_init: int,
     seed: int,
     min_var: float = 0.0,
+    covariance: str = "spherical",
 ) -> MixtureParams:
     """Starting parameters for every restart, batched along a leading axis of size ``R``.
 
@@ -183,19 +197,28 @@ def init_params(
             (``n_init`` must then be 1 or match).
         seed: Restart ``r`` uses ``seed + r``.
         min_var: Variance floor (used by k-means++).
+        covariance: ``"spherical"`` or ``"diag"``; for ``"diag"`` the named methods' variance
+            ``var_k`` is repeated over the columns (``var_kl = var_k``).
 
     Returns:
-        :class:`MixtureParams` of float64 arrays with shapes ``(R, K, d)``, ``(R, K)``, ``(R, K)``.
+        :class:`MixtureParams` of float64 arrays with shapes ``(R, K, d)``, ``(R, K)`` (or
+        ``(R, K, d)`` for diag), ``(R, K)``.
     """
+    d = values.shape[1]
     if isinstance(init, str):
         if init == "random_rows":
             sets = [random_rows(values, observed, K, seed + r) for r in range(n_init)]
         elif init == "kmeans++":
             sets = [kmeans_plus_plus(values, observed, K, seed + r, min_var) for r in range(n_init)]
         else:
-            raise ValueError(f"init must be one of {INIT_METHODS} or explicit parameters; got {init!r}")
-        return MixtureParams(*(np.stack(p) for p in zip(*sets, strict=True)))
-    params = check_params(_explicit(init), K, values.shape[1])
+            raise ValueError(
+                f"init must be one of {INIT_METHODS} or explicit parameters; got {init!r}"
+            )
+        params = MixtureParams(*(np.stack(p) for p in zip(*sets, strict=True)))
+        if covariance == "diag":
+            params = params._replace(var=np.repeat(params.var[:, :, None], d, axis=2))
+        return params
+    params = check_params(_explicit(init), K, d, covariance)
     R = params.mu.shape[0]
     if n_init not in (1, R):
         raise ValueError(f"n_init={n_init} does not match the {R} explicit starting point(s) given")

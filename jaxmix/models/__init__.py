@@ -1,5 +1,22 @@
-"""The mixture model's densities (and, from the model issue on, its NumPyro declaration)."""
+"""The mixture model: its densities (:mod:`jaxmix.models.mixture`) and its NumPyro declaration
+(:mod:`jaxmix.models.model`)."""
 
-from jaxmix.models.mixture import component_log_joint, row_log_likelihood
+from jaxmix.models.mixture import (
+    COVARIANCES,
+    component_log_joint,
+    covariance_of,
+    log_prior,
+    objective,
+    row_log_likelihood,
+)
+from jaxmix.models.model import mixture_model
 
-__all__ = ["component_log_joint", "row_log_likelihood"]
+__all__ = [
+    "COVARIANCES",
+    "component_log_joint",
+    "covariance_of",
+    "log_prior",
+    "mixture_model",
+    "objective",
+    "row_log_likelihood",
+]

@@ -1,0 +1,226 @@
+"""The NumPyro model and EM's objective are the same function (float64).
+
+Oracles: NumPyro's own enumerated log density (funsor sums the component of every row out) and
+``TraceEnum_ELBO`` with a point-mass guide; SciPy's ``logpdf`` of every density, row by row.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from numpyro import handlers
+from numpyro.contrib.funsor import enum, log_density
+from numpyro.infer import TraceEnum_ELBO
+from scipy import stats
+from scipy.special import logsumexp
+
+import jaxmix
+from jaxmix.models.mixture import WEIGHT_EPS
+
+RTOL = 1e-9
+K, N_ROWS, N_COLS = 3, 25, 4
+
+
+def _matrix(rng, missing: float) -> np.ndarray:
+    X = rng.integers(1, 6, (N_ROWS, N_COLS)).astype(float)
+    X[rng.random(X.shape) < missing] = np.nan
+    X[3] = np.nan  # a row with no observed entry
+    X[4, 1:] = np.nan  # a row with a single one
+    return X
+
+
+def _params(rng, covariance: str) -> jaxmix.MixtureParams:
+    """Arbitrary (not fitted) parameters."""
+    var_shape = (K,) if covariance == "spherical" else (K, N_COLS)
+    return jaxmix.MixtureParams(
+        mu=rng.normal(3.0, 1.5, (K, N_COLS)),
+        var=rng.uniform(0.3, 3.0, var_shape),
+        weights=rng.dirichlet(np.full(K, 2.0)),
+    )
+
+
+PRIORS = {
+    "none": None,
+    "default": jaxmix.Prior(),
+    "custom": jaxmix.Prior(
+        alpha=3.5, mean=3.0, mean_sd=[0.5, 1.0, 2.0, 4.0], var_shape=1.5, var_scale=0.7
+    ),
+}
+
+
+def _numpyro_log_density(X, params, prior, covariance):
+    model = enum(jaxmix.mixture_model, first_available_dim=-2)
+    values = {"mu": params.mu, "var": params.var, "weights": params.weights}
+    lp, _ = log_density(
+        model, (X, ~np.isnan(X), K), {"prior": prior, "covariance": covariance}, values
+    )
+    return float(lp)
+
+
+def _scipy_objective(X, params, prior, covariance):
+    """Row-by-row log-likelihood and the prior's densities, all from SciPy."""
+    var = params.var if covariance == "diag" else np.repeat(params.var[:, None], X.shape[1], axis=1)
+    total = 0.0
+    for row in X:
+        c = ~np.isnan(row)
+        terms = [
+            np.log(params.weights[k] + WEIGHT_EPS)
+            + stats.norm.logpdf(row[c], params.mu[k, c], np.sqrt(var[k, c])).sum()
+            for k in range(K)
+        ]
+        total += logsumexp(terms)
+    if prior is not None:
+        total += stats.dirichlet.logpdf(params.weights, np.full(K, float(prior.alpha)))
+        total += stats.norm.logpdf(params.mu, prior.mean, prior.mean_sd).sum()
+        total += stats.invgamma.logpdf(
+            params.var, float(prior.var_shape), scale=float(prior.var_scale)
+        ).sum()
+    return total
+
+
+@pytest.mark.parametrize("missing", [0.0, 0.3, 0.7])
+@pytest.mark.parametrize("prior_name", list(PRIORS))
+@pytest.mark.parametrize("covariance", ["spherical", "diag"])
+def test_numpyro_log_density_equals_em_objective(rng, covariance, prior_name, missing):
+    X = _matrix(rng, missing)
+    prior = PRIORS[prior_name]
+    resolved = None if prior is None else prior.resolve(X)
+    for _ in range(3):  # several arbitrary parameter points
+        params = _params(rng, covariance)
+        ours = jaxmix.log_objective(X, params, prior=resolved, covariance=covariance)
+        theirs = _numpyro_log_density(X, params, resolved, covariance)
+        assert ours == pytest.approx(theirs, rel=RTOL)
+        assert ours == pytest.approx(_scipy_objective(X, params, resolved, covariance), rel=RTOL)
+
+
+@pytest.mark.parametrize("covariance", ["spherical", "diag"])
+def test_trace_enum_elbo_with_point_mass_guide_is_minus_objective(rng, covariance):
+    """The ELBO of a point-mass guide is the log joint: what SVI with AutoDelta maximises."""
+    import numpyro
+    import numpyro.distributions as dist
+
+    X = _matrix(rng, 0.4)
+    prior = jaxmix.Prior().resolve(X)
+    params = _params(rng, covariance)
+
+    def guide(X0, mask, K, prior=None, covariance="spherical"):
+        numpyro.sample("weights", dist.Delta(jnp.asarray(params.weights), event_dim=1))
+        numpyro.sample("var", dist.Delta(jnp.asarray(params.var), event_dim=params.var.ndim))
+        numpyro.sample("mu", dist.Delta(jnp.asarray(params.mu), event_dim=2))
+
+    loss = TraceEnum_ELBO(max_plate_nesting=1).loss(
+        jax.random.PRNGKey(0),
+        {},
+        jaxmix.mixture_model,
+        guide,
+        X,
+        ~np.isnan(X),
+        K,
+        prior,
+        covariance,
+    )
+    assert float(loss) == pytest.approx(-jaxmix.log_objective(X, params, prior=prior), rel=RTOL)
+
+
+@pytest.mark.parametrize("covariance", ["spherical", "diag"])
+def test_model_sites_shapes_and_enumeration(rng, covariance):
+    X = _matrix(rng, 0.3)
+    params = _params(rng, covariance)
+    values = {"mu": params.mu, "var": params.var, "weights": params.weights}
+    model = handlers.substitute(handlers.seed(jaxmix.mixture_model, 0), data=values)
+    tr = handlers.trace(model).get_trace(X, ~np.isnan(X), K, jaxmix.Prior().resolve(X), covariance)
+    assert list(tr) == ["weights", "var", "mu", "rows", "z", "x"]
+    assert tr["weights"]["fn"].event_shape == (K,)
+    assert tr["var"]["fn"].event_shape == params.var.shape
+    assert tr["mu"]["fn"].event_shape == (K, N_COLS)
+    assert tr["z"]["infer"].get("enumerate") == "parallel"
+    assert tr["z"]["value"].shape == (N_ROWS,)
+    assert [f.name for f in tr["z"]["cond_indep_stack"]] == ["rows"]
+    assert tr["x"]["is_observed"] and tr["x"]["fn"].event_shape == (N_COLS,)
+    assert tr["x"]["fn"].batch_shape == (N_ROWS,)
+    assert bool(jnp.all(jnp.isfinite(tr["x"]["value"])))  # NaNs replaced before the likelihood
+
+
+def test_flat_priors_contribute_nothing(rng):
+    """prior=None: the model's log density is the plain log-likelihood (the reference model)."""
+    X = _matrix(rng, 0.3)
+    params = _params(rng, "spherical")
+    data_ll = _scipy_objective(X, params, None, "spherical")
+    assert _numpyro_log_density(X, params, None, "spherical") == pytest.approx(data_ll, rel=RTOL)
+
+
+def test_model_subsampling_scales_the_likelihood(rng):
+    X = _matrix(rng, 0.0)
+    params = _params(rng, "spherical")
+    values = {"mu": params.mu, "var": params.var, "weights": params.weights}
+    model = handlers.substitute(handlers.seed(jaxmix.mixture_model, 1), data=values)
+    tr = handlers.trace(model).get_trace(X, ~np.isnan(X), K, None, "spherical", subsample_size=5)
+    assert tr["x"]["fn"].batch_shape == (5,) and tr["x"]["value"].shape == (5, N_COLS)
+    assert tr["x"]["scale"] == pytest.approx(N_ROWS / 5)
+
+
+def test_model_rejects_unresolved_prior_and_bad_arguments(rng):
+    X = _matrix(rng, 0.3)
+    model = handlers.seed(jaxmix.mixture_model, 0)
+    with pytest.raises(ValueError, match="resolve"):
+        model(X, ~np.isnan(X), K, jaxmix.Prior())
+    with pytest.raises(ValueError, match="covariance"):
+        model(X, ~np.isnan(X), K, None, "full")
+    with pytest.raises(ValueError, match="K must"):
+        model(X, ~np.isnan(X), 0)
+
+
+# ---------------------------------------------------------------- the Prior object
+
+
+def test_prior_defaults_resolve_to_documented_values():
+    X = np.array([[1.0, 2.0, np.nan], [3.0, np.nan, np.nan], [5.0, 6.0, np.nan]])
+    p = jaxmix.Prior().resolve(X)
+    assert p.is_resolved and not jaxmix.Prior().is_resolved
+    # column means; the empty column gets the global mean 17 / 5
+    np.testing.assert_allclose(p.mean, [3.0, 4.0, 3.4])
+    pooled = (4.0 + 0.0 + 4.0 + 4.0 + 4.0) / 5.0  # squared residuals around the column means
+    np.testing.assert_allclose(p.mean_sd, np.full(3, 2.0 * np.sqrt(pooled)))
+    assert float(p.alpha) == 2.0 and float(p.var_shape) == 2.0
+    assert float(p.var_scale) == pytest.approx(0.5 * 3.0 * pooled)
+    again = p.resolve(X)  # resolving a resolved prior keeps its numbers
+    for a, b in zip(p, again, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_prior_explicit_fields_are_kept_and_broadcast():
+    X = np.arange(12.0).reshape(4, 3)
+    p = jaxmix.Prior(alpha=1.0, mean=2.5, mean_sd=[1.0, 2.0, 3.0], var_shape=3.0, var_scale=0.1)
+    r = p.resolve(X)
+    np.testing.assert_array_equal(r.mean, [2.5, 2.5, 2.5])
+    np.testing.assert_array_equal(r.mean_sd, [1.0, 2.0, 3.0])
+    assert float(r.var_scale) == 0.1 and float(r.alpha) == 1.0
+
+
+@pytest.mark.parametrize(
+    "bad, err",
+    [
+        (dict(alpha=0.0), ValueError),
+        (dict(alpha=True), TypeError),
+        (dict(mean=[1.0, 2.0]), ValueError),
+        (dict(mean_sd=-1.0), ValueError),
+        (dict(var_shape=np.inf), ValueError),
+        (dict(var_scale="a"), TypeError),
+    ],
+)
+def test_prior_validation(bad, err):
+    with pytest.raises(err):
+        jaxmix.Prior(**bad).resolve(np.ones((3, 3)) + np.eye(3))
+
+
+def test_prior_default_scale_for_ratings(rng):
+    """For ratings 1..5 the default mean prior spans the star range, the variance prior is weak."""
+    X = rng.integers(1, 6, (200, 30)).astype(float)
+    X[rng.random(X.shape) < 0.3] = np.nan
+    p = jaxmix.Prior().resolve(X)
+    assert np.all((p.mean > 1) & (p.mean < 5))
+    assert np.all((p.mean_sd > 2) & (p.mean_sd < 4))  # pooled sd of uniform stars is sqrt(2)
+    mode = float(p.var_scale) / (float(p.var_shape) + 1.0)
+    assert 0.5 < mode < 1.5
