@@ -83,6 +83,13 @@ def _check_cols(d: int, d_fit: int) -> None:
         raise ValueError(f"X has {d} columns but the result was fit on {d_fit}")
 
 
+def _real_array(X: Any, name: str) -> np.ndarray:
+    arr = np.asarray(X)
+    if arr.dtype.kind not in "iuf":
+        raise TypeError(f"{name} must be an array of real numbers; got dtype {arr.dtype}")
+    return arr.astype(np.float64)
+
+
 def rmse(X_true: Any, X_pred: Any, *, mask: Any = None) -> float:
     """Root-mean-square error over chosen entries.
 
@@ -99,8 +106,8 @@ def rmse(X_true: Any, X_pred: Any, *, mask: Any = None) -> float:
         ValueError: Shapes differ, no entry is selected, or a selected entry is ``NaN`` or
             infinite in either array.
     """
-    t = np.asarray(X_true, dtype=np.float64)
-    p = np.asarray(X_pred, dtype=np.float64)
+    t = _real_array(X_true, "X_true")
+    p = _real_array(X_pred, "X_pred")
     if t.shape != p.shape:
         raise ValueError(f"X_true has shape {t.shape} but X_pred has shape {p.shape}")
     if mask is None:
