@@ -25,6 +25,7 @@ from jaxmix.inference.kmeans import kmeans
 from jaxmix.io import load_ratings, save_ratings
 from jaxmix.metrics import aic, bic, holdout_split, mean_baseline, n_parameters, rmse
 from jaxmix.models.model import mixture_model
+from jaxmix.persistence import load, save
 from jaxmix.priors import Prior
 from jaxmix.simulate import simulate_ratings
 from jaxmix.types import EMResult, KMeansResult, MixtureParams
@@ -42,6 +43,7 @@ __all__ = [
     "fit_em",
     "holdout_split",
     "kmeans",
+    "load",
     "load_ratings",
     "log_objective",
     "mean_baseline",
@@ -49,6 +51,7 @@ __all__ = [
     "n_parameters",
     "responsibilities",
     "rmse",
+    "save",
     "save_ratings",
     "simulate_ratings",
     "validate_matrix",

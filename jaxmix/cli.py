@@ -1,16 +1,20 @@
 """The ``jaxmix`` command line: fit a mixture to a ratings file, or run a self-contained demo.
 
-Two commands::
+Three commands::
 
     jaxmix demo [--users N] [--items D] [-K K] [--restarts R] [--missing P] ...
-    jaxmix fit PATH -K K [--restarts R] [--holdout F] [--output FILE] [--output-std FILE] ...
+    jaxmix fit PATH -K K [--restarts R] [--holdout F] [--output FILE] [--output-std FILE]
+        [--save-fit FILE] ...
+    jaxmix complete PATH --fit FILE --output FILE [--output-std FILE] [--missing-value V]
 
-Both hide a random share of the observed entries (``--holdout``), fit the mixture by EM with
-restarts, fill the missing entries and print a short report: the log-likelihood of every restart,
-BIC and AIC, the held-out RMSE next to the global, user and item mean baselines and the fit time.
-``demo`` draws its matrix from a planted mixture (:func:`jaxmix.simulate_ratings`); ``fit`` reads
-the course's text format (:func:`jaxmix.load_ratings`, ``0`` = missing) and can write the completed
-matrix and its predictive standard deviations.
+``demo`` and ``fit`` hide a random share of the observed entries (``--holdout``), fit the mixture
+by EM with restarts, fill the missing entries and print a short report: the log-likelihood of
+every restart, BIC and AIC, the held-out RMSE next to the global, user and item mean baselines and
+the fit time. ``demo`` draws its matrix from a planted mixture (:func:`jaxmix.simulate_ratings`);
+``fit`` reads the course's text format (:func:`jaxmix.load_ratings`, ``0`` = missing), can write
+the completed matrix and its predictive standard deviations, and can save the fitted model
+(:func:`jaxmix.save`). ``complete`` fills in a ratings file from a saved model without fitting
+again; for the matrix the model was fit to it writes exactly what ``fit --output`` wrote.
 
 Mistakes in the input (a missing or malformed file, an impossible ``K``, a bad option) end with a
 one-line ``jaxmix: error: ...`` on stderr and exit status 2. ``--x64`` switches JAX to float64 for
@@ -91,7 +95,7 @@ def _parse(kind: Callable[[str], Any], text: str, what: str) -> Any:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of the ``jaxmix`` command (sub-commands ``demo`` and ``fit``)."""
+    """The argument parser of the ``jaxmix`` command (``demo``, ``fit`` and ``complete``)."""
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Gaussian mixture models for partially observed matrices (JAX).",
@@ -141,22 +145,54 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument(
         "-K", "--components", dest="K", type=int, required=True, help="number of components"
     )
+    _completion_options(fit)
     fit.add_argument(
+        "--save-fit",
+        metavar="FILE",
+        help="save the fitted model here (a .npz file, see jaxmix.save), to fill in a matrix "
+        "later with 'jaxmix complete --fit FILE'",
+    )
+    _plot_options(fit, default=None)
+    fit.set_defaults(handler=run_fit)
+
+    complete = commands.add_parser(
+        "complete",
+        help="fill in a ratings file from a model saved by 'jaxmix fit --save-fit'",
+        description="Fill in the missing entries of a ratings file (one row per line, 0 = missing) "
+        "with a model saved by 'jaxmix fit --save-fit', without fitting again. The file must have "
+        "the columns the model was fit to, in the same order; its rows may be new.",
+    )
+    complete.add_argument("path", metavar="PATH", help="ratings file")
+    complete.add_argument(
+        "--fit",
+        metavar="FILE",
+        required=True,
+        help="the saved model (from 'jaxmix fit --save-fit')",
+    )
+    _completion_options(complete)
+    complete.add_argument(
+        "--x64", action="store_true", help="compute in float64 (default: JAX's float32)"
+    )
+    complete.add_argument("-q", "--quiet", action="store_true", help="no phase messages")
+    complete.set_defaults(handler=run_complete)
+    return parser
+
+
+def _completion_options(parser: argparse.ArgumentParser) -> None:
+    """``--missing-value``, ``--output`` and ``--output-std`` (``fit`` and ``complete``)."""
+    parser.add_argument(
         "--missing-value",
         type=_missing_value,
         default=0.0,
         metavar="VALUE",
         help="value that marks a missing entry in PATH, or 'none' (default: 0)",
     )
-    fit.add_argument("--output", metavar="FILE", help="write the completed matrix here")
-    fit.add_argument(
+    parser.add_argument("--output", metavar="FILE", help="write the completed matrix here")
+    parser.add_argument(
         "--output-std",
         metavar="FILE",
         help="write the predictive standard deviation of every entry here (0 where observed)",
     )
-    _plot_options(fit, default=None)
-    fit.set_defaults(handler=run_fit)
-    return parser
 
 
 def _common_options() -> argparse.ArgumentParser:
@@ -331,17 +367,50 @@ def run_demo(args: argparse.Namespace) -> int:
 
 
 def run_fit(args: argparse.Namespace) -> int:
-    """``jaxmix fit PATH``: load, fit, complete, report, write the outputs and plot."""
-    outputs = {"--output": args.output, "--output-std": args.output_std, "--plot": args.plot}
+    """``jaxmix fit PATH``: load, fit, complete, report, save the fit, write the outputs, plot."""
+    outputs = {
+        "--output": args.output,
+        "--output-std": args.output_std,
+        "--save-fit": args.save_fit,
+        "--plot": args.plot,
+    }
     _check_outputs(outputs, source=args.path)
     _phase(args, f"loading {args.path}")
     X = jaxmix.load_ratings(args.path, missing=args.missing_value)
     problem = _make_problem(X, args)
     outcome = _fit_and_score(problem, args)
     _print_report(problem, outcome, args, f"read from {args.path}")
+    if args.save_fit:
+        jaxmix.save(outcome.result, args.save_fit)
+        print(f"fit saved to {args.save_fit}")
     if args.output or args.output_std:
         _write_completion(problem, outcome, args)
     _save_plot_if_asked(args, outcome, f"jaxmix fit {os.path.basename(args.path)}, K={args.K}")
+    return 0
+
+
+def run_complete(args: argparse.Namespace) -> int:
+    """``jaxmix complete PATH --fit FILE``: load a saved fit and a matrix, write its completion."""
+    if not (args.output or args.output_std):
+        raise ValueError("nothing to write: give --output FILE and/or --output-std FILE")
+    outputs = {"--output": args.output, "--output-std": args.output_std}
+    _check_outputs(outputs, source=args.path)
+    _check_outputs(outputs, source=args.fit)
+    _phase(args, f"loading the fit {args.fit}")
+    result = jaxmix.load(args.fit)
+    params = result if isinstance(result, jaxmix.MixtureParams) else getattr(result, "params", None)
+    if not isinstance(params, jaxmix.MixtureParams) or np.ndim(params.mu) != 2:
+        raise ValueError(f"{args.fit} holds a {type(result).__name__}, not a fitted mixture")
+    _phase(args, f"loading {args.path}")
+    X = jaxmix.load_ratings(args.path, missing=args.missing_value)
+    K, d = np.shape(params.mu)
+    if X.shape[1] != d:
+        raise ValueError(
+            f"{args.path} has {X.shape[1]} columns but the fit in {args.fit} has {d}: give the "
+            "matrix the model was fit to (same columns, same order)"
+        )
+    _phase(args, f"completing {X.shape[0]} rows with K={K} components")
+    _write_outputs(X, result, args)
     return 0
 
 
@@ -437,7 +506,12 @@ def _write_completion(problem: Problem, outcome: Outcome, args: argparse.Namespa
     """Complete every observed entry of ``problem.X`` and write the requested files."""
     if problem.test_mask is not None:
         _phase(args, "completing from every observed entry")
-    completed, std = jaxmix.complete(problem.X, outcome.result, return_std=True)
+    _write_outputs(problem.X, outcome.result, args)
+
+
+def _write_outputs(X: np.ndarray, result: Any, args: argparse.Namespace) -> None:
+    """Complete ``X`` with a fitted result and write ``--output`` and ``--output-std``."""
+    completed, std = jaxmix.complete(X, result, return_std=True)
     if args.output:
         jaxmix.save_ratings(args.output, completed)
         print(f"completed matrix written to {args.output}")

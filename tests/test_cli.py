@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -131,6 +132,67 @@ def test_unwritable_output_fails_before_fitting(tmp_path, capsys):
     assert "picture format" in _assert_one_line_error(main(bad_plot), capsys)
 
 
+def test_saved_fit_completes_like_fit_output(tmp_path, capsys):
+    data = tmp_path / "ratings.txt"
+    X = _ratings_file(data)
+    model = tmp_path / "model.npz"
+    fit_out, fit_std = tmp_path / "fit_completed.txt", tmp_path / "fit_std.txt"
+    args = ["fit", str(data), "-K", "2", "--restarts", "2", "-q", "--save-fit", str(model)]
+    assert main([*args, "--output", str(fit_out), "--output-std", str(fit_std)]) == 0
+    assert f"fit saved to {model}" in capsys.readouterr().out
+    result = jaxmix.load(model)
+    assert isinstance(result, jaxmix.EMResult) and result.mu.shape == (2, X.shape[1])
+
+    out, std = tmp_path / "completed.txt", tmp_path / "std.txt"
+    args = ["complete", str(data), "--fit", str(model), "--output", str(out)]
+    assert main([*args, "--output-std", str(std)]) == 0
+    printed, err = capsys.readouterr()
+    assert "completing 40 rows with K=2" in printed and err == ""
+    assert out.read_bytes() == fit_out.read_bytes()
+    assert std.read_bytes() == fit_std.read_bytes()
+
+    # New rows with the same columns, another missing marker, only --output-std.
+    new = tmp_path / "new.txt"
+    jaxmix.save_ratings(new, X[:5], missing=-1)
+    args = ["complete", str(new), "--fit", str(model), "--missing-value", "-1", "-q"]
+    assert main([*args, "--output-std", str(std)]) == 0
+    assert np.loadtxt(std).shape == (5, X.shape[1])
+
+
+def test_complete_errors_are_one_line(tmp_path, capsys):
+    data = tmp_path / "ratings.txt"
+    X = _ratings_file(data)
+    model = tmp_path / "model.npz"
+    jaxmix.save(jaxmix.fit_em(X, 2), model)
+    out = str(tmp_path / "out.txt")
+
+    def error(*args):
+        return _assert_one_line_error(main(["complete", *args]), capsys)
+
+    narrow = tmp_path / "narrow.txt"
+    jaxmix.save_ratings(narrow, X[:, :-1])
+    line = error(str(narrow), "--fit", str(model), "--output", out)
+    assert "has 7 columns but the fit" in line and "has 8" in line
+    assert "No such file" in error(str(data), "--fit", str(tmp_path / "nope.npz"), "--output", out)
+    line = error(str(data), "--fit", str(data), "--output", out)
+    assert str(data) in line and "not an .npz" in line
+    prior_only = tmp_path / "prior.npz"
+    jaxmix.save(jaxmix.Prior(), prior_only)
+    assert "not a fitted mixture" in error(str(data), "--fit", str(prior_only), "--output", out)
+    assert "nothing to write" in error(str(data), "--fit", str(model))
+    assert "overwrite" in error(str(data), "--fit", str(model), "--output", str(model))
+    assert "does not exist" in error(str(data), "--fit", str(model), "--output", "/no/such/o.txt")
+    assert not os.path.exists(out)
+
+
+def test_save_fit_to_missing_folder_fails_before_fitting(tmp_path, capsys):
+    data = tmp_path / "ratings.txt"
+    _ratings_file(data)
+    args = ["fit", str(data), "-K", "2", "--save-fit", str(tmp_path / "no" / "model.npz")]
+    line = _assert_one_line_error(main(args), capsys)
+    assert "--save-fit" in line and "does not exist" in line
+
+
 def test_demo_impossible_k_is_one_line(capsys):
     line = _assert_one_line_error(main(["demo", "--users", "3", "-K", "5", "-q"]), capsys)
     assert "K" in line
@@ -143,6 +205,8 @@ def test_demo_impossible_k_is_one_line(capsys):
         ["demo", "--restarts", "0"],
         ["demo", "--init", "nope"],
         ["fit"],
+        ["complete"],
+        ["complete", "ratings.txt"],
         [],
     ],
 )
@@ -156,6 +220,8 @@ def test_help_and_version_exit_0(capsys):
     assert jaxmix.__version__ in capsys.readouterr().out
     assert main(["fit", "--help"]) == 0
     assert "--output-std" in capsys.readouterr().out
+    assert main(["complete", "--help"]) == 0
+    assert "--fit" in capsys.readouterr().out
 
 
 def test_python_dash_m_help():
@@ -167,4 +233,4 @@ def test_python_dash_m_help():
         check=False,
     )
     assert proc.returncode == 0, proc.stderr
-    assert "demo" in proc.stdout and "fit" in proc.stdout
+    assert "demo" in proc.stdout and "fit" in proc.stdout and "complete" in proc.stdout

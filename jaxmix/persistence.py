@@ -1,0 +1,484 @@
+"""Saving and loading fitted results in a safe, self-describing file format (no pickle).
+
+:func:`save` writes a fitted result (:class:`~jaxmix.EMResult`, :class:`~jaxmix.KMeansResult`,
+...) to a single compressed ``.npz`` archive and :func:`load` reads it back as the same type, with
+every array bit-identical (dtype, shape and values) and every scalar of the same Python type.
+
+File layout (format ``"jaxmix"``, version 1), a standard zip archive as written by
+:func:`numpy.savez_compressed`, readable by ``numpy.load(path, allow_pickle=False)``:
+
+* ``__jaxmix__.npy``: the metadata, a 1-D ``uint8`` array holding UTF-8 JSON::
+
+      {"format": "jaxmix", "format_version": 1, "type": "EMResult",
+       "jaxmix_version": "0.1.0", "tree": NODE}
+
+* one ``.npy`` entry per array, named by its field path: ``params.mu``, ``params.var``,
+  ``resp``, ``prior.mean``, ... (tuple items add their index, ``field.0``; dict items their key,
+  ``field.key``).
+
+``NODE`` describes one value, by its ``"kind"``:
+
+* ``{"kind": "namedtuple", "type": "MixtureParams", "fields": {"mu": NODE, ...}}``: a registered
+  NamedTuple class, looked up by name (see below), its fields in order;
+* ``{"kind": "array", "entry": "params.mu", "dtype": "<f8", "shape": [2, 8]}``: a NumPy array,
+  stored in the entry named; ``"numpy_scalar"`` (same keys, shape ``[]``) a NumPy scalar such as
+  ``np.float64(1.5)``, stored as a 0-d array;
+* ``{"kind": "int" | "float" | "bool" | "str", "value": ...}``: a Python scalar (a non-finite float
+  is the string ``"nan"``, ``"inf"`` or ``"-inf"``); ``{"kind": "none"}``: ``None``;
+* ``{"kind": "tuple" | "list", "items": [NODE, ...]}`` and ``{"kind": "dict", "items": {"key":
+  NODE}}`` (keys: non-empty strings of letters, digits, ``_`` and ``-``).
+
+Safety: nothing in a file names code. Classes come from a fixed allow-list, ``_FORMAT_TYPES``,
+looked up by name; every array is read with ``allow_pickle=False`` and an entry holding Python
+objects is refused before it is read. A file that is truncated, corrupted, foreign, of a newer
+format version or of an unknown type raises :class:`ValueError` naming the file and the problem.
+
+Extending the format: to make a new result type savable, add its class to ``_FORMAT_TYPES`` (one
+line); so must any NamedTuple class nested in it. Its fields may hold anything listed above. A
+field added to a class later needs a default (``field: T = default``): a file written before the
+field existed then loads with the default. A file that holds a field the class no longer has, or
+lacks one without a default, is refused with a message naming the field.
+
+The file is written at exactly the path given (no ``.npz`` suffix is appended, unlike
+:func:`numpy.savez`), so ``load(path)`` reads what ``save(result, path)`` wrote; ``.npz`` is the
+recommended suffix.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import io
+import json
+import math
+import os
+import re
+import secrets
+import zipfile
+from collections.abc import Iterable
+from typing import Any
+
+import jax
+import numpy as np
+
+from jaxmix.priors import Prior
+from jaxmix.types import EMResult, KMeansResult, MixtureParams
+
+__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "load", "save"]
+
+#: The ``"format"`` recorded in every file.
+FORMAT_NAME = "jaxmix"
+#: The version of the layout written by :func:`save`; :func:`load` reads this version and older.
+FORMAT_VERSION = 1
+
+_META_KEY = "__jaxmix__"
+_ZIP_MAGIC = b"PK\x03\x04"
+_NPY_MAGIC = b"\x93NUMPY"
+_DICT_KEY = re.compile(r"[\w-]+")
+# Keyword parameters of numpy.savez_compressed, which array entries must not shadow.
+_SAVEZ_PARAMETERS = frozenset({"file", "allow_pickle"})
+
+#: Every NamedTuple class that may appear in a file, at the top or nested inside another.
+#: To make a new result type savable, add its class here.
+_FORMAT_TYPES: tuple[type, ...] = (
+    EMResult,
+    KMeansResult,
+    MixtureParams,
+    Prior,
+)
+
+
+def _build_registry(classes: Iterable[type]) -> dict[str, type]:
+    """Map class names to the allowed classes, checking that they can be saved."""
+    registry: dict[str, type] = {}
+    for cls in classes:
+        if not (issubclass(cls, tuple) and hasattr(cls, "_fields")):
+            raise TypeError(f"{cls.__qualname__} is not a NamedTuple class")
+        if cls.__name__ in registry:
+            raise TypeError(f"two registered classes are named {cls.__name__!r}")
+        clash = _SAVEZ_PARAMETERS.intersection(cls._fields)
+        if clash:
+            raise TypeError(f"{cls.__name__} has a field named {sorted(clash)[0]!r}: rename it")
+        registry[cls.__name__] = cls
+    return registry
+
+
+_REGISTRY: dict[str, type] = _build_registry(_FORMAT_TYPES)
+
+
+# --------------------------------------------------------------------------- save
+
+
+def save(result: Any, path: str | os.PathLike[str]) -> None:
+    """Save a fitted result to a compressed ``.npz`` file, without pickle.
+
+    The layout is described in :mod:`jaxmix.persistence`. The file is written atomically: to a
+    temporary file in the same folder, then renamed over ``path``, so a reader never sees a
+    partial file and an interrupted save leaves any previous file intact. ``path`` is used as
+    given (no ``.npz`` suffix is appended). JAX arrays in ``result`` are stored (and loaded) as
+    NumPy arrays.
+
+    Args:
+        result: An :class:`~jaxmix.EMResult`, :class:`~jaxmix.KMeansResult`,
+            :class:`~jaxmix.MixtureParams` or :class:`~jaxmix.Prior`.
+        path: The file to write (``str`` or path-like); an existing file is replaced.
+
+    Raises:
+        TypeError: ``result`` is not of a savable type, or holds a value that cannot be stored
+            without pickle (an object array, an arbitrary Python object).
+        FileNotFoundError: The folder of ``path`` does not exist.
+        OSError: The file cannot be written.
+
+    Example:
+        >>> import os, tempfile, numpy as np, jaxmix
+        >>> X = np.array([[1.0, 2.0], [1.1, np.nan], [5.0, 6.0], [np.nan, 6.1]])
+        >>> res = jaxmix.fit_em(X, 2, min_var=0.01)
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     path = os.path.join(folder, "model.npz")
+        ...     jaxmix.save(res, path)
+        ...     same = jaxmix.load(path)
+        >>> type(same).__name__, bool(np.array_equal(same.mu, res.mu)), same.n_iter == res.n_iter
+        ('EMResult', True, True)
+    """
+    cls = type(result)
+    if _REGISTRY.get(cls.__name__) is not cls:
+        raise TypeError(f"save() can store {', '.join(sorted(_REGISTRY))}; got {cls.__qualname__}")
+    import jaxmix
+
+    arrays: dict[str, np.ndarray] = {}
+    meta = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "type": cls.__name__,
+        "jaxmix_version": jaxmix.__version__,
+        "tree": _encode(result, "", arrays),
+    }
+    text = json.dumps(meta, allow_nan=False, separators=(",", ":"))
+    entries = {_META_KEY: np.frombuffer(text.encode("utf-8"), dtype=np.uint8), **arrays}
+    _write_atomically(path, entries)
+
+
+def _encode(value: Any, where: str, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
+    """The JSON node of ``value`` at field path ``where``, its arrays added to ``arrays``."""
+
+    def child(name: str) -> str:
+        return f"{where}.{name}" if where else name
+
+    kind = type(value)
+    if isinstance(value, tuple) and hasattr(kind, "_fields"):
+        if _REGISTRY.get(kind.__name__) is not kind:
+            raise TypeError(
+                f"{where}: cannot save a {kind.__qualname__}, a NamedTuple that is not registered "
+                "(add it to jaxmix.persistence._FORMAT_TYPES)"
+            )
+        fields = {f: _encode(v, child(f), arrays) for f, v in zip(kind._fields, value, strict=True)}
+        return {"kind": "namedtuple", "type": kind.__name__, "fields": fields}
+    if isinstance(value, jax.Array):
+        value = np.asarray(value)
+        kind = type(value)
+    if kind is np.ndarray or isinstance(value, np.generic):
+        array = np.asarray(value)
+        if array.dtype.hasobject:
+            raise TypeError(f"{where}: cannot save an array of Python objects (dtype object)")
+        arrays[where] = array
+        return {
+            "kind": "array" if kind is np.ndarray else "numpy_scalar",
+            "entry": where,
+            "dtype": array.dtype.str,
+            "shape": list(array.shape),
+        }
+    if value is None:
+        return {"kind": "none"}
+    if kind is float:
+        encoded = value if math.isfinite(value) else repr(value)  # "nan", "inf", "-inf"
+        return {"kind": "float", "value": encoded}
+    if kind in (bool, int, str):
+        return {"kind": kind.__name__, "value": value}
+    if kind in (tuple, list):
+        items = [_encode(v, child(str(i)), arrays) for i, v in enumerate(value)]
+        return {"kind": kind.__name__, "items": items}
+    if kind is dict:
+        for key in value:
+            if not (isinstance(key, str) and _DICT_KEY.fullmatch(key)):
+                raise TypeError(
+                    f"{where}: cannot save a dict key {key!r} (keys must be non-empty strings "
+                    "of letters, digits, '_' and '-')"
+                )
+        return {
+            "kind": "dict",
+            "items": {k: _encode(v, child(k), arrays) for k, v in value.items()},
+        }
+    raise TypeError(f"{where}: cannot save a value of type {kind.__qualname__}")
+
+
+def _write_atomically(path: str | os.PathLike[str], entries: dict[str, np.ndarray]) -> None:
+    """Write ``entries`` with :func:`numpy.savez_compressed` to a temporary file, then rename."""
+    target = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(target))
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(errno.ENOENT, "No such folder to save into", folder)
+    if os.path.isdir(target):
+        raise IsADirectoryError(errno.EISDIR, "Is a folder, give a file name", target)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    while True:  # a fresh name; 0o666 lets the umask set the permissions, as for open()
+        temporary = os.path.join(folder, f".{os.path.basename(target)}.{secrets.token_hex(8)}.tmp")
+        try:
+            fd = os.open(temporary, flags, 0o666)
+            break
+        except FileExistsError:
+            continue
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.savez_compressed(fh, allow_pickle=False, **entries)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(temporary, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
+# --------------------------------------------------------------------------- load
+
+
+class _FormatError(Exception):
+    """A problem with the content of a file (reported as ``ValueError`` by :func:`load`)."""
+
+
+def load(path: str | os.PathLike[str]) -> Any:
+    """Load a result saved by :func:`save`.
+
+    Only classes of jaxmix's fixed allow-list are built, and no array is ever unpickled
+    (``allow_pickle=False`` throughout): loading a file never runs code from it. The file is read
+    into memory whole.
+
+    Args:
+        path: The file written by :func:`save` (the same path; no suffix is added).
+
+    Returns:
+        The saved result, of its saved type (e.g. :class:`~jaxmix.EMResult`), with bit-identical
+        NumPy arrays and scalars of the same types.
+
+    Raises:
+        FileNotFoundError: No such file.
+        ValueError: The file is not a jaxmix file, is truncated or corrupted, was written with a
+            newer format version, holds an unknown type or field, or holds an object array; the
+            message names the file and the problem.
+    """
+    name = os.fspath(path)
+    with open(name, "rb") as fh:
+        data = fh.read()
+    try:
+        return _Reader(data).read()
+    except _FormatError as err:
+        raise ValueError(f"{name}: {err}") from None
+    except RecursionError:
+        raise ValueError(f"{name}: the metadata is nested too deeply") from None
+
+
+class _Reader:
+    """Decodes the bytes of one file; every problem raises :class:`_FormatError`."""
+
+    def __init__(self, data: bytes) -> None:
+        if not data:
+            raise _FormatError("the file is empty")
+        if data.startswith(_NPY_MAGIC):
+            raise _FormatError("not a jaxmix file: it is a single .npy array, not an .npz archive")
+        if not data.startswith(_ZIP_MAGIC):
+            raise _FormatError("not a jaxmix file: it is not an .npz (zip) archive")
+        try:
+            self._zip = zipfile.ZipFile(io.BytesIO(data))
+            self._members = set(self._zip.namelist())
+        except Exception as err:  # zipfile raises many kinds on damaged archives
+            raise _FormatError(f"truncated or corrupted archive ({_describe(err)})") from None
+        self._used: set[str] = set()
+        self._writer_version = "unknown"
+
+    def read(self) -> Any:
+        """Check the metadata, then rebuild the saved object."""
+        member = f"{_META_KEY}.npy"
+        if member not in self._members:
+            found = ", ".join(sorted(m.removesuffix(".npy") for m in self._members)[:8])
+            raise _FormatError(
+                f"not a jaxmix file: it has no {_META_KEY!r} metadata entry (entries: "
+                f"{found or 'none'})"
+            )
+        meta = self._metadata()
+        tree = _get(meta, "tree", dict, "metadata")
+        result = self._decode(tree, "")
+        if type(result).__name__ != meta["type"]:
+            raise _FormatError(
+                f"the metadata says {meta['type']!r} but its tree holds {type(result).__name__!r}"
+            )
+        unused = self._members - self._used - {member}
+        if unused:
+            raise _FormatError(
+                f"entries not described by the metadata: {', '.join(sorted(unused)[:8])}"
+            )
+        return result
+
+    def _metadata(self) -> dict[str, Any]:
+        raw = self._array(_META_KEY)
+        if raw.dtype != np.uint8 or raw.ndim != 1:
+            raise _FormatError(f"the {_META_KEY!r} entry is not a uint8 vector of JSON text")
+        try:
+            meta = json.loads(raw.tobytes().decode("utf-8"))
+        except ValueError as err:  # bad UTF-8, bad JSON, an int too long to parse
+            raise _FormatError(f"the metadata is not valid JSON ({_describe(err)})") from None
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
+            raise _FormatError(f"not a jaxmix file: the metadata has no format {FORMAT_NAME!r}")
+        writer = meta.get("jaxmix_version")
+        self._writer_version = writer if isinstance(writer, str) else "unknown"
+        version = meta.get("format_version")
+        if type(version) is not int or version < 1:
+            raise _FormatError(f"invalid format version {version!r}")
+        if version > FORMAT_VERSION:
+            import jaxmix
+
+            raise _FormatError(
+                f"written in jaxmix file format version {version} (by jaxmix "
+                f"{self._writer_version}); this jaxmix {jaxmix.__version__} reads version "
+                f"{FORMAT_VERSION}: upgrade jaxmix"
+            )
+        type_name = _get(meta, "type", str, "metadata")
+        if type_name not in _REGISTRY:
+            raise _FormatError(
+                f"unknown result type {type_name!r} (this jaxmix loads "
+                f"{', '.join(sorted(_REGISTRY))}; written by jaxmix {self._writer_version})"
+            )
+        return meta
+
+    def _array(self, entry: str) -> np.ndarray:
+        """Read one ``.npy`` entry, refusing object arrays before any of their data is read."""
+        member = f"{entry}.npy"
+        if member not in self._members:
+            raise _FormatError(f"the entry {entry!r} is missing (truncated or corrupted file?)")
+        if member in self._used:
+            raise _FormatError(f"the entry {entry!r} is used twice")
+        self._used.add(member)
+        try:
+            raw = self._zip.read(member)  # checks the CRC
+        except Exception as err:
+            raise _FormatError(
+                f"truncated or corrupted: the entry {entry!r} cannot be read ({_describe(err)})"
+            ) from None
+        fp = io.BytesIO(raw)
+        try:
+            version = np.lib.format.read_magic(fp)
+            if version == (1, 0):
+                dtype = np.lib.format.read_array_header_1_0(fp)[2]
+            elif version == (2, 0):
+                dtype = np.lib.format.read_array_header_2_0(fp)[2]
+            else:
+                dtype = None  # read_array below checks it (and refuses objects) itself
+        except Exception as err:
+            raise _FormatError(
+                f"the entry {entry!r} is not a valid .npy array ({_describe(err)})"
+            ) from None
+        if dtype is not None and dtype.hasobject:
+            raise _FormatError(
+                f"the entry {entry!r} holds an object array (pickled Python objects); jaxmix "
+                "never unpickles data, so it refuses the file"
+            )
+        fp.seek(0)
+        try:
+            array = np.lib.format.read_array(fp, allow_pickle=False)
+        except Exception as err:
+            raise _FormatError(f"the entry {entry!r} cannot be read ({_describe(err)})") from None
+        if fp.read(1):
+            raise _FormatError(f"the entry {entry!r} has bytes after its data")
+        return array
+
+    def _decode(self, node: Any, where: str) -> Any:
+        """Rebuild the value described by ``node`` (at field path ``where``)."""
+        at = where or "the top"
+        if not isinstance(node, dict):
+            raise _FormatError(f"malformed metadata at {at}")
+        kind = _get(node, "kind", str, at)
+
+        def child(name: str) -> str:
+            return f"{where}.{name}" if where else name
+
+        if kind == "namedtuple":
+            return self._namedtuple(node, where)
+        if kind in ("array", "numpy_scalar"):
+            entry = _get(node, "entry", str, at)
+            dtype = _get(node, "dtype", str, at)
+            shape = _get(node, "shape", list, at)
+            array = self._array(entry)
+            if array.dtype.str != dtype or list(array.shape) != shape:
+                raise _FormatError(
+                    f"the entry {entry!r} holds {array.dtype.str} {tuple(array.shape)} but the "
+                    f"metadata says {dtype} {tuple(shape)}"
+                )
+            if kind == "array":
+                return array
+            if array.ndim != 0:
+                raise _FormatError(f"the scalar {entry!r} is not 0-dimensional")
+            return array[()]
+        if kind == "none":
+            return None
+        if kind == "bool":
+            return _get(node, "value", bool, at)
+        if kind == "int":
+            value = _get(node, "value", int, at)
+            if isinstance(value, bool):
+                raise _FormatError(f"malformed metadata at {at}: 'value' is not an int")
+            return value
+        if kind == "float":
+            value = node.get("value")
+            if isinstance(value, str) and value in ("nan", "inf", "-inf"):
+                return float(value)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise _FormatError(f"malformed metadata at {at}: 'value' is not a float")
+            return float(value)
+        if kind == "str":
+            return _get(node, "value", str, at)
+        if kind in ("tuple", "list"):
+            items = _get(node, "items", list, at)
+            values = [self._decode(item, child(str(i))) for i, item in enumerate(items)]
+            return tuple(values) if kind == "tuple" else values
+        if kind == "dict":
+            items = _get(node, "items", dict, at)
+            return {key: self._decode(item, child(key)) for key, item in items.items()}
+        raise _FormatError(f"malformed metadata at {at}: unknown kind {kind!r}")
+
+    def _namedtuple(self, node: dict[str, Any], where: str) -> Any:
+        at = where or "the top"
+        type_name = _get(node, "type", str, at)
+        cls = _REGISTRY.get(type_name)
+        if cls is None:
+            raise _FormatError(
+                f"unknown type {type_name!r} at {at} (this jaxmix loads "
+                f"{', '.join(sorted(_REGISTRY))}; written by jaxmix {self._writer_version})"
+            )
+        fields = _get(node, "fields", dict, at)
+        extra = [name for name in fields if name not in cls._fields]
+        if extra:
+            import jaxmix
+
+            raise _FormatError(
+                f"{type_name} has no field {extra[0]!r} in this jaxmix {jaxmix.__version__} (the "
+                f"file was written by jaxmix {self._writer_version})"
+            )
+        values = {}
+        for name in cls._fields:
+            if name in fields:
+                values[name] = self._decode(fields[name], f"{where}.{name}" if where else name)
+            elif name in cls._field_defaults:
+                values[name] = cls._field_defaults[name]
+            else:
+                raise _FormatError(f"the field {name!r} of {type_name} is missing")
+        return cls(**values)
+
+
+def _get(node: dict[str, Any], key: str, kind: type, at: str) -> Any:
+    value = node.get(key)
+    if not isinstance(value, kind):
+        raise _FormatError(f"malformed metadata at {at}: {key!r} is not a {kind.__name__}")
+    return value
+
+
+def _describe(err: BaseException) -> str:
+    return f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
