@@ -1,4 +1,9 @@
-"""Filling the missing entries of a matrix from a fitted mixture."""
+"""Filling the missing entries of a matrix from a fitted mixture.
+
+Dense matrices are completed whole; for a :class:`~jaxmix.SparseRatings` (or a dense matrix too)
+ask for chosen entries with ``rows=`` and ``cols=``: the responsibilities come from a sparse
+E-step and only the asked-for predictions are formed, so nothing ``n x d`` is allocated.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,11 @@ import numpy as np
 
 from jaxmix._data import Standardizer, validate_matrix
 from jaxmix.inference.em import e_step
+from jaxmix.sparse import SparseRatings, check_entries
 from jaxmix.types import MixtureParams
+
+#: Asked-for entries predicted at once (bounds the ``(m, K)`` temporaries).
+_ENTRY_CHUNK = 1 << 20
 
 __all__ = ["complete", "responsibilities"]
 
@@ -24,8 +33,7 @@ def _params_of(result: Any) -> MixtureParams:
     return MixtureParams(*(np.asarray(p, np.float64) for p in params))
 
 
-def _posterior(values: np.ndarray, observed: np.ndarray, params: MixtureParams):
-    d = values.shape[1]
+def _check_fit(params: MixtureParams, d: int) -> None:
     if params.mu.ndim != 2 or params.mu.shape[1] != d:
         raise ValueError(f"the fitted means have shape {params.mu.shape} but X has {d} columns")
     K = params.mu.shape[0]
@@ -34,6 +42,18 @@ def _posterior(values: np.ndarray, observed: np.ndarray, params: MixtureParams):
             f"the fitted variances have shape {params.var.shape}; expected ({K},) (spherical) or "
             f"({K}, {d}) (diag)"
         )
+
+
+def _sparse_posterior(S: SparseRatings, params: MixtureParams) -> np.ndarray:
+    from jaxmix.inference.sparse_em import sparse_responsibilities
+
+    _check_fit(params, S.shape[1])
+    return sparse_responsibilities(S, params)[0]
+
+
+def _posterior(values: np.ndarray, observed: np.ndarray, params: MixtureParams):
+    d = values.shape[1]
+    _check_fit(params, d)
     std = Standardizer.fit(values, observed) if observed.any() else Standardizer(np.zeros(d), 1.0)
     internal = std.to_internal(params)
     data = std.data(values, observed)
@@ -46,19 +66,30 @@ def responsibilities(X: Any, result: Any, *, mask: Any = None) -> np.ndarray:
     """Posterior component probabilities ``p(k | row)`` of the rows of ``X``.
 
     Args:
-        X: Array-like ``(n, d)`` with ``NaN`` at missing entries (need not be the fit data).
+        X: Array-like ``(n, d)`` with ``NaN`` at missing entries (need not be the fit data), or a
+            :class:`~jaxmix.SparseRatings` (sparse E-step; rows without entries get the weights).
         result: A fitted result or :class:`~jaxmix.MixtureParams`.
         mask: Optional boolean ``(n, d)``, ``True`` = observed.
 
     Returns:
         Array of shape ``(n, K)`` whose rows sum to one.
     """
+    if isinstance(X, SparseRatings):
+        if mask is not None:
+            raise TypeError("mask does not apply to a SparseRatings")
+        return _sparse_posterior(X, _params_of(result))
     values, observed = validate_matrix(X, mask, allow_all_missing=True)
     return _posterior(values, observed, _params_of(result))
 
 
 def complete(
-    X: Any, result: Any, *, mask: Any = None, return_std: bool = False
+    X: Any,
+    result: Any,
+    *,
+    mask: Any = None,
+    return_std: bool = False,
+    rows: Any = None,
+    cols: Any = None,
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Fill the missing entries of ``X`` with their conditional mean under a fitted mixture.
 
@@ -73,16 +104,26 @@ def complete(
     Observed entries are copied through unchanged (their standard deviation is 0). The
     responsibilities come from an E-step of the given parameters on ``X``.
 
+    Two forms: without ``rows`` / ``cols`` the whole completed ``(n, d)`` matrix (for a
+    :class:`~jaxmix.SparseRatings` this materialises it: small matrices only); with them, the
+    predictions at those entries only, in ``O((n + m) K)`` memory for ``m`` entries (the way to
+    score held-out ratings of a large sparse matrix).
+
     Args:
-        X: Array-like ``(n, d)``; ``NaN`` marks the entries to fill. It is not modified.
+        X: Array-like ``(n, d)``; ``NaN`` marks the entries to fill. It is not modified. Or a
+            :class:`~jaxmix.SparseRatings` (its triples are the observed entries).
         result: A fitted result (from :func:`jaxmix.fit_em`, :func:`jaxmix.kmeans`, ...) or
             :class:`~jaxmix.MixtureParams`.
-        mask: Optional boolean ``(n, d)``, ``True`` = observed (unobserved entries are filled).
-        return_std: Also return the predictive standard deviation of every entry.
+        mask: Optional boolean ``(n, d)``, ``True`` = observed (unobserved entries are filled);
+            dense ``X`` only.
+        return_std: Also return the predictive standard deviation.
+        rows, cols: Optional integer arrays of equal length ``m``: the entries to predict
+            (observed ones are returned as observed, with standard deviation 0).
 
     Returns:
-        The completed ``(n, d)`` float64 array, and with ``return_std`` a second ``(n, d)`` array of
-        predictive standard deviations (0 at observed entries).
+        The completed ``(n, d)`` float64 array, or with ``rows`` / ``cols`` the ``(m,)``
+        predictions; with ``return_std`` a second array of the same shape of predictive standard
+        deviations (0 at observed entries).
 
     Example:
         >>> import numpy as np, jaxmix
@@ -90,10 +131,31 @@ def complete(
         >>> filled = jaxmix.complete(X, jaxmix.fit_em(X, 2, min_var=0.01))
         >>> bool(np.isnan(filled).any())
         False
+        >>> S = jaxmix.sparse_ratings(X)
+        >>> jaxmix.complete(S, jaxmix.fit_em(S, 2, min_var=0.01), rows=[1, 3], cols=[1, 0]).shape
+        (2,)
     """
-    values, observed = validate_matrix(X, mask, allow_all_missing=True)
+    if (rows is None) != (cols is None):
+        raise TypeError("give both rows and cols (the entries to predict), or neither")
     params = _params_of(result)
+    if isinstance(X, SparseRatings):
+        if mask is not None:
+            raise TypeError("mask does not apply to a SparseRatings")
+        if rows is None:
+            return complete(X.to_dense(), params, return_std=return_std)
+        r, c = check_entries(rows, cols, X.shape)
+        resp = _sparse_posterior(X, params)
+        found, pos = X.positions(r, c)
+        observed_values = (
+            np.where(found, X.values[pos], np.nan) if X.nnz else np.full(r.shape, np.nan)
+        )
+        return _predict_entries(resp, params, r, c, found, observed_values, return_std)
+    values, observed = validate_matrix(X, mask, allow_all_missing=True)
     resp = _posterior(values, observed, params)
+    if rows is not None:
+        r, c = check_entries(rows, cols, values.shape)
+        found = observed[r, c]
+        return _predict_entries(resp, params, r, c, found, values[r, c], return_std)
     mean = resp @ params.mu
     filled = np.where(observed, values, mean)
     if not return_std:
@@ -105,3 +167,24 @@ def complete(
     mix_var = resp @ params.var  # (n,) spherical, (n, d) diag
     var = np.maximum(second, 0.0) + (mix_var if mix_var.ndim == 2 else mix_var[:, None])
     return filled, np.where(observed, 0.0, np.sqrt(var))
+
+
+def _predict_entries(resp, params, r, c, found, observed_values, return_std):
+    """Conditional mean (and sd) at entries ``(r, c)`` from responsibilities ``(n, K)``."""
+    mean = np.empty(r.shape)
+    sd = np.empty(r.shape) if return_std else None
+    centre = params.mu.mean(axis=0)
+    dev = params.mu - centre
+    diag = params.var.ndim == 2
+    for start in range(0, r.size, _ENTRY_CHUNK):
+        s = slice(start, start + _ENTRY_CHUNK)
+        w = resp[r[s]]  # (m, K)
+        mean[s] = np.einsum("mk,km->m", w, params.mu[:, c[s]])
+        if return_std:
+            second = np.einsum("mk,km->m", w, dev[:, c[s]] ** 2) - (mean[s] - centre[c[s]]) ** 2
+            mix_var = np.einsum("mk,km->m", w, params.var[:, c[s]]) if diag else w @ params.var
+            sd[s] = np.sqrt(np.maximum(second, 0.0) + mix_var)
+    filled = np.where(found, observed_values, mean)
+    if not return_std:
+        return filled
+    return filled, np.where(found, 0.0, sd)

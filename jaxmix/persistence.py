@@ -62,7 +62,7 @@ import jax
 import numpy as np
 
 from jaxmix.priors import Prior
-from jaxmix.types import EMResult, KMeansResult, MixtureParams
+from jaxmix.types import EMResult, KMeansResult, MCMCResult, MixtureParams, SVIResult
 
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "load", "save"]
 
@@ -83,8 +83,10 @@ _SAVEZ_PARAMETERS = frozenset({"file", "allow_pickle"})
 _FORMAT_TYPES: tuple[type, ...] = (
     EMResult,
     KMeansResult,
+    MCMCResult,
     MixtureParams,
     Prior,
+    SVIResult,
 )
 
 

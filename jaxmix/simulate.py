@@ -7,9 +7,15 @@ from typing import NamedTuple
 import numpy as np
 
 from jaxmix._data import check_n_components, check_positive_int
+from jaxmix.sparse import SparseRatings
 from jaxmix.types import MixtureParams
 
-__all__ = ["SimulatedRatings", "simulate_ratings"]
+__all__ = [
+    "SimulatedRatings",
+    "SimulatedSparseRatings",
+    "simulate_ratings",
+    "simulate_sparse_ratings",
+]
 
 
 class SimulatedRatings(NamedTuple):
@@ -88,3 +94,175 @@ def simulate_ratings(
     return SimulatedRatings(
         X=X, X_full=X_full, labels=labels, params=MixtureParams(mu, var, weights)
     )
+
+
+class SimulatedSparseRatings(NamedTuple):
+    """Simulated sparse ratings and their truth.
+
+    Attributes:
+        S: The observed ratings, a :class:`~jaxmix.SparseRatings` (float32 whole stars).
+        labels: True component of every user, ``(n_users,)``.
+        params: The planted mixture (before rounding to stars).
+        item_popularity: Sampling probability of every item, ``(n_items,)``.
+    """
+
+    S: SparseRatings
+    labels: np.ndarray
+    params: MixtureParams
+    item_popularity: np.ndarray
+
+
+def simulate_sparse_ratings(
+    n_users: int = 10_000,
+    n_items: int = 2_000,
+    nnz: int = 200_000,
+    K: int = 4,
+    seed: int = 0,
+    *,
+    noise: float = 0.6,
+    stars: tuple[int, int] | None = (1, 5),
+    user_tail: float = 2.0,
+    item_tail: float = 1.5,
+    chunk: int = 1 << 22,
+) -> SimulatedSparseRatings:
+    """Draw sparse ratings from a planted mixture at any size, without an ``n x d`` array.
+
+    Users and items have power-law activity: a user's number of ratings is proportional to a
+    Pareto(``user_tail``) draw (at least one, at most ``n_items // 2``), and an item is picked with
+    probability proportional to a Pareto(``item_tail``) draw, so a few blockbusters collect many
+    ratings and most items few (the Netflix pattern). Each user belongs to one of ``K`` taste
+    profiles and rates item ``l`` as ``mu[k, l] + noise * N(0, 1)``, rounded and clipped to whole
+    stars. Users are generated in chunks of about ``chunk`` ratings; repeated picks of an item by
+    the same user are redrawn, so every (user, item) pair is unique and the total is ``nnz``
+    (up to a few ratings of users whose redraws kept colliding).
+
+    Memory: the triples (``int32`` user, ``int32`` item, ``float32`` rating: 12 bytes per rating,
+    1.2 GB for 100 million) plus one chunk of temporaries.
+
+    Args:
+        n_users: Rows ``n``.
+        n_items: Columns ``d``.
+        nnz: Number of ratings to draw, at most ``n_users * n_items // 2``.
+        K: Planted components.
+        seed: Seed of ``numpy.random.default_rng``.
+        noise: Standard deviation of a rating around its component mean (before rounding).
+        stars: ``(low, high)`` whole-star range, or ``None`` for unrounded real values.
+        user_tail: Pareto shape of the user activity (smaller = heavier tail).
+        item_tail: Pareto shape of the item popularity.
+        chunk: Ratings generated at once.
+
+    Returns:
+        A :class:`SimulatedSparseRatings`.
+
+    Example:
+        >>> import jaxmix
+        >>> sim = jaxmix.simulate_sparse_ratings(1000, 200, 20_000, K=3, seed=0)
+        >>> sim.S.shape, sim.S.nnz
+        ((1000, 200), 20000)
+    """
+    n_users = check_positive_int(n_users, "n_users")
+    n_items = check_positive_int(n_items, "n_items")
+    nnz = check_positive_int(nnz, "nnz")
+    K = check_n_components(K, n_users)
+    if nnz > n_users * (n_items // 2) or n_items < 2:
+        raise ValueError(
+            f"nnz = {nnz} is too many for {n_users} x {n_items} (at most n_users * (n_items // 2))"
+        )
+    if not float(noise) > 0.0:
+        raise ValueError(f"noise must be positive; got {noise}")
+    if nnz < n_users:
+        raise ValueError(f"nnz = {nnz} must be at least n_users = {n_users} (one rating each)")
+    rng = np.random.default_rng(seed)
+    lo, hi = stars if stars is not None else (1, 5)
+    weights = rng.dirichlet(np.full(K, 5.0))
+    item_base = rng.normal(0.5 * (lo + hi), 0.4, size=n_items)
+    mu = np.clip(item_base + rng.normal(0.0, 0.9, size=(K, n_items)), lo, hi)
+    labels = rng.choice(K, size=n_users, p=weights)
+    popularity = rng.pareto(item_tail, size=n_items) + 1.0
+    popularity /= popularity.sum()
+    cdf = np.cumsum(popularity)
+    cdf /= cdf[-1]
+    counts = _activity(rng, n_users, n_items // 2, nnz, user_tail)
+    rows = np.empty(nnz, np.int32)
+    cols = np.empty(nnz, np.int32)
+    vals = np.empty(nnz, np.float32)
+    mu32 = mu.astype(np.float32)
+    filled, u0 = 0, 0
+    bounds = np.concatenate([[0], np.cumsum(counts)])
+    while u0 < n_users:
+        u1 = int(np.searchsorted(bounds, bounds[u0] + chunk, side="right")) - 1
+        u1 = max(u1, u0 + 1)
+        keys = _draw_items(rng, np.arange(u0, u1), counts[u0:u1], cdf, n_items)
+        m = keys.size
+        r = (keys // n_items).astype(np.int32)
+        c = (keys % n_items).astype(np.int32)
+        x = mu32[labels[r], c] + np.float32(noise) * rng.standard_normal(m, dtype=np.float32)
+        if stars is not None:
+            x = np.clip(np.rint(x), lo, hi)
+        rows[filled : filled + m] = r
+        cols[filled : filled + m] = c
+        vals[filled : filled + m] = x
+        filled += m
+        u0 = u1
+    S = SparseRatings(rows[:filled], cols[:filled], vals[:filled], (n_users, n_items))
+    return SimulatedSparseRatings(
+        S=S,
+        labels=labels,
+        params=MixtureParams(mu, np.full(K, noise**2), weights),
+        item_popularity=popularity,
+    )
+
+
+def _activity(rng, n_users, cap, nnz, tail):
+    """Ratings per user: one each plus a multinomial share of the rest proportional to Pareto
+    draws, each at most ``cap``, summing to ``nnz``."""
+    raw = rng.pareto(tail, size=n_users) + 1.0
+    counts = np.ones(n_users, np.int64)
+    for _ in range(100):
+        extra = nnz - int(counts.sum())
+        if extra <= 0:
+            break
+        room = cap - counts
+        share = raw * (room > 0)
+        counts += np.minimum(rng.multinomial(extra, share / share.sum()), room)
+    return counts
+
+
+def _draw_items(rng, users, counts, cdf, n_items, rounds=4):
+    """Unique (user, item) keys ``user * n_items + item``, sorted: ``counts[i]`` distinct items
+    for user ``users[i]``, drawn by popularity without replacement.
+
+    Light users draw with replacement and redraw their repeats (a few rounds); a user who is
+    heavy (``counts >= n_items / 8``) or still short after ``rounds`` rounds takes the exact
+    weighted sample without replacement, the top ``counts`` of ``log p + Gumbel`` noise, at
+    ``O(n_items)`` cost (at most 8 per rating).
+    """
+    log_p = np.log(np.diff(np.concatenate([[0.0], cdf])) + 1e-300)
+    exact = counts * 8 >= n_items
+    need = np.where(exact, 0, counts)
+    keys = np.empty(0, np.int64)
+    for _ in range(rounds):
+        if not need.any():
+            break
+        who = np.repeat(users, need)
+        items = np.minimum(np.searchsorted(cdf, rng.random(who.size), side="right"), n_items - 1)
+        keys = _sorted_unique(np.concatenate([keys, who.astype(np.int64) * n_items + items]))
+        got = np.bincount(keys // n_items - users[0], minlength=users.size)
+        need = np.where(exact, 0, counts - got)
+    short = need > 0
+    if short.any():  # drop the partial draws of users that are still short
+        keys = keys[~short[keys // n_items - users[0]]]
+    parts = [keys]
+    for i in np.flatnonzero(exact | short):
+        score = log_p + rng.gumbel(size=n_items)
+        top = np.argpartition(score, n_items - counts[i])[n_items - counts[i] :]
+        parts.append(np.int64(users[i]) * n_items + np.sort(top))
+    return np.sort(np.concatenate(parts)) if len(parts) > 1 else keys
+
+
+def _sorted_unique(keys):
+    keys.sort()
+    keep = np.empty(keys.size, bool)
+    keep[:1] = True
+    np.not_equal(keys[1:], keys[:-1], out=keep[1:])
+    return keys[keep]

@@ -25,6 +25,9 @@ CASES: dict[str, Any] = {
     "em-map": {"prior": "Prior"},
     "em-map-diag": {"prior": "Prior", "covariance": "diag"},
     "kmeans": "kmeans",
+    "svi-map": "svi-map",
+    "svi-meanfield": "svi-meanfield",
+    "mcmc": "mcmc",
 }
 
 
@@ -39,6 +42,10 @@ def fitted(request, X):
     case = CASES[request.param]
     if case == "kmeans":
         return jaxmix.kmeans(X, 2, n_init=2)
+    if isinstance(case, str) and case.startswith("svi-"):
+        return jaxmix.fit_svi(X, 2, guide=case[4:], num_steps=50, polish_steps=20)
+    if case == "mcmc":
+        return jaxmix.fit_mcmc(X, 2, num_chains=1, num_warmup=20, num_samples=20)
     kwargs = dict(case)
     if kwargs.get("prior") == "Prior":
         if not hasattr(jaxmix, "Prior"):

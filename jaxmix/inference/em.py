@@ -39,8 +39,8 @@ with ``S`` the expected squared residual and ``N`` the expected number of observ
 component, or per component and column for ``"diag"``). Every piece maximises its conditional
 exactly (the floor ``min_var`` makes the variance step the maximum over ``var >= min_var``, the
 objective being unimodal in each variance), so the objective never decreases once the variances
-are feasible (``"kmeans++"`` floors its start at ``min_var``; ``"random_rows"`` does not). Every mean moves
-(the prior makes its update well defined without data).
+are feasible (``"kmeans++"`` floors its start at ``min_var``; ``"random_rows"`` does not). Every
+mean moves (the prior makes its update well defined without data).
 """
 
 from __future__ import annotations
@@ -78,10 +78,14 @@ from jaxmix.priors import (
     resolve_prior,
     standardize_prior,
 )
+from jaxmix.sparse import SparseRatings
 from jaxmix.types import EMResult, MixtureParams
 
 __all__ = [
+    "AUTO_MIN_ENTRIES",
     "EMState",
+    "METHODS",
+    "SPARSE_CROSSOVER_DENSITY",
     "SuffStats",
     "e_step",
     "fit_em",
@@ -93,6 +97,15 @@ __all__ = [
 ]
 
 _HI = lax.Precision.HIGHEST
+
+METHODS = ("auto", "dense", "sparse")
+#: ``method="auto"`` takes the sparse path for a dense array whose share of observed entries is
+#: below this: the crossover measured by ``benchmarks/dense_vs_sparse.py`` at the course size
+#: (1200 x 1200, K = 12, float32, 2-core CPU: 0.027; the triples cost about 20 times more per
+#: entry than the dense matrix products) ...
+SPARSE_CROSSOVER_DENSITY = 0.03
+#: ... and that has at least this many entries (below it the dense path is fast anyway).
+AUTO_MIN_ENTRIES = 1 << 20
 
 
 class SuffStats(NamedTuple):
@@ -252,8 +265,13 @@ def m_step(
 
 def init(params: MixtureParams, data: MaskedData, max_iter: int) -> EMState:
     """The state before the first iteration."""
-    dtype = data.x.dtype
-    n, K = data.x.shape[0], params.weights.shape[0]
+    return init_state(params, data.x.shape[0], data.x.dtype, max_iter)
+
+
+def init_state(params: MixtureParams, n_rows: int, dtype: Any, max_iter: int) -> EMState:
+    """The state before the first iteration, for ``n_rows`` rows of responsibilities (shared by
+    the dense and the sparse path, :mod:`jaxmix.inference.sparse_em`)."""
+    n, K = n_rows, params.weights.shape[0]
     return EMState(
         params=MixtureParams(*(jnp.asarray(p, dtype) for p in params)),
         resp=jnp.zeros((n, K), dtype),
@@ -291,9 +309,39 @@ def step(
     """
     covariance = covariance_of(state.params.var)
     resp, ll = e_step(state.params, data)
+    stats = suff_stats(resp, data, covariance)
+    return advance(state, resp, ll, stats, tol, min_var, ll_shift, prior, prior_shift)
+
+
+def advance(
+    state: EMState,
+    resp: Array,
+    ll: Array,
+    stats: SuffStats,
+    tol: Array | float,
+    min_var: Array | float,
+    ll_shift: Array | float = 0.0,
+    prior: Prior | None = None,
+    prior_shift: Array | float = 0.0,
+) -> EMState:
+    """The rest of an iteration once the E-step is done: objective, M-step, stopping rule.
+
+    Shared by the dense :func:`step` and the sparse path (whose E-step and statistics come from
+    the triples), so both run exactly the same update.
+
+    Args:
+        state: State before the iteration (its ``params`` are those of the E-step).
+        resp: Responsibilities of the E-step (stored in the state as they are).
+        ll: Log-likelihood of the E-step (before ``ll_shift``).
+        stats: Sufficient statistics of the E-step.
+        tol, min_var, ll_shift, prior, prior_shift: As in :func:`step`.
+
+    Returns:
+        The next state.
+    """
     ll = ll + ll_shift
     obj = ll + (log_prior(state.params, prior) + prior_shift if prior is not None else 0.0)
-    params = m_step(suff_stats(resp, data, covariance), state.params, min_var, prior)
+    params = m_step(stats, state.params, min_var, prior)
     converged = (state.n_iter > 0) & (obj - state.objective <= tol * jnp.abs(obj))
     return EMState(
         params=params,
@@ -310,11 +358,19 @@ _trace_count = 0  # incremented each time the batched fit is traced (tests check
 
 
 def _run(params, data, tol, min_var, ll_shift, prior, prior_shift, max_iter, progress):
-    def cond(state):
-        return ~state.converged & (state.n_iter < max_iter) & jnp.isfinite(state.objective)
-
     def one(state):
         return step(state, data, tol, min_var, ll_shift, prior, prior_shift)
+
+    return loop(one, init(params, data, max_iter), max_iter, progress)
+
+
+def loop(one: Any, state: EMState, max_iter: int, progress: bool = False) -> EMState:
+    """Run ``one`` (a state -> state iteration) from ``state`` inside ``lax.while_loop`` until the
+    stopping rule fires, ``max_iter`` iterations are done or the objective is not finite (the
+    first iteration always runs). Shared by the dense and the sparse path."""
+
+    def cond(state):
+        return ~state.converged & (state.n_iter < max_iter) & jnp.isfinite(state.objective)
 
     def body(state):
         new = one(state)
@@ -322,7 +378,7 @@ def _run(params, data, tol, min_var, ll_shift, prior, prior_shift, max_iter, pro
             jax.debug.callback(_progress_callback, new.n_iter, new.objective)
         return new
 
-    return lax.while_loop(cond, body, one(init(params, data, max_iter)))
+    return lax.while_loop(cond, body, one(state))
 
 
 @functools.partial(jax.jit, static_argnames=("max_iter", "progress"))
@@ -362,6 +418,9 @@ def fit_em(
     progress: bool = False,
     prior: Prior | None = None,
     covariance: str = "spherical",
+    method: str = "auto",
+    chunk_size: int | None = None,
+    mesh: Any = None,
 ) -> EMResult:
     """Fit a Gaussian mixture to a partially observed matrix by (MAP-)EM.
 
@@ -401,6 +460,20 @@ def fit_em(
             its ``None`` fields are resolved from ``X`` (:meth:`~jaxmix.Prior.resolve`). MAP-EM
             needs ``alpha >= 1``.
         covariance: ``"spherical"`` (``var`` of shape ``(K,)``) or ``"diag"`` (``(K, d)``).
+        method: ``"dense"`` (matrix products over all ``n d`` entries), ``"sparse"`` (sums over
+            the observed entries only, :mod:`jaxmix.inference.sparse_em`: ``O(nnz K)`` time and
+            ``O(nnz + (n + d) K)`` memory per iteration) or ``"auto"`` (default): sparse for a
+            :class:`~jaxmix.SparseRatings` or with a ``mesh``; for a dense array, sparse when it
+            has at least :data:`AUTO_MIN_ENTRIES` entries and a share of observed entries below
+            :data:`SPARSE_CROSSOVER_DENSITY` (measured by ``benchmarks/dense_vs_sparse.py``).
+            Both give the same result up to rounding. ``"dense"`` with a ``SparseRatings``
+            materialises the ``n x d`` matrix.
+        chunk_size: Sparse path only: observed entries processed at once (bounds the
+            ``chunk_size x K`` intermediates; default 32768).
+        mesh: Sparse path only: a one-axis ``jax.sharding.Mesh`` (or a list of devices) to split
+            the rows over; the sufficient statistics are summed across devices with ``psum``.
+            Works across hosts after ``jax.distributed.initialize()`` with a mesh of
+            ``jax.devices()``.
 
     Returns:
         An :class:`~jaxmix.EMResult`.
@@ -418,7 +491,24 @@ def fit_em(
         >>> res.var.shape, res.prior.mean_sd.shape
         ((2, 2), (2,))
     """
-    values, observed = validate_matrix(X, mask)
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}; got {method!r}")
+    sparse_input = isinstance(X, SparseRatings)
+    if sparse_input and mask is not None:
+        raise TypeError("mask does not apply to a SparseRatings (its triples are the observed set)")
+    if sparse_input and method != "dense":
+        return _fit_sparse(X, K, locals())
+    if method == "dense" and mesh is not None:
+        raise ValueError("mesh needs the sparse path (method='sparse' or 'auto')")
+    values, observed = validate_matrix(X.to_dense() if sparse_input else X, mask)
+    if method == "sparse" or (
+        method == "auto"
+        and (
+            mesh is not None
+            or (values.size >= AUTO_MIN_ENTRIES and observed.mean() < SPARSE_CROSSOVER_DENSITY)
+        )
+    ):
+        return _fit_sparse(SparseRatings.from_dense(values, observed), K, locals())
     K = check_n_components(K, values.shape[0])
     n_init = check_positive_int(n_init, "n_init")
     max_iter = check_positive_int(max_iter, "max_iter")
@@ -494,7 +584,7 @@ def log_objective(
 
     Args:
         X: Array-like ``(n, d)`` with ``NaN`` at missing entries (rows with no observed entry
-            contribute ``log sum_k (w_k + 1e-16)``, about 0).
+            contribute ``log sum_k (w_k + 1e-16)``, about 0), or a :class:`~jaxmix.SparseRatings`.
         params: :class:`~jaxmix.MixtureParams` (``mu`` ``(K, d)``, ``var`` ``(K,)`` or ``(K, d)``,
             ``weights`` ``(K,)``) or a fitted result.
         mask: Optional boolean ``(n, d)``, ``True`` = observed.
@@ -513,14 +603,21 @@ def log_objective(
         >>> bool(obj >= res.objective)
         True
     """
-    values, observed = validate_matrix(X, mask)
+    sparse_input = isinstance(X, SparseRatings)
+    if sparse_input:
+        if mask is not None:
+            raise TypeError("mask does not apply to a SparseRatings")
+        if X.nnz == 0:
+            raise ValueError("every entry of X is missing; there is nothing to evaluate")
+    else:
+        values, observed = validate_matrix(X, mask)
     fitted = params if isinstance(params, MixtureParams) else getattr(params, "params", params)
     if not isinstance(fitted, MixtureParams):
         raise TypeError(
             f"params must be MixtureParams or a fitted result; got {type(params).__name__}"
         )
     p = MixtureParams(*(np.asarray(v, np.float64) for v in fitted))
-    n, d = values.shape
+    n, d = X.shape if sparse_input else values.shape
     if p.mu.ndim != 2 or p.mu.shape[1] != d:
         raise ValueError(f"mu must have shape (K, {d}); got {p.mu.shape}")
     K = p.mu.shape[0]
@@ -532,6 +629,16 @@ def log_objective(
     family = "spherical" if p.var.ndim == 1 else "diag"
     if covariance is not None and _check_covariance(covariance) != family:
         raise ValueError(f"covariance={covariance!r} but var has shape {p.var.shape} ({family})")
+    if sparse_input:
+        from jaxmix.inference.sparse_em import resolve_prior_sparse, sparse_responsibilities
+
+        _, ll = sparse_responsibilities(X, p, standardize=False)
+        if prior is None:
+            return ll
+        prior = resolve_prior_sparse(prior, X)
+        dtype = float_dtype()
+        jp = MixtureParams(*(jnp.asarray(v, dtype) for v in p))
+        return ll + float(log_prior(jp, Prior(*(jnp.asarray(v, dtype) for v in prior))))
     if prior is not None:
         prior = resolve_prior(prior, values, observed)
     data = masked_data(values, observed)
@@ -541,6 +648,26 @@ def log_objective(
 
 
 _objective_jit = jax.jit(objective)
+
+_SPARSE_OPTIONS = (
+    "n_init",
+    "seed",
+    "init",
+    "tol",
+    "max_iter",
+    "min_var",
+    "progress",
+    "prior",
+    "covariance",
+    "chunk_size",
+    "mesh",
+)
+
+
+def _fit_sparse(S: SparseRatings, K: Any, options: dict[str, Any]) -> EMResult:
+    from jaxmix.inference.sparse_em import fit_sparse_em
+
+    return fit_sparse_em(S, K, **{k: options[k] for k in _SPARSE_OPTIONS})
 
 
 def _check_covariance(covariance: Any) -> str:

@@ -1,0 +1,303 @@
+"""Cross-checking the two optimisers of one model: EM against SVI-MAP on the user's data.
+
+EM (:func:`jaxmix.fit_em`, closed-form M-steps) and SVI with a point-mass guide
+(:func:`jaxmix.fit_svi` with ``guide="map"``, gradient steps on NumPyro's ``TraceEnum_ELBO``)
+maximise the same objective, log-likelihood + log-prior of :func:`jaxmix.mixture_model`. Started
+from the same point they usually reach the same optimum: :func:`compare_em_svi` runs both and
+reports how close they came, after matching the components (the labels of a mixture are
+arbitrary).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, NamedTuple
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from jaxmix._data import check_n_components, check_nonneg_float, check_positive_int, validate_matrix
+from jaxmix.inference.em import _check_covariance, _check_seed, fit_em, log_objective
+from jaxmix.inference.init import init_params
+from jaxmix.inference.svi import fit_svi
+from jaxmix.priors import Prior, resolve_prior
+from jaxmix.types import EMResult, MixtureParams, SVIResult
+
+__all__ = ["EMSVIComparison", "compare_em_svi", "match_components"]
+
+
+def match_components(mu_ref: Any, mu_other: Any) -> np.ndarray:
+    """The matching of two sets of component means that minimises the total squared distance.
+
+    Hungarian algorithm (:func:`scipy.optimize.linear_sum_assignment`) on the ``(K, K)`` matrix
+    of squared Euclidean distances ``|mu_ref_k - mu_other_j|^2``.
+
+    Args:
+        mu_ref: Means ``(K, d)``.
+        mu_other: Means ``(K, d)``.
+
+    Returns:
+        ``perm`` of shape ``(K,)``: component ``perm[k]`` of ``other`` matches component ``k`` of
+        ``ref`` (so ``mu_other[perm]`` lines up with ``mu_ref``).
+    """
+    a = np.asarray(mu_ref, np.float64)
+    b = np.asarray(mu_other, np.float64)
+    if a.ndim != 2 or a.shape != b.shape:
+        raise ValueError(f"means must both be (K, d); got {a.shape} and {b.shape}")
+    cost = ((a[:, None, :] - b[None, :, :]) ** 2).sum(axis=-1)
+    rows, cols = linear_sum_assignment(cost)
+    perm = np.empty(len(rows), dtype=np.int64)
+    perm[rows] = cols
+    return perm
+
+
+class EMSVIComparison(NamedTuple):
+    """Report of :func:`compare_em_svi`: EM and SVI-MAP from the same start.
+
+    Attributes:
+        em_objective: EM's objective (log-likelihood + log-prior, data units) at its final
+            parameters (after the last M-step).
+        svi_objective: SVI-MAP's objective at its parameters.
+        rel_gap: ``(em_objective - svi_objective) / |em_objective|``: positive when EM reached the
+            higher value.
+        max_abs_dmu: ``max |mu_em - mu_svi|`` over matched components and columns (data units).
+        max_rel_dvar: ``max |var_em - var_svi| / var_em`` over matched components (and columns).
+        max_abs_dweights: ``max |w_em - w_svi|`` over matched components.
+        permutation: ``(K,)``: SVI component ``permutation[k]`` matches EM component ``k``.
+        em_time: Seconds of EM's run (a second, compiled call).
+        em_compile_time: Seconds of EM's first call beyond ``em_time`` (tracing + compiling).
+        svi_time: Seconds of SVI-MAP's compiled run.
+        svi_compile_time: Seconds of SVI-MAP's tracing + compiling (0 if reused).
+        em_iter: EM iterations.
+        svi_evals: SVI-MAP's loss-and-gradient evaluations (Adam steps + L-BFGS evaluations).
+        em_floor_active: Whether some EM variance sits at EM's floor ``min_var`` (SVI has none:
+            the two then solve different problems and SVI may end higher).
+        rtol: The relative tolerance of :attr:`agree`.
+        em: EM's result.
+        svi: SVI-MAP's result.
+    """
+
+    em_objective: float
+    svi_objective: float
+    rel_gap: float
+    max_abs_dmu: float
+    max_rel_dvar: float
+    max_abs_dweights: float
+    permutation: np.ndarray
+    em_time: float
+    em_compile_time: float
+    svi_time: float
+    svi_compile_time: float
+    em_iter: int
+    svi_evals: int
+    em_floor_active: bool
+    rtol: float
+    em: EMResult
+    svi: SVIResult
+
+    @property
+    def agree(self) -> bool:
+        """Whether the two objectives agree within ``rtol`` relative (either one higher)."""
+        return bool(abs(self.rel_gap) <= self.rtol)
+
+    def summary(self) -> str:
+        """A readable table of both fits and their distance."""
+        K = self.permutation.shape[0]
+        prior = "none (maximum likelihood)" if self.em.prior is None else "resolved Prior"
+        svi = self.svi
+        steps = f"{svi.num_steps} Adam + {svi.polish_iter} L-BFGS"
+        rows = [
+            ("objective", f"{self.em_objective:.10g}", f"{self.svi_objective:.10g}"),
+            ("iterations", f"{self.em_iter}", steps),
+            ("run time (s)", f"{self.em_time:.3f}", f"{self.svi_time:.3f}"),
+            ("compile time (s)", f"{self.em_compile_time:.3f}", f"{self.svi_compile_time:.3f}"),
+        ]
+        width = max(len(r[2]) for r in rows) + 2
+        lines = [
+            f"EM vs SVI-MAP: K={K}, covariance={self.em.covariance}, prior: {prior}",
+            f"{'':18s}{'EM':>18s}{'SVI-MAP':>{width}s}",
+            *(f"{a:18s}{b:>18s}{c:>{width}s}" for a, b, c in rows),
+            f"relative gap (EM - SVI) / |EM|: {self.rel_gap:+.3e} "
+            f"({'within' if self.agree else 'NOT within'} {self.rtol:g})",
+            "matched components (EM k <- SVI j): "
+            + ", ".join(f"{k}<-{j}" for k, j in enumerate(self.permutation)),
+            f"max |d mu| = {self.max_abs_dmu:.3e}   max |d var| / var = {self.max_rel_dvar:.3e}"
+            f"   max |d weights| = {self.max_abs_dweights:.3e}",
+        ]
+        if self.em_floor_active:
+            lines.append(
+                f"note: EM's variance floor min_var={self.em.min_var:g} is active; SVI has none, "
+                "so the two optima differ (rerun with min_var=0 to compare like for like)"
+            )
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.summary()
+
+
+def _distances(em: MixtureParams, svi: MixtureParams, perm: np.ndarray) -> tuple[float, ...]:
+    var_em = np.asarray(em.var, np.float64)
+    return (
+        float(np.max(np.abs(em.mu - svi.mu[perm]))),
+        float(np.max(np.abs(var_em - svi.var[perm]) / var_em)),
+        float(np.max(np.abs(em.weights - svi.weights[perm]))),
+    )
+
+
+def compare_em_svi(
+    X: Any,
+    K: int,
+    *,
+    mask: Any = None,
+    prior: Prior | None = None,
+    covariance: str = "spherical",
+    seed: int = 0,
+    init: Any = "kmeans++",
+    num_steps: int = 1000,
+    learning_rate: float = 0.05,
+    polish_steps: int = 500,
+    tol: float = 1e-12,
+    max_iter: int = 100_000,
+    min_var: float = 0.0,
+    rtol: float = 1e-4,
+) -> EMSVIComparison:
+    """Fit the mixture by EM and by SVI-MAP from the same start and compare the two optima.
+
+    Both maximise the same objective, ``log p(X | theta) + log p(theta)`` of
+    :func:`jaxmix.mixture_model` (the log-likelihood alone with ``prior=None``): EM by closed-form
+    M-steps, SVI by gradient steps on NumPyro's ``TraceEnum_ELBO`` with an ``AutoDelta`` guide
+    (Adam, then an L-BFGS polish). The start is computed once (``init``, ``seed``) and handed to
+    both as explicit parameters; the prior is resolved once, so both use the same numbers. The
+    components are then matched by the Hungarian algorithm on the means
+    (:func:`match_components`) and the report gives the relative gap of the objectives and the
+    largest differences of the matched parameters.
+
+    What to expect (float64, the defaults). Where both end in the same optimum, the objectives
+    agree far inside the acceptance test ``rtol = 1e-4``: to 1e-11 relative or better on the
+    course's toy data (K=3) and to 1e-13 on simulated ratings with 30% missing entries, SVI
+    slightly *above* EM (EM stops at ``tol``; the L-BFGS polish goes further). The matched
+    parameters then agree within
+
+    * ``max |d mu| <= 100 sqrt(tol)`` (data units), ``max |d var| / var <= 100 sqrt(tol)`` and
+      ``max |d weights| <= 10 sqrt(tol)``, i.e. 1e-4, 1e-4 and 1e-5 at the default
+      ``tol = 1e-12``: the tolerances of the test suite.
+
+    They scale with EM's tolerance because EM's stopping point limits them: the objective is flat
+    to second order at the optimum, so an objective gap ``tol |objective|`` leaves the parameters
+    ``O(sqrt(tol))`` away (measured on the toy data: ``|d mu|`` 6e-4, 6e-5, 6e-6, 6e-7 at
+    ``tol`` 1e-8, 1e-10, 1e-12, 1e-14; SVI's own optimum is tight). The measured constant is 5 to
+    30 on the toy data (toy, diag with the default prior: ``|d mu| = 2.7e-5``,
+    ``|d var| / var = 1.0e-5``, ``|d weights| = 3.7e-6`` at ``tol = 1e-12``) and below 1 on the
+    simulated ratings; the tolerances allow 100 (10 for the weights, which are bounded by one).
+
+    The same start does not guarantee the same optimum: EM's M-step jumps and Adam's small steps
+    can fall into different basins of attraction. On 8 simulated 200 x 20 rating matrices x
+    {spherical, diag} x {no prior, default prior} (32 comparisons), 29 agreed as above; on one
+    matrix, in spherical, SVI-MAP ended 1.3e-3 to 1.6e-3 *higher* than EM (EM stuck in a worse
+    optimum), and in diag without a prior EM collapsed a variance to 0 (maximum likelihood is
+    unbounded; a prior or EM's ``min_var`` prevents it). The other way round, on a smaller
+    150 x 12 matrix (``simulate_ratings`` seed 0, spherical) Adam from the k-means++ start ends
+    in an optimum 15% *lower* than EM's, at any step size. On the toy data with K=4, diag, no
+    prior, EM approaches a degenerate spike (a component of weight 0.004 with variance 2e-4). A
+    large ``rel_gap`` or large parameter distances therefore mean "different optima", which
+    :meth:`EMSVIComparison.summary` lets you inspect; with EM's variance floor active
+    (``em_floor_active``) the two even solve different problems (SVI has no floor), hence the
+    default ``min_var=0`` here.
+
+    Args:
+        X: Array-like ``(n, d)``; ``NaN`` marks a missing entry.
+        K: Number of components.
+        mask: Optional boolean ``(n, d)``, ``True`` = observed.
+        prior: ``None`` (maximum likelihood) or a :class:`~jaxmix.Prior`.
+        covariance: ``"spherical"`` or ``"diag"``.
+        seed: Seed of the starting point (and of SVI's random stream).
+        init: ``"kmeans++"``, ``"random_rows"``, explicit parameters or a previous result.
+        num_steps: SVI's Adam steps.
+        learning_rate: SVI's Adam step size.
+        polish_steps: SVI's maximum L-BFGS iterations.
+        tol: EM's relative tolerance (tight by default, so that EM's optimum is precise).
+        max_iter: EM's iteration cap.
+        min_var: EM's variance floor (default 0: SVI has no floor).
+        rtol: Relative tolerance of :attr:`EMSVIComparison.agree`.
+
+    Returns:
+        An :class:`EMSVIComparison` (``print`` it for a table) holding both results.
+
+    Example:
+        >>> import numpy as np, jaxmix
+        >>> X = np.array([[1.0, 2.0], [1.1, np.nan], [5.0, 6.0], [np.nan, 6.1], [5.2, 5.9],
+        ...               [0.9, 2.2]])
+        >>> report = jaxmix.compare_em_svi(X, 2, prior=jaxmix.Prior(), num_steps=300)
+        >>> report.agree, report.permutation.shape
+        (True, (2,))
+    """
+    values, observed = validate_matrix(X, mask)
+    K = check_n_components(K, values.shape[0])
+    covariance = _check_covariance(covariance)
+    seed = _check_seed(seed)
+    min_var = check_nonneg_float(min_var, "min_var")
+    rtol = check_nonneg_float(rtol, "rtol")
+    max_iter = check_positive_int(max_iter, "max_iter")
+    if prior is not None:
+        prior = resolve_prior(prior, values, observed)
+    start = init_params(
+        init, values, observed, K, n_init=1, seed=seed, min_var=min_var, covariance=covariance
+    )
+    start = MixtureParams(*(np.asarray(p[0]) for p in start))
+
+    def run_em() -> EMResult:
+        return fit_em(
+            values,
+            K,
+            mask=observed,
+            init=start,
+            tol=tol,
+            max_iter=max_iter,
+            min_var=min_var,
+            prior=prior,
+            covariance=covariance,
+        )
+
+    begin = time.perf_counter()
+    run_em()
+    first = time.perf_counter() - begin
+    begin = time.perf_counter()
+    em = run_em()
+    em_time = time.perf_counter() - begin
+    svi = fit_svi(
+        values,
+        K,
+        mask=observed,
+        guide="map",
+        prior=prior,
+        covariance=covariance,
+        num_steps=num_steps,
+        seed=seed,
+        init=start,
+        learning_rate=learning_rate,
+        polish_steps=polish_steps,
+    )
+
+    em_objective = log_objective(values, em.params, mask=observed, prior=prior)
+    perm = match_components(em.mu, svi.mu)
+    dmu, dvar, dw = _distances(em.params, svi.params, perm)
+    floor = min_var > 0 and bool(np.any(em.var <= min_var * (1.0 + 1e-9)))
+    return EMSVIComparison(
+        em_objective=em_objective,
+        svi_objective=svi.objective,
+        rel_gap=(em_objective - svi.objective) / abs(em_objective),
+        max_abs_dmu=dmu,
+        max_rel_dvar=dvar,
+        max_abs_dweights=dw,
+        permutation=perm,
+        em_time=em_time,
+        em_compile_time=max(first - em_time, 0.0),
+        svi_time=svi.run_time,
+        svi_compile_time=svi.compile_time,
+        em_iter=em.n_iter,
+        svi_evals=svi.n_evals,
+        em_floor_active=floor,
+        rtol=rtol,
+        em=em,
+        svi=svi,
+    )

@@ -1,0 +1,516 @@
+"""Posterior diagnostics: relabelling of draws, ArviZ InferenceData and a convergence report.
+
+* :func:`relabel` undoes label switching: the mixture's posterior is invariant under permutations
+  of the components, so each draw is matched to a reference solution by the permutation that
+  minimises
+
+  .. math::
+
+      \\sum_k c_{\\pi(k), k}, \\qquad
+      c_{jk} = \\sum_l \\frac{(\\mu^{draw}_{jl} - \\mu^{ref}_{kl})^2}{\\mathrm{var}^{ref}_{k(l)}}
+
+  (the squared distance of the draw's component ``j`` to the reference's component ``k`` in units
+  of the reference's variance), solved exactly by ``scipy.optimize.linear_sum_assignment``.
+* :func:`to_inference_data` builds an ArviZ ``InferenceData`` with the posterior, the per-row
+  marginal log-likelihood (components summed out, observed entries only; what ``az.loo``,
+  ``az.waic`` and ``az.compare`` need), the posterior predictive of the missing entries,
+  the observed data and the sampler's statistics.
+* :func:`diagnose` reports ``r_hat``, bulk and tail ESS, divergences and relabelling counts and
+  warns with :class:`DiagnosticsWarning` when they are off.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, NamedTuple
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from jaxmix._data import validate_matrix
+from jaxmix.inference.em import _check_seed
+from jaxmix.predictive import (
+    check_draws,
+    has_draws,
+    posterior_draws,
+    run_posterior_pass,
+    sample_entries,
+)
+from jaxmix.types import MCMCResult, MixtureParams
+
+__all__ = [
+    "DiagnosticsReport",
+    "DiagnosticsWarning",
+    "VariableDiagnostics",
+    "diagnose",
+    "relabel",
+    "to_inference_data",
+]
+
+PARAMETERS = ("mu", "var", "weights")
+
+
+def import_arviz() -> Any:
+    """Import ArviZ lazily (it is slow to import), without its once-a-day import-time notice.
+
+    ArviZ 0.23 announces its coming refactor with a ``FutureWarning`` at import, once a day; it
+    says nothing about jaxmix's use of the classic API, so that one message is filtered here (and
+    only it).
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message=r"\s*ArviZ is undergoing a major refactor", category=FutureWarning
+        )
+        import arviz
+
+    return arviz
+
+
+class DiagnosticsWarning(UserWarning):
+    """A posterior diagnostic is off: ``r_hat`` too high, ESS too low, or divergences."""
+
+
+# --------------------------------------------------------------------------------------------
+# Relabelling
+
+
+def relabel(draws: MixtureParams, reference: MixtureParams) -> tuple[MixtureParams, np.ndarray]:
+    """Permute the components of every draw to best match a reference solution.
+
+    The cost of matching draw component ``j`` to reference component ``k`` is
+    ``sum_l (mu_jl - mu^ref_kl)^2 / var^ref_k(l)`` (see the module docstring); the permutation
+    of least total cost is found exactly (``scipy.optimize.linear_sum_assignment``).
+
+    Args:
+        draws: Parameters with any leading batch shape ``B``: ``mu`` ``(*B, K, d)``, ``var``
+            ``(*B, K)`` or ``(*B, K, d)``, ``weights`` ``(*B, K)``.
+        reference: Unbatched parameters of the same family (``var`` ``(K,)`` or ``(K, d)``).
+
+    Returns:
+        ``(relabelled, permutation)``: the permuted draws (same shapes, float64) and the
+        permutation ``(*B, K)``, with ``relabelled[..., k] = draws[..., permutation[..., k]]``.
+
+    Example:
+        >>> import numpy as np, jaxmix
+        >>> ref = jaxmix.MixtureParams(np.array([[0.0], [5.0]]), np.ones(2), np.array([0.3, 0.7]))
+        >>> draw = jaxmix.MixtureParams(np.array([[[5.1], [0.2]]]), np.ones((1, 2)),
+        ...                             np.array([[0.68, 0.32]]))
+        >>> out, perm = jaxmix.relabel(draw, ref)
+        >>> perm.tolist(), out.weights.tolist()
+        ([[1, 0]], [[0.32, 0.68]])
+    """
+    mu = np.asarray(draws.mu, np.float64)
+    var = np.asarray(draws.var, np.float64)
+    weights = np.asarray(draws.weights, np.float64)
+    ref_mu = np.asarray(reference.mu, np.float64)
+    K, d = ref_mu.shape
+    batch = weights.shape[:-1]
+    if weights.shape[-1] != K or mu.shape != (*batch, K, d):
+        raise ValueError(
+            f"draws have mu {mu.shape} and weights {weights.shape}; the reference has K={K}, d={d}"
+        )
+    ref_var = np.asarray(reference.var, np.float64)
+    prec = np.broadcast_to((1.0 / ref_var)[:, None] if ref_var.ndim == 1 else 1.0 / ref_var, (K, d))
+    flat = mu.reshape(-1, K, d)
+    # cost[b, j, k] = sum_l (mu_bjl - ref_kl)^2 prec_kl, expanded into matrix products
+    cost = (
+        np.einsum("bjl,kl->bjk", flat * flat, prec)
+        - 2.0 * np.einsum("bjl,kl->bjk", flat, ref_mu * prec)
+        + np.sum(ref_mu * ref_mu * prec, axis=1)[None, None, :]
+    )
+    perm = np.empty((flat.shape[0], K), dtype=np.int64)
+    for b in range(flat.shape[0]):
+        j, k = linear_sum_assignment(cost[b])
+        perm[b, k] = j
+    perm = perm.reshape(*batch, K)
+    take = perm[..., None]
+    var_take = take if var.ndim == weights.ndim + 1 else perm
+    relabelled = MixtureParams(
+        mu=np.take_along_axis(mu, take, axis=-2),
+        var=np.take_along_axis(var, var_take, axis=-2 if var.ndim == weights.ndim + 1 else -1),
+        weights=np.take_along_axis(weights, perm, axis=-1),
+    )
+    return relabelled, perm
+
+
+# --------------------------------------------------------------------------------------------
+# InferenceData
+
+
+def _param_dims(var: np.ndarray, batch_ndim: int) -> dict[str, list[str]]:
+    diag = np.ndim(var) == batch_ndim + 2
+    return {
+        "mu": ["component", "item"],
+        "var": ["component", "item"] if diag else ["component"],
+        "weights": ["component"],
+    }
+
+
+def _posterior_group(draws: MixtureParams, attrs: dict[str, Any]) -> Any:
+    az = import_arviz()
+
+    K, d = np.shape(draws.mu)[-2:]
+    return az.dict_to_dataset(
+        {"mu": draws.mu, "var": draws.var, "weights": draws.weights},
+        library=None,
+        coords={"component": np.arange(K), "item": np.arange(d)},
+        dims=_param_dims(draws.var, 2),
+        attrs=attrs,
+    )
+
+
+def _sample_stats_group(result: MCMCResult) -> Any:
+    az = import_arviz()
+
+    C, S = np.shape(result.diverging)
+    return az.dict_to_dataset(
+        {
+            "diverging": np.asarray(result.diverging, bool),
+            "acceptance_rate": np.asarray(result.accept_prob),
+            "n_steps": np.asarray(result.num_steps),
+            "tree_depth": np.asarray(result.tree_depth),
+            "lp": -np.asarray(result.potential_energy),
+            "step_size": np.broadcast_to(np.asarray(result.step_size)[:, None], (C, S)).copy(),
+            "relabelled": np.any(
+                np.asarray(result.permutation) != np.arange(result.n_components), axis=-1
+            ),
+        }
+    )
+
+
+def _attrs(result: Any) -> dict[str, Any]:
+    kind = "MCMCResult" if isinstance(result, MCMCResult) else "SVIResult(meanfield)"
+    attrs = {"jaxmix_result": kind, "covariance": str(getattr(result, "covariance", ""))}
+    if isinstance(result, MCMCResult):
+        attrs["n_relabelled"] = int(result.n_relabelled)
+    return attrs
+
+
+def _posterior_idata(result: Any, num_samples: int = 1000, seed: int = 0) -> Any:
+    """Posterior (and sample stats) only: what :func:`diagnose` needs, without the data."""
+    az = import_arviz()
+
+    draws = posterior_draws(result, num_samples, seed)
+    groups = {"posterior": _posterior_group(draws, _attrs(result))}
+    if isinstance(result, MCMCResult):
+        groups["sample_stats"] = _sample_stats_group(result)
+    return az.InferenceData(**groups)
+
+
+def to_inference_data(
+    result: Any,
+    X: Any,
+    *,
+    mask: Any = None,
+    num_samples: int = 1000,
+    seed: int = 0,
+    posterior_predictive: bool = True,
+) -> Any:
+    """An ArviZ ``InferenceData`` of an MCMC or mean-field SVI result on the data ``X``.
+
+    Groups (``C`` chains, ``S`` draws, ``n`` rows, ``d`` columns, ``M`` missing entries):
+
+    ====================== ========================================================================
+    group                  content
+    ====================== ========================================================================
+    posterior              ``mu`` (component, item), ``var`` (component) or (component, item),
+                           ``weights`` (component); relabelled draws for MCMC
+    log_likelihood         ``x`` (row): ``log p(x_{u,C_u} | theta)`` at every draw, the components
+                           summed out, observed entries only; ``az.loo`` / ``az.waic`` /
+                           ``az.compare`` use it (a row is the unit left out)
+    posterior_predictive   ``x_missing`` (missing_entry), with coordinates ``row`` and ``column``
+                           on ``missing_entry``: per draw, a component drawn from the row's
+                           responsibilities given its observed entries and the draw's
+                           parameters, then a Normal value (the predictive of the missing
+                           entries given the observed ones); row-major order
+    observed_data          ``x`` (row, item) with ``NaN`` at the missing entries
+    constant_data          ``observed`` (row, item), the mask
+    sample_stats           MCMC only: ``diverging``, ``acceptance_rate``, ``n_steps``,
+                           ``tree_depth``, ``lp`` (minus the potential energy), ``step_size``,
+                           ``relabelled``
+    ====================== ========================================================================
+
+    A mean-field SVI result gives one chain of ``num_samples`` draws from ``q`` and no
+    ``sample_stats``.
+
+    Args:
+        result: :class:`~jaxmix.MCMCResult` or a ``"meanfield"`` :class:`~jaxmix.SVIResult`.
+        X: The ``(n, d)`` data the result was fit on, ``NaN`` at missing entries.
+        mask: Optional boolean ``(n, d)``, ``True`` = observed.
+        num_samples: Draws from ``q`` for mean-field SVI results (ignored for MCMC).
+        seed: Seed of the predictive draws (and of the draws from ``q``).
+        posterior_predictive: Include the ``posterior_predictive`` group (``C * S * M`` numbers;
+            turn it off for large matrices).
+
+    Returns:
+        ``arviz.InferenceData``.
+
+    Example:
+        >>> import jaxmix
+        >>> X = jaxmix.simulate_ratings(40, 5, 2, stars=None, seed=0).X
+        >>> res = jaxmix.fit_mcmc(X, 2, num_warmup=200, num_samples=200)  # doctest: +SKIP
+        >>> idata = jaxmix.to_inference_data(res, X)  # doctest: +SKIP
+        >>> idata.log_likelihood["x"].shape  # doctest: +SKIP
+        (2, 200, 40)
+    """
+    az = import_arviz()
+
+    if not has_draws(result):
+        raise TypeError(
+            "to_inference_data needs posterior draws: an MCMCResult (jaxmix.fit_mcmc) or a "
+            "mean-field SVIResult (jaxmix.fit_svi(..., guide='meanfield')); got "
+            f"{type(result).__name__}"
+        )
+    values, observed = validate_matrix(X, mask)
+    seed = _check_seed(seed)
+    n, d = values.shape
+    draws = posterior_draws(result, num_samples, seed)
+    check_draws(draws, d)
+    C, S = np.shape(draws.weights)[:2]
+    flat = MixtureParams(*(p.reshape(C * S, *p.shape[2:]) for p in draws))
+    passed, _ = run_posterior_pass(flat, values, observed, seed)
+    groups = {
+        "posterior": _posterior_group(draws, _attrs(result)),
+        "log_likelihood": az.dict_to_dataset(
+            {"x": passed.row_log_lik.reshape(C, S, n)},
+            coords={"row": np.arange(n)},
+            dims={"x": ["row"]},
+        ),
+        "observed_data": az.dict_to_dataset(
+            {"x": values},
+            coords={"row": np.arange(n), "item": np.arange(d)},
+            dims={"x": ["row", "item"]},
+            default_dims=[],
+        ),
+        "constant_data": az.dict_to_dataset(
+            {"observed": observed},
+            coords={"row": np.arange(n), "item": np.arange(d)},
+            dims={"observed": ["row", "item"]},
+            default_dims=[],
+        ),
+    }
+    rows, cols = np.nonzero(~observed)
+    if posterior_predictive and rows.size:
+        rng = np.random.default_rng(seed)
+        pred = sample_entries(flat, np.arange(C * S), passed.z, rows, cols, rng)
+        ds = az.dict_to_dataset(
+            {"x_missing": pred.reshape(C, S, rows.size)},
+            coords={"missing_entry": np.arange(rows.size)},
+            dims={"x_missing": ["missing_entry"]},
+        )
+        groups["posterior_predictive"] = ds.assign_coords(
+            row=("missing_entry", rows.astype(np.int64)),
+            column=("missing_entry", cols.astype(np.int64)),
+        )
+    if isinstance(result, MCMCResult):
+        groups["sample_stats"] = _sample_stats_group(result)
+    return az.InferenceData(**groups)
+
+
+# --------------------------------------------------------------------------------------------
+# Report
+
+
+class VariableDiagnostics(NamedTuple):
+    """Worst-case diagnostics of one posterior variable (over its coordinates).
+
+    Attributes:
+        name: Variable name (``"mu"``, ``"var"``, ``"weights"``).
+        max_r_hat: Largest rank-normalised split ``r_hat``.
+        min_ess_bulk: Smallest bulk effective sample size.
+        min_ess_tail: Smallest tail effective sample size.
+    """
+
+    name: str
+    max_r_hat: float
+    min_ess_bulk: float
+    min_ess_tail: float
+
+
+class DiagnosticsReport(NamedTuple):
+    """Result of :func:`diagnose`.
+
+    Attributes:
+        ok: Whether no check failed.
+        max_r_hat: Largest ``r_hat`` over every coordinate of the variables checked.
+        min_ess_bulk: Smallest bulk ESS.
+        min_ess_tail: Smallest tail ESS.
+        num_divergent: Divergent transitions after warm-up (0 when there are no sample stats).
+        n_relabelled: Draws whose components were permuted by the relabelling (0 when unknown).
+        num_chains: Chains ``C``.
+        num_draws: Draws per chain ``S``.
+        ess_threshold: The ESS below which a warning is issued (``ess_per_chain * C``).
+        r_hat_threshold: The ``r_hat`` above which a warning is issued.
+        variables: Per-variable :class:`VariableDiagnostics`.
+        problems: One message per failed check (empty when ``ok``).
+    """
+
+    ok: bool
+    max_r_hat: float
+    min_ess_bulk: float
+    min_ess_tail: float
+    num_divergent: int
+    n_relabelled: int
+    num_chains: int
+    num_draws: int
+    ess_threshold: float
+    r_hat_threshold: float
+    variables: tuple[VariableDiagnostics, ...]
+    problems: tuple[str, ...]
+
+    def format(self) -> str:
+        """The report as plain text."""
+        lines = [
+            f"posterior diagnostics: {self.num_chains} chain(s) x {self.num_draws} draws",
+            f"{'variable':>10} {'max r_hat':>10} {'min ESS bulk':>13} {'min ESS tail':>13}",
+        ]
+        for v in self.variables:
+            lines.append(
+                f"{v.name:>10} {v.max_r_hat:10.4f} {v.min_ess_bulk:13.1f} {v.min_ess_tail:13.1f}"
+            )
+        lines.append(
+            f"divergences: {self.num_divergent}; relabelled draws: {self.n_relabelled} of "
+            f"{self.num_chains * self.num_draws}"
+        )
+        lines.append(
+            "status: OK"
+            if self.ok
+            else "status: PROBLEMS\n" + "\n".join(f"  - {p}" for p in self.problems)
+        )
+        return "\n".join(lines)
+
+
+def _worst(ds: Any, name: str, how: str) -> float:
+    values = np.asarray(ds[name].values, np.float64)
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return float("nan")
+    return float(values.max() if how == "max" else values.min())
+
+
+def diagnose(
+    result_or_idata: Any,
+    *,
+    var_names: tuple[str, ...] = PARAMETERS,
+    r_hat_threshold: float = 1.01,
+    ess_per_chain: float = 100.0,
+    verbose: bool = True,
+    warn: bool = True,
+) -> DiagnosticsReport:
+    """Convergence report of a posterior sample, with a warning when something is off.
+
+    Checks (thresholds of Vehtari et al. 2021, "Rank-normalization, folding, and localization"):
+
+    * ``r_hat`` (rank-normalised split R-hat, ``az.rhat``) above ``r_hat_threshold`` (1.01) for
+      any coordinate. ArviZ needs two chains; with a single chain its two halves are passed as two
+      chains (so ``r_hat`` compares the first half of the draws with the second);
+    * bulk or tail ESS (``az.ess``) below ``ess_per_chain * num_chains`` (100 per chain);
+    * any divergent transition (MCMC).
+
+    The number of relabelled draws is reported, not judged: relabelling is how label switching is
+    undone, and the other diagnostics are computed on the relabelled draws. Coordinates whose
+    ``r_hat`` or ESS is undefined (``NaN``, e.g. a constant draw) are skipped.
+
+    Args:
+        result_or_idata: An :class:`~jaxmix.MCMCResult`, a mean-field
+            :class:`~jaxmix.SVIResult` (one chain of draws from ``q``: the numbers describe the
+            Monte Carlo sample of ``q``, not a convergence) or an ``arviz.InferenceData`` (e.g.
+            from :func:`to_inference_data`).
+        var_names: Posterior variables to check.
+        r_hat_threshold: Largest acceptable ``r_hat``.
+        ess_per_chain: Smallest acceptable ESS per chain.
+        verbose: Print the report.
+        warn: Issue a :class:`DiagnosticsWarning` listing the failed checks.
+
+    Returns:
+        A :class:`DiagnosticsReport`.
+    """
+    az = import_arviz()
+
+    if has_draws(result_or_idata):
+        idata = _posterior_idata(result_or_idata)
+    elif hasattr(result_or_idata, "posterior"):
+        idata = result_or_idata
+    else:
+        raise TypeError(
+            "diagnose needs an MCMCResult, a mean-field SVIResult or an arviz.InferenceData; got "
+            f"{type(result_or_idata).__name__}"
+        )
+    post = idata.posterior
+    names = [v for v in var_names if v in post.data_vars]
+    if not names:
+        raise ValueError(f"none of {var_names} is in the posterior ({list(post.data_vars)})")
+    C, S = int(post.sizes["chain"]), int(post.sizes["draw"])
+    if C == 1 and S >= 8:  # one chain: its halves as two chains (ArviZ gives NaN otherwise)
+        half = S // 2
+        halves = post[names].isel(draw=slice(0, 2 * half))
+        halves = halves.coarsen(draw=half).construct(draw=("chain_half", "draw_in_half"))
+        halves = halves.squeeze("chain", drop=True).rename(
+            {"chain_half": "chain", "draw_in_half": "draw"}
+        )
+        rhat = az.rhat(halves, var_names=names)
+    else:
+        rhat = az.rhat(post, var_names=names)
+    ess_bulk = az.ess(post, var_names=names, method="bulk")
+    ess_tail = az.ess(post, var_names=names, method="tail")
+    variables = tuple(
+        VariableDiagnostics(
+            name=v,
+            max_r_hat=_worst(rhat, v, "max"),
+            min_ess_bulk=_worst(ess_bulk, v, "min"),
+            min_ess_tail=_worst(ess_tail, v, "min"),
+        )
+        for v in names
+    )
+    stats = getattr(idata, "sample_stats", None) if "sample_stats" in idata.groups() else None
+    num_divergent = 0
+    n_relabelled = int(post.attrs.get("n_relabelled", 0))
+    if stats is not None:
+        if "diverging" in stats:
+            num_divergent = int(np.asarray(stats["diverging"].values).sum())
+        if "relabelled" in stats:
+            n_relabelled = int(np.asarray(stats["relabelled"].values).sum())
+
+    def agg(values, how):
+        values = [x for x in values if np.isfinite(x)]
+        return float(max(values) if how == "max" else min(values)) if values else float("nan")
+
+    max_r_hat = agg([v.max_r_hat for v in variables], "max")
+    min_bulk = agg([v.min_ess_bulk for v in variables], "min")
+    min_tail = agg([v.min_ess_tail for v in variables], "min")
+    ess_threshold = float(ess_per_chain) * C
+    problems = []
+    for v in variables:
+        if v.max_r_hat > r_hat_threshold:
+            problems.append(f"{v.name}: r_hat {v.max_r_hat:.3f} > {r_hat_threshold}")
+        worst_ess = min(v.min_ess_bulk, v.min_ess_tail)
+        if worst_ess < ess_threshold:
+            problems.append(
+                f"{v.name}: ESS (bulk {v.min_ess_bulk:.0f}, tail {v.min_ess_tail:.0f}) < "
+                f"{ess_threshold:.0f} ({ess_per_chain:g} per chain)"
+            )
+    if num_divergent:
+        problems.append(f"{num_divergent} divergent transition(s) after warm-up")
+    report = DiagnosticsReport(
+        ok=not problems,
+        max_r_hat=max_r_hat,
+        min_ess_bulk=min_bulk,
+        min_ess_tail=min_tail,
+        num_divergent=num_divergent,
+        n_relabelled=n_relabelled,
+        num_chains=C,
+        num_draws=S,
+        ess_threshold=ess_threshold,
+        r_hat_threshold=float(r_hat_threshold),
+        variables=variables,
+        problems=tuple(problems),
+    )
+    if verbose:
+        print(report.format())
+    if warn and problems:
+        warnings.warn(
+            "posterior diagnostics are off: " + "; ".join(problems),
+            DiagnosticsWarning,
+            stacklevel=2,
+        )
+    return report

@@ -1,0 +1,425 @@
+"""NUTS on the mixture (fit_mcmc), relabelling, ArviZ InferenceData and the diagnostics report.
+
+Oracles: a grid posterior (numerical integration of SciPy's densities) for a one-component model
+with missing entries; the sampler's potential energy against jaxmix.log_objective plus the
+change-of-variables Jacobian; brute-force enumeration of permutations for the relabelling;
+SciPy's row-by-row log densities for the log-likelihood group; synthetic chains with known
+pathologies for the report.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from numpyro.distributions import constraints
+from numpyro.distributions.transforms import biject_to
+from scipy import stats
+from scipy.special import logsumexp
+
+import jaxmix
+from jaxmix._data import Standardizer
+from jaxmix.diagnostics import import_arviz
+from jaxmix.inference import mcmc as mcmc_module
+from jaxmix.priors import standardize_prior
+
+az = import_arviz()
+
+
+def _planted(seed: int, n: int, d: int, K: int, missing: float) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0.0, 3.0, (K, d))
+    labels = rng.integers(K, size=n)
+    X = centres[labels] + 0.8 * rng.normal(size=(n, d))
+    X[rng.random(X.shape) < missing] = np.nan
+    X[0] = np.nan  # a row with no observed entry
+    return 2.0 * X + 5.0
+
+
+@pytest.fixture(scope="module")
+def spherical():
+    X = _planted(1, n=80, d=5, K=2, missing=0.3)
+    res = jaxmix.fit_mcmc(X, 2, num_chains=2, num_warmup=150, num_samples=150, seed=0)
+    return X, res
+
+
+@pytest.fixture(scope="module")
+def diag():
+    X = _planted(2, n=60, d=3, K=2, missing=0.2)
+    res = jaxmix.fit_mcmc(
+        X,
+        2,
+        covariance="diag",
+        num_chains=2,
+        num_warmup=150,
+        num_samples=100,
+        chain_method="vectorized",
+        seed=1,
+    )
+    return X, res
+
+
+def _leaves_are_storable(obj) -> bool:
+    """Only arrays, scalars, strings, None and NamedTuples of those (what a generic saver takes)."""
+    if obj is None or isinstance(obj, (np.ndarray, np.generic, int, float, bool, str)):
+        return True
+    if isinstance(obj, tuple) and hasattr(obj, "_fields"):
+        return all(_leaves_are_storable(v) for v in obj)
+    return False
+
+
+# --------------------------------------------------------------------------------------------
+# fit_mcmc
+
+
+@pytest.mark.parametrize("case", ["spherical", "diag"])
+def test_result_shapes_and_point_estimate(case, request):
+    X, res = request.getfixturevalue(case)
+    n, d = X.shape
+    C, S, K = res.num_chains, res.num_samples, res.n_components
+    assert (C, K) == (2, 2)
+    assert isinstance(res, jaxmix.MCMCResult)
+    assert _leaves_are_storable(res)
+    assert res.mu.shape == (C, S, K, d)
+    assert res.var.shape == ((C, S, K) if case == "spherical" else (C, S, K, d))
+    assert res.weights.shape == (C, S, K)
+    for name in ("diverging", "accept_prob", "num_steps", "tree_depth", "potential_energy"):
+        assert getattr(res, name).shape == (C, S)
+    assert res.diverging.dtype == np.bool_
+    assert res.step_size.shape == (C,)
+    assert res.permutation.shape == (C, S, K)
+    assert res.covariance == case
+    assert res.init == "map_em"
+    np.testing.assert_allclose(res.weights.sum(-1), 1.0, rtol=1e-10)
+    assert np.all(res.var > 0) and np.all(np.isfinite(res.mu))
+    for name in ("mu", "var", "weights"):
+        np.testing.assert_allclose(getattr(res.params, name), getattr(res, name).mean(axis=(0, 1)))
+    assert res.n_relabelled == int(np.any(res.permutation != np.arange(K), axis=-1).sum())
+    np.testing.assert_array_equal(
+        res.tree_depth, np.floor(np.log2(np.maximum(res.num_steps, 1))).astype(int) + 1
+    )
+    # well-separated clusters: the posterior mean sits next to the MAP it started from
+    ref_sd = np.sqrt(res.reference.var if case == "diag" else res.reference.var[:, None])
+    assert np.max(np.abs(res.params.mu - res.reference.mu) / ref_sd) < 0.5
+    # the point estimate completes the matrix like any fitted result
+    filled = jaxmix.complete(X, res)
+    np.testing.assert_allclose(filled, jaxmix.complete(X, res.params))
+    assert not np.isnan(filled).any()
+
+
+@pytest.mark.parametrize("case", ["spherical", "diag"])
+def test_potential_energy_is_minus_log_objective_minus_jacobian(case, request):
+    """The sampler targets log_objective: -potential = log p(params, X) + log|J| (standardised)."""
+    X, res = request.getfixturevalue(case)
+    values = X
+    observed = ~np.isnan(X)
+    std = Standardizer.fit(values, observed)
+    X_int = (values - std.offset) / std.scale
+    prior_int = standardize_prior(res.prior, std.offset, std.scale)
+    simplex = biject_to(constraints.simplex)
+    for c, s in [(0, 0), (0, 77), (1, 42), (1, res.num_samples - 1)]:
+        perm = res.permutation[c, s]
+        inverse = np.argsort(perm)  # back to the sampler's order (the Jacobian is not symmetric)
+        draw = jaxmix.MixtureParams(
+            res.mu[c, s][inverse], res.var[c, s][inverse], res.weights[c, s][inverse]
+        )
+        internal = std.to_internal(draw)
+        log_joint = jaxmix.log_objective(X_int, internal, prior=prior_int)
+        u = simplex.inv(jnp.asarray(internal.weights))
+        log_jac = float(simplex.log_abs_det_jacobian(u, jnp.asarray(internal.weights)))
+        log_jac += float(np.sum(np.log(internal.var)))
+        assert -res.potential_energy[c, s] == pytest.approx(log_joint + log_jac, rel=1e-8)
+
+
+def test_posterior_moments_match_a_grid_oracle():
+    """K = 1, d = 2, entries missing: the posterior of (mu_1, mu_2, var) by 3-D quadrature."""
+    rng = np.random.default_rng(7)
+    X = rng.normal([1.0, -2.0], 1.3, size=(30, 2))
+    X[rng.random(X.shape) < 0.3] = np.nan
+    prior = jaxmix.Prior().resolve(X)
+    res = jaxmix.fit_mcmc(X, 1, num_chains=2, num_warmup=300, num_samples=1000, seed=3)
+
+    obs = ~np.isnan(X)
+    N = obs.sum(0)
+    S1 = np.where(obs, X, 0).sum(0)
+    S2 = (np.where(obs, X, 0) ** 2).sum(0)
+    m1 = np.linspace(S1[0] / N[0] - 1.5, S1[0] / N[0] + 1.5, 121)
+    m2 = np.linspace(S1[1] / N[1] - 1.5, S1[1] / N[1] + 1.5, 121)
+    logv = np.linspace(np.log(0.4), np.log(6.0), 161)
+    A, B, L = np.meshgrid(m1, m2, logv, indexing="ij")
+    v = np.exp(L)
+    log_post = np.zeros_like(v)
+    for col, mu in enumerate((A, B)):
+        log_post += -0.5 * N[col] * np.log(2 * np.pi * v) - (
+            S2[col] - 2 * mu * S1[col] + N[col] * mu**2
+        ) / (2 * v)
+        log_post += stats.norm.logpdf(mu, prior.mean[col], prior.mean_sd[col])
+    log_post += stats.invgamma.logpdf(v, float(prior.var_shape), scale=float(prior.var_scale))
+    log_post += L  # density of log var
+    w = np.exp(log_post - log_post.max())
+    w /= w.sum()
+    draws = {"mu1": res.mu[..., 0, 0], "mu2": res.mu[..., 0, 1], "var": res.var[..., 0]}
+    grid = {"mu1": A, "mu2": B, "var": v}
+    ess = az.ess(az.convert_to_dataset(draws))
+    for name, values in draws.items():
+        mean = float((w * grid[name]).sum())
+        sd = float(np.sqrt((w * (grid[name] - mean) ** 2).sum()))
+        se = sd / math.sqrt(float(ess[name]))
+        assert abs(values.mean() - mean) < 4.5 * se, name
+        assert values.std() == pytest.approx(sd, rel=0.12), name
+    np.testing.assert_allclose(res.weights, 1.0)
+
+
+def test_second_fit_of_same_shape_does_not_recompile(spherical):
+    X, _ = spherical
+    before = mcmc_module._trace_count
+    other = np.where(np.isnan(X), np.nan, X + 0.5)  # new values, same shape and settings
+    res = jaxmix.fit_mcmc(other, 2, num_chains=2, num_warmup=150, num_samples=150, seed=5)
+    assert mcmc_module._trace_count == before
+    assert res.mu.shape == (2, 150, 2, 5)
+
+
+def test_relabelling_inside_fit_mcmc(monkeypatch, spherical):
+    """Draws coming out of the sampler with swapped labels are put back in the reference order."""
+    X, fitted = spherical
+    ref = fitted.reference
+    std = Standardizer.fit(X, ~np.isnan(X))
+    internal = std.to_internal(ref)
+    C, S = 2, 6
+    swap = np.zeros((C, S), bool)
+    swap[0, 1] = swap[1, 2] = swap[1, 5] = True
+    order = np.where(swap[..., None], [1, 0], [0, 1])  # sampler's component j holds ref order[j]
+
+    def fake_sample_chains(*args, **kwargs):
+        mu = internal.mu[order]
+        var = internal.var[order]
+        weights = internal.weights[order]
+        zeros = np.zeros((C, S))
+        return mcmc_module.ChainDraws(
+            mu, var, weights, zeros.astype(bool), zeros + 0.9, zeros + 7, zeros, zeros + 0.1
+        )
+
+    monkeypatch.setattr(mcmc_module, "sample_chains", fake_sample_chains)
+    res = jaxmix.fit_mcmc(X, 2, num_chains=C, num_warmup=1, num_samples=S, init=ref)
+    assert res.init == "given"
+    assert res.n_relabelled == 3
+    np.testing.assert_array_equal(res.permutation, order)
+    np.testing.assert_allclose(res.mu, np.broadcast_to(ref.mu, res.mu.shape), atol=1e-9)
+    np.testing.assert_allclose(res.weights, np.broadcast_to(ref.weights, res.weights.shape))
+
+
+def test_fit_mcmc_rejects_bad_options():
+    X = _planted(0, n=20, d=3, K=2, missing=0.2)
+    with pytest.raises(ValueError, match="proper prior"):
+        jaxmix.fit_mcmc(X, 2, prior=None)
+    with pytest.raises(ValueError, match="chain_method"):
+        jaxmix.fit_mcmc(X, 2, chain_method="parallel")
+    with pytest.raises(ValueError, match="num_warmup"):
+        jaxmix.fit_mcmc(X, 2, num_warmup=-1)
+    with pytest.raises(ValueError, match="target_accept_prob"):
+        jaxmix.fit_mcmc(X, 2, target_accept_prob=1.0)
+    bad = jaxmix.MixtureParams(np.zeros((3, 3)), np.ones(3), np.ones(3) / 3)
+    with pytest.raises(ValueError, match="init must have"):
+        jaxmix.fit_mcmc(X, 2, init=bad)
+    with pytest.raises(TypeError, match="init must be"):
+        jaxmix.fit_mcmc(X, 2, init="kmeans++")
+    diag_init = jaxmix.MixtureParams(np.zeros((2, 3)), np.ones((2, 3)), np.ones(2) / 2)
+    with pytest.raises(ValueError, match="diagonal"):
+        jaxmix.fit_mcmc(X, 2, init=diag_init)
+
+
+# --------------------------------------------------------------------------------------------
+# relabel
+
+
+@pytest.mark.parametrize("covariance", ["spherical", "diag"])
+def test_relabel_matches_brute_force_over_permutations(rng, covariance):
+    K, d, B = 4, 3, 50
+    var_shape = (K,) if covariance == "spherical" else (K, d)
+    ref = jaxmix.MixtureParams(
+        rng.normal(0, 3, (K, d)), rng.uniform(0.5, 2, var_shape), rng.dirichlet(np.ones(K))
+    )
+    draws = jaxmix.MixtureParams(
+        rng.normal(0, 3, (B, K, d)),
+        rng.uniform(0.5, 2, (B, *var_shape)),
+        rng.dirichlet(np.ones(K), size=B),
+    )
+    out, perm = jaxmix.relabel(draws, ref)
+    prec = 1.0 / (ref.var[:, None] if covariance == "spherical" else ref.var)
+    for b in range(B):
+        costs = {
+            p: sum(((draws.mu[b, p[k]] - ref.mu[k]) ** 2 * prec[k]).sum() for k in range(K))
+            for p in itertools.permutations(range(K))
+        }
+        best = min(costs, key=costs.get)
+        assert costs[tuple(perm[b])] == pytest.approx(costs[best], rel=1e-12)
+        np.testing.assert_array_equal(out.mu[b], draws.mu[b, perm[b]])
+        np.testing.assert_array_equal(out.var[b], draws.var[b, perm[b]])
+        np.testing.assert_array_equal(out.weights[b], draws.weights[b, perm[b]])
+    again, perm2 = jaxmix.relabel(out, ref)  # relabelling is idempotent
+    np.testing.assert_array_equal(perm2, np.broadcast_to(np.arange(K), perm2.shape))
+    np.testing.assert_array_equal(again.mu, out.mu)
+
+
+def test_relabel_keeps_batch_shape_and_recovers_known_swaps(rng):
+    ref = jaxmix.MixtureParams(np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]]), np.ones(3), None)
+    ref = ref._replace(weights=np.array([0.2, 0.3, 0.5]))
+    perms = np.array([[[0, 1, 2], [2, 0, 1]], [[1, 2, 0], [0, 2, 1]]])  # (2, 2, 3)
+    mu = ref.mu[perms] + 0.1 * rng.normal(size=(2, 2, 3, 2))
+    draws = jaxmix.MixtureParams(mu, ref.var[perms], ref.weights[perms])
+    out, perm = jaxmix.relabel(draws, ref)
+    assert perm.shape == (2, 2, 3)
+    np.testing.assert_allclose(out.weights, np.broadcast_to(ref.weights, (2, 2, 3)))
+    np.testing.assert_allclose(out.mu, np.broadcast_to(ref.mu, (2, 2, 3, 2)), atol=0.5)
+    with pytest.raises(ValueError, match="reference has K=3"):
+        jaxmix.relabel(jaxmix.MixtureParams(mu[..., :2, :], ref.var[:2], ref.weights[:2]), ref)
+
+
+# --------------------------------------------------------------------------------------------
+# to_inference_data
+
+
+# az.loo's notice about high Pareto k (300 draws: its threshold is 0.6) is not under test here.
+@pytest.mark.filterwarnings("ignore:Estimated shape parameter of Pareto distribution:UserWarning")
+def test_inference_data_groups_dims_and_log_likelihood_oracle(spherical):
+    X, res = spherical
+    n, d = X.shape
+    idata = jaxmix.to_inference_data(res, X, seed=2)
+    assert set(idata.groups()) == {
+        "posterior",
+        "log_likelihood",
+        "posterior_predictive",
+        "observed_data",
+        "constant_data",
+        "sample_stats",
+    }
+    post = idata.posterior
+    assert post["mu"].dims == ("chain", "draw", "component", "item")
+    assert post["var"].dims == ("chain", "draw", "component")
+    assert post["weights"].dims == ("chain", "draw", "component")
+    np.testing.assert_array_equal(post["mu"].values, res.mu)
+    assert post.attrs["n_relabelled"] == res.n_relabelled
+    ll = idata.log_likelihood["x"]
+    assert ll.dims == ("chain", "draw", "row") and ll.shape == (2, res.num_samples, n)
+    for c, s in [(0, 3), (1, 100)]:
+        rows = []
+        for row in X:
+            o = ~np.isnan(row)
+            terms = [
+                np.log(res.weights[c, s, k])
+                + stats.norm.logpdf(row[o], res.mu[c, s, k, o], np.sqrt(res.var[c, s, k])).sum()
+                for k in range(2)
+            ]
+            rows.append(logsumexp(terms))
+        np.testing.assert_allclose(ll.values[c, s], rows, rtol=1e-9, atol=1e-9)
+    missing_rows, missing_cols = np.nonzero(np.isnan(X))
+    pp = idata.posterior_predictive["x_missing"]
+    assert pp.dims == ("chain", "draw", "missing_entry")
+    np.testing.assert_array_equal(pp["row"].values, missing_rows)
+    np.testing.assert_array_equal(pp["column"].values, missing_cols)
+    assert np.isfinite(pp.values).all()
+    np.testing.assert_array_equal(idata.constant_data["observed"].values, ~np.isnan(X))
+    np.testing.assert_array_equal(np.isnan(idata.observed_data["x"].values), np.isnan(X))
+    stats_ = idata.sample_stats
+    for name in ("diverging", "acceptance_rate", "n_steps", "tree_depth", "lp", "step_size"):
+        assert stats_[name].shape == (2, res.num_samples)
+    np.testing.assert_array_equal(stats_["lp"].values, -res.potential_energy)
+    summary = az.summary(idata, var_names=["weights", "var"])
+    assert {"r_hat", "ess_bulk", "ess_tail"} <= set(summary.columns)
+    loo = az.loo(idata)
+    assert np.isfinite(loo.elpd_loo) and loo.loo_i.shape == (n,)
+
+
+def test_inference_data_without_missing_entries_or_predictive(diag):
+    X, res = diag
+    idata = jaxmix.to_inference_data(res, X, posterior_predictive=False)
+    assert "posterior_predictive" not in idata.groups()
+    assert idata.posterior["var"].dims == ("chain", "draw", "component", "item")
+    full = np.nan_to_num(X, nan=1.0)
+    assert "posterior_predictive" not in jaxmix.to_inference_data(res, full).groups()
+
+
+def test_inference_data_rejects_point_estimates(spherical):
+    X, _ = spherical
+    em = jaxmix.fit_em(X, 2)
+    with pytest.raises(TypeError, match="posterior draws"):
+        jaxmix.to_inference_data(em, X)
+    with pytest.raises(TypeError, match="MCMCResult"):
+        jaxmix.diagnose(em)
+
+
+def test_inference_data_of_a_meanfield_svi_result(spherical):
+    if not hasattr(jaxmix, "fit_svi"):
+        pytest.skip("jaxmix.fit_svi is not available")
+    X, _ = spherical
+    svi = jaxmix.fit_svi(X, 2, guide="meanfield", prior=jaxmix.Prior(), num_steps=300, seed=0)
+    idata = jaxmix.to_inference_data(svi, X, num_samples=200, seed=1)
+    assert idata.posterior.sizes["chain"] == 1 and idata.posterior.sizes["draw"] == 200
+    assert "sample_stats" not in idata.groups()
+    assert idata.log_likelihood["x"].shape == (1, 200, X.shape[0])
+    report = jaxmix.diagnose(svi, verbose=False, warn=False)
+    assert report.num_chains == 1 and report.num_divergent == 0
+    svi_map = svi._replace(guide="map", variational_loc=None, variational_scale=None)
+    with pytest.raises(TypeError, match="posterior draws"):
+        jaxmix.to_inference_data(svi_map, X)
+
+
+# --------------------------------------------------------------------------------------------
+# diagnose
+
+
+def test_diagnose_accepts_well_mixed_chains(capsys):
+    rng = np.random.default_rng(0)
+    idata = az.from_dict(
+        posterior={"mu": rng.normal(size=(4, 1000, 3)), "weights": rng.random((4, 1000, 2))},
+        sample_stats={"diverging": np.zeros((4, 1000), bool)},
+    )
+    report = jaxmix.diagnose(idata)  # warnings are errors: none may be issued
+    assert report.ok and report.problems == ()
+    assert report.max_r_hat < 1.01 and report.min_ess_bulk > 400
+    assert (report.num_chains, report.num_draws, report.ess_threshold) == (4, 1000, 400.0)
+    assert [v.name for v in report.variables] == ["mu", "weights"]
+    assert "status: OK" in capsys.readouterr().out
+
+
+def test_diagnose_warns_on_stuck_chains_low_ess_and_divergences():
+    rng = np.random.default_rng(1)
+    mu = rng.normal(size=(2, 500, 3))
+    mu[1] += 0.5  # the chains disagree
+    diverging = np.zeros((2, 500), bool)
+    diverging[0, [3, 70]] = True
+    idata = az.from_dict(posterior={"mu": mu}, sample_stats={"diverging": diverging})
+    with pytest.warns(jaxmix.DiagnosticsWarning, match="r_hat") as record:
+        report = jaxmix.diagnose(idata, verbose=False)
+    assert "2 divergent" in str(record[0].message)
+    assert not report.ok and report.num_divergent == 2
+    assert report.max_r_hat > 1.01
+    walk = np.cumsum(rng.normal(size=(2, 500, 1)), axis=1)  # a random walk: tiny ESS
+    with pytest.warns(jaxmix.DiagnosticsWarning, match="ESS"):
+        jaxmix.diagnose(az.from_dict(posterior={"mu": walk}), verbose=False)
+
+
+def test_diagnose_splits_a_single_chain_for_r_hat():
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(1, 1000, 2))
+    assert jaxmix.diagnose(az.from_dict(posterior={"mu": x}), verbose=False).ok
+    x[0, 500:] += 1.0  # the second half drifted
+    with pytest.warns(jaxmix.DiagnosticsWarning, match="r_hat"):
+        report = jaxmix.diagnose(az.from_dict(posterior={"mu": x}), verbose=False)
+    expected = float(az.rhat(az.from_dict(posterior={"mu": x.reshape(2, 500, 2)}))["mu"].max())
+    assert report.max_r_hat == pytest.approx(expected)
+
+
+def test_diagnose_an_mcmc_result(spherical):
+    _, res = spherical
+    report = jaxmix.diagnose(res, verbose=False, warn=False)
+    assert report.num_chains == 2 and report.num_draws == res.num_samples
+    assert report.n_relabelled == res.n_relabelled
+    assert report.num_divergent == int(res.diverging.sum())
+    assert np.isfinite(report.max_r_hat) and report.min_ess_bulk > 0
+    assert "relabelled draws" in report.format()
+    with pytest.raises(ValueError, match="none of"):
+        jaxmix.diagnose(res, var_names=("theta",), verbose=False)

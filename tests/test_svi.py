@@ -1,0 +1,374 @@
+"""NumPyro SVI on the mixture model: SVI-MAP against EM, and the mean-field posterior (float64).
+
+Oracles: :func:`jaxmix.log_objective` (itself tested against NumPyro's enumerated log density and
+SciPy in ``test_model.py``) for the objective in data units; EM, a different optimiser of the same
+objective, for the optimum; SciPy's Hungarian matching for the component labels.
+
+Data. The cross-check runs on the course's toy data (K=3, skipped without the data) and on
+simulated ratings with 30% missing entries (200 x 20, K=3, ``simulate_ratings`` seed 1). From the
+same start EM and SVI-MAP usually end in the same optimum, but not always: on seed 2 of the same
+design EM (in spherical) and Adam (in diag without a prior, where maximum likelihood degenerates)
+end in different local optima. The test documents agreement where it is expected; it does not
+claim that two optimisers share every basin of attraction.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import jaxmix
+from jaxmix.crosscheck import match_components
+from jaxmix.inference import svi as svi_module
+
+ROOT = Path(__file__).resolve().parents[1]
+K = 3
+EM_TOL = 1e-12  # compare_em_svi's default: EM stops when an iteration gains < 1e-12 relative
+# Parameters converge as the square root of the objective's gap (the objective is flat to second
+# order at the optimum): EM stopping at tol leaves |d theta| ~ c sqrt(tol), c measured between 1
+# and 30 on these data (toy diag with prior: |d mu| 2.7e-5 at tol 1e-12). Allow c = 100 (weights:
+# 10, being bounded by one).
+MU_TOL = 100 * math.sqrt(EM_TOL)
+VAR_RTOL = 100 * math.sqrt(EM_TOL)
+WEIGHTS_TOL = 10 * math.sqrt(EM_TOL)
+
+
+@pytest.fixture(scope="module")
+def ratings() -> np.ndarray:
+    return jaxmix.simulate_ratings(n_users=200, n_items=20, K=K, missing=0.3, seed=1).X
+
+
+@pytest.fixture(scope="module")
+def toy(ref_dir) -> np.ndarray:
+    path = ref_dir / "toy_data.txt"
+    if not path.is_file():
+        pytest.skip(f"{path} is absent")
+    return jaxmix.load_ratings(path, missing=None)
+
+
+@pytest.fixture(scope="module")
+def map_fit(ratings) -> jaxmix.SVIResult:
+    return jaxmix.fit_svi(ratings, K, seed=0, num_steps=600)
+
+
+# ---------------------------------------------------------------- SVI-MAP: interface and units
+
+
+def test_map_result_interface(ratings, map_fit):
+    res = map_fit
+    assert isinstance(res, jaxmix.SVIResult)
+    assert isinstance(res.params, jaxmix.MixtureParams)
+    assert res.mu.shape == (K, 20) and res.var.shape == (K,) and res.weights.shape == (K,)
+    assert all(isinstance(p, np.ndarray) and p.dtype == np.float64 for p in res.params)
+    assert res.guide == "map" and res.covariance == "spherical" and res.prior is None
+    assert res.n_components == K and res.num_steps == 600
+    assert res.weights.sum() == pytest.approx(1.0, abs=1e-12) and np.all(res.var > 0)
+    assert res.loss_history.shape == (600 + res.polish_iter,)
+    assert res.history_evals.shape == res.loss_history.shape
+    assert np.all(np.diff(res.history_evals) >= 1) and res.history_evals[-1] == res.n_evals
+    assert res.converged and 0 < res.polish_iter < 500
+    assert res.resp.shape == (200, K)
+    np.testing.assert_allclose(res.resp.sum(axis=1), 1.0, atol=1e-12)
+    np.testing.assert_allclose(res.resp, jaxmix.responsibilities(ratings, res), atol=1e-12)
+    assert res.variational_loc is None and res.snapshots is None
+    assert res.compile_time >= 0.0 and res.run_time > 0.0
+    with pytest.raises(ValueError, match="meanfield"):
+        res.sample_posterior(10)
+    assert np.isfinite(jaxmix.bic(ratings, res))
+
+
+@pytest.mark.parametrize("prior", [None, jaxmix.Prior()], ids=["ml", "map"])
+def test_map_objective_is_in_data_units(ratings, map_fit, prior):
+    res = map_fit if prior is None else jaxmix.fit_svi(ratings, K, prior=prior, num_steps=600)
+    assert res.objective == pytest.approx(
+        jaxmix.log_objective(ratings, res.params, prior=res.prior), rel=1e-13
+    )
+    assert res.log_likelihood == pytest.approx(jaxmix.log_objective(ratings, res.params), rel=1e-13)
+    # The point-mass loss is minus the objective, in data units, at every step.
+    assert -res.loss_history[-1] == pytest.approx(res.objective, rel=1e-10)
+    if prior is None:
+        assert res.objective == res.log_likelihood
+
+
+def test_start_and_history_in_data_units(ratings):
+    """Started at EM's optimum, the first loss is minus EM's objective (same units, same point)."""
+    prior = jaxmix.Prior()
+    em = jaxmix.fit_em(ratings, K, prior=prior, tol=1e-12, min_var=0.0, max_iter=10_000)
+    res = jaxmix.fit_svi(ratings, K, prior=prior, init=em, num_steps=600)
+    at_em = jaxmix.log_objective(ratings, em.params, prior=em.prior)
+    assert -res.loss_history[0] == pytest.approx(at_em, rel=1e-12)
+    assert res.objective >= at_em - 1e-9 * abs(at_em)  # it starts at the optimum and stays
+    again = jaxmix.fit_svi(ratings, K, prior=prior, init=res, num_steps=600)  # an SVIResult
+    assert -again.loss_history[0] == pytest.approx(res.objective, rel=1e-12)
+
+
+def test_rescaled_data_give_rescaled_fit(ratings, map_fit):
+    """Fitting 100 X + 7: means and variances map affinely, the log-likelihood shifts by the
+    Jacobian ``-n_obs log 100`` (the fit runs in standardised units, reported in data units)."""
+    res = jaxmix.fit_svi(100.0 * ratings + 7.0, K, seed=0, num_steps=600)
+    perm = match_components(100.0 * map_fit.mu + 7.0, res.mu)
+    np.testing.assert_allclose(res.mu[perm], 100.0 * map_fit.mu + 7.0, rtol=1e-6)
+    np.testing.assert_allclose(res.var[perm], 1e4 * map_fit.var, rtol=1e-6)
+    shift = -np.sum(~np.isnan(ratings)) * np.log(100.0)
+    assert res.objective == pytest.approx(map_fit.objective + shift, rel=1e-9)
+
+
+def test_second_call_does_not_recompile(ratings, map_fit):
+    before = svi_module._trace_count
+    X = ratings.copy()
+    X[0, 0] = 3.0 if np.isnan(X[0, 0]) else np.nan  # other values, same shapes
+    res = jaxmix.fit_svi(X, K, seed=1, num_steps=600)
+    assert svi_module._trace_count == before and res.compile_time == 0.0
+
+
+def test_snapshots_match_the_loss_history(ratings):
+    res = jaxmix.fit_svi(ratings, K, num_steps=100, record_every=25, polish_steps=0)
+    np.testing.assert_array_equal(res.snapshot_steps, [0, 25, 50, 75, 100])
+    assert res.snapshots.mu.shape == (5, K, 20)
+    for t, step in enumerate(res.snapshot_steps[:-1]):
+        params = jaxmix.MixtureParams(*(p[t] for p in res.snapshots))
+        # loss_history[step] is the loss at the parameters after `step` updates
+        assert -res.loss_history[step] == pytest.approx(
+            jaxmix.log_objective(ratings, params), rel=1e-10
+        )
+    last = jaxmix.MixtureParams(*(p[-1] for p in res.snapshots))
+    np.testing.assert_allclose(last.mu, res.mu, rtol=1e-12)
+
+
+# ---------------------------------------------------------------- EM vs SVI-MAP
+
+
+def _check_agreement(report: jaxmix.EMSVIComparison) -> None:
+    assert report.agree, report.summary()
+    # SVI reaches EM's objective within 1e-4, and EM's is never worse beyond that.
+    assert report.svi_objective >= report.em_objective - 1e-4 * abs(report.em_objective)
+    assert report.em_objective >= report.svi_objective - 1e-4 * abs(report.em_objective)
+    assert report.max_abs_dmu <= MU_TOL, report.summary()
+    assert report.max_rel_dvar <= VAR_RTOL, report.summary()
+    assert report.max_abs_dweights <= WEIGHTS_TOL, report.summary()
+    assert sorted(report.permutation.tolist()) == list(range(K))
+    assert not report.em_floor_active
+
+
+CONFIGS = [
+    ("spherical", None),
+    ("spherical", jaxmix.Prior()),
+    ("diag", None),
+    ("diag", jaxmix.Prior()),
+]
+IDS = ["spherical-ml", "spherical-map", "diag-ml", "diag-map"]
+
+
+@pytest.mark.parametrize("covariance, prior", CONFIGS, ids=IDS)
+def test_em_and_svi_map_agree_on_ratings_with_missing_entries(ratings, covariance, prior):
+    report = jaxmix.compare_em_svi(ratings, K, prior=prior, covariance=covariance, tol=EM_TOL)
+    _check_agreement(report)
+    if prior is None:
+        assert report.em.prior is None and report.svi.prior is None
+    else:  # resolved once, the same numbers for both
+        for a, b in zip(report.em.prior, report.svi.prior, strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.reference
+@pytest.mark.parametrize("covariance, prior", CONFIGS, ids=IDS)
+def test_em_and_svi_map_agree_on_toy_data(toy, covariance, prior):
+    _check_agreement(jaxmix.compare_em_svi(toy, K, prior=prior, covariance=covariance))
+
+
+def test_comparison_report_reads_well(ratings):
+    report = jaxmix.compare_em_svi(ratings, K, num_steps=300, min_var=0.5)
+    text = str(report)
+    assert text == report.summary()
+    for word in (
+        "EM vs SVI-MAP",
+        "objective",
+        "run time",
+        "compile time",
+        "relative gap",
+        "matched components",
+        "max |d mu|",
+    ):
+        assert word in text
+    # The simulated components have variance about 0.4: EM's floor 0.5 binds, SVI has none.
+    assert report.em_floor_active and "min_var" in text
+    assert report.svi_objective > report.em_objective
+
+
+def test_match_components_recovers_a_permutation(rng):
+    mu = rng.normal(size=(5, 3))
+    perm = np.array([3, 0, 4, 1, 2])
+    other = np.empty_like(mu)
+    other[perm] = mu + 1e-3 * rng.normal(size=mu.shape)
+    np.testing.assert_array_equal(match_components(mu, other), perm)
+    with pytest.raises(ValueError, match="means"):
+        match_components(mu, mu[:3])
+
+
+# ---------------------------------------------------------------- mean-field SVI
+
+
+@pytest.fixture(scope="module")
+def meanfield(ratings) -> jaxmix.SVIResult:
+    # The options of the example's mean-field fit: its test below reuses the compiled program.
+    return jaxmix.fit_svi(ratings, K, guide="meanfield", num_steps=1500, seed=0, record_every=50)
+
+
+def test_meanfield_elbo_improves_and_prior_is_resolved(ratings, meanfield):
+    res = meanfield
+    assert res.guide == "meanfield" and res.polish_iter == 0 and not res.converged
+    assert res.loss_history.shape == (1500,)
+    assert np.mean(res.loss_history[-100:]) < np.mean(res.loss_history[:100])
+    # prior=None: the default Prior() resolved from X (a proper posterior needs a proper prior)
+    expected = jaxmix.Prior().resolve(ratings)
+    for a, b in zip(res.prior, expected, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert res.objective == pytest.approx(
+        jaxmix.log_objective(ratings, res.params, prior=res.prior), rel=1e-13
+    )
+
+
+def test_meanfield_variational_parameters(meanfield):
+    loc, scale = meanfield.variational_loc, meanfield.variational_scale
+    assert loc.mu.shape == scale.mu.shape == (K, 20)
+    assert loc.var.shape == scale.var.shape == (K,)
+    assert loc.weights.shape == scale.weights.shape == (K - 1,)  # stick-breaking coordinates
+    assert all(np.all(s > 0) for s in scale)
+    np.testing.assert_allclose(meanfield.mu, loc.mu)  # params are the transformed locations
+    np.testing.assert_allclose(meanfield.var, np.exp(loc.var))
+
+
+def test_meanfield_sample_posterior(meanfield):
+    draws = meanfield.sample_posterior(400, seed=3)
+    assert set(draws) == {"mu", "var", "weights"}
+    assert draws["mu"].shape == (400, K, 20)
+    assert draws["var"].shape == (400, K) and draws["weights"].shape == (400, K)
+    assert all(d.dtype == np.float64 for d in draws.values())
+    np.testing.assert_allclose(draws["weights"].sum(axis=1), 1.0, atol=1e-12)
+    assert np.all(draws["weights"] > 0) and np.all(draws["var"] > 0)
+    same = meanfield.sample_posterior(400, seed=3)
+    np.testing.assert_array_equal(same["mu"], draws["mu"])
+    assert not np.array_equal(meanfield.sample_posterior(400, seed=4)["mu"], draws["mu"])
+    # The draws' spread is the variational scale (unconstrained mu: the identity map).
+    sd = draws["mu"].std(axis=0)
+    np.testing.assert_allclose(sd, meanfield.variational_scale.mu, rtol=0.25)
+    with pytest.raises(ValueError, match="num_samples"):
+        meanfield.sample_posterior(0)
+
+
+def test_meanfield_posterior_is_near_the_map(ratings, meanfield):
+    """On well-separated data the posterior is concentrated around the MAP estimate: every
+    posterior mean lies within a few posterior standard deviations of EM's MAP."""
+    em = jaxmix.fit_em(ratings, K, prior=jaxmix.Prior(), tol=1e-10, min_var=0.0)
+    draws = meanfield.sample_posterior(2000, seed=0)
+    mean = {k: v.mean(axis=0) for k, v in draws.items()}
+    sd = {k: v.std(axis=0) for k, v in draws.items()}
+    perm = match_components(em.mu, mean["mu"])
+    for name in ("mu", "var", "weights"):
+        z = np.abs(mean[name][perm] - getattr(em, name)) / sd[name][perm]
+        assert np.max(z) < 4.0, (name, np.max(z))
+    assert np.max(sd["mu"]) < 0.5  # concentrated: 200 rows, a third of them per component
+
+
+def test_meanfield_diag_shapes(ratings):
+    res = jaxmix.fit_svi(ratings, K, guide="meanfield", covariance="diag", num_steps=50)
+    assert res.var.shape == (K, 20) and res.variational_scale.var.shape == (K, 20)
+    draws = res.sample_posterior(7)
+    assert draws["var"].shape == (7, K, 20) and np.all(draws["var"] > 0)
+
+
+# ---------------------------------------------------------------- completion and errors
+
+
+def test_complete_works_on_svi_results(ratings, map_fit, meanfield):
+    for res in (map_fit, meanfield):
+        filled, sd = jaxmix.complete(ratings, res, return_std=True)
+        observed = ~np.isnan(ratings)
+        assert not np.isnan(filled).any()
+        np.testing.assert_array_equal(filled[observed], ratings[observed])
+        assert np.all(sd[~observed] > 0)
+    em = jaxmix.fit_em(ratings, K, init=map_fit, tol=1e-12, min_var=0.0)  # start at SVI's optimum
+    np.testing.assert_allclose(
+        jaxmix.complete(ratings, em), jaxmix.complete(ratings, map_fit), atol=1e-5
+    )
+
+
+@pytest.mark.parametrize(
+    "kwargs, err, match",
+    [
+        (dict(guide="full"), ValueError, "guide"),
+        (dict(K=0), ValueError, "K"),
+        (dict(K=1000), ValueError, "exceeds"),
+        (dict(K=2.5), TypeError, "K"),
+        (dict(num_steps=0), ValueError, "num_steps"),
+        (dict(num_steps=10.0), TypeError, "num_steps"),
+        (dict(learning_rate=-0.1), ValueError, "learning_rate"),
+        (dict(learning_rate=float("nan")), ValueError, "learning_rate"),
+        (dict(polish_steps=-1), ValueError, "polish_steps"),
+        (dict(covariance="full"), ValueError, "covariance"),
+        (dict(init="nope"), ValueError, "init"),
+        (dict(init=np.ones(3)), TypeError, "init"),
+        (dict(prior=jaxmix.Prior(alpha=0.5)), ValueError, "alpha"),
+        (dict(init_scale=0.0), ValueError, "init_scale"),
+        (dict(num_particles=0), ValueError, "num_particles"),
+        (dict(seed=-1), ValueError, "seed"),
+    ],
+)
+def test_bad_input_raises(ratings, kwargs, err, match):
+    kwargs = {"K": K, **kwargs}
+    with pytest.raises(err, match=match):
+        jaxmix.fit_svi(ratings, kwargs.pop("K"), **kwargs)
+
+
+def test_init_with_a_restart_axis_is_refused(ratings):
+    start = jaxmix.fit_em(ratings, K).params
+    batched = jaxmix.MixtureParams(*(np.stack([p, p]) for p in start))
+    with pytest.raises(ValueError, match="one starting point"):
+        jaxmix.fit_svi(ratings, K, init=batched)
+
+
+# ---------------------------------------------------------------- the example script
+
+
+def test_example_runs_with_tiny_settings(tmp_path, capsys):
+    """The example on its default-sized data (toy data from $JAXMIX_REFERENCE_DATA, else its
+    simulated stand-in), whose shapes and options match the tests above: it reuses their compiled
+    programs."""
+    spec = importlib.util.spec_from_file_location(
+        "_jaxmix_em_vs_svi", ROOT / "examples/em_vs_svi.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    out = tmp_path / "em_vs_svi.png"
+    summary = module.main(module.parse_args(["--samples", "200", "--out", str(out)]))
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    text = capsys.readouterr().out
+    assert "toy data:" in text and "simulated" in text and "posterior sd" in text
+    for name in ("toy", "ratings"):
+        assert abs(summary[name]["rel_gap"]) < 1e-4
+
+
+@pytest.mark.reference
+def test_benchmark_runs_on_a_netflix_sub_block(ref_dir, capsys):
+    spec = importlib.util.spec_from_file_location(
+        "_jaxmix_svi_vs_em", ROOT / "benchmarks/svi_vs_em.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    args = ["--data", str(ref_dir), "--rows", "200", "--cols", "60", "--K", "3"]
+    summary = module.main(module.parse_args([*args, "--steps", "300", "--repeats", "1"]))
+    assert summary["n"] == 200 and summary["d"] == 60
+    assert np.isfinite(summary["em_objective"]) and np.isfinite(summary["svi_objective"])
+    text = capsys.readouterr().out
+    assert "SVI-MAP" in text and "EM:" in text
+    if summary["svi_time_to_target"] is None:
+        assert "never within" in text
+    else:
+        assert "SVI-MAP / EM" in text and summary["ratio"] > 0
