@@ -45,7 +45,9 @@ mean moves (the prior makes its update well defined without data).
 
 from __future__ import annotations
 
+import contextlib
 import functools
+from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 import jax
@@ -404,6 +406,27 @@ def _progress_callback(n_iter, objective):
             _progress_bar.set_postfix(obj=f"{float(np.max(objective)):.6g}", refresh=False)
 
 
+@contextlib.contextmanager
+def progress_bar(active: bool, description: str) -> Iterator[None]:
+    """Show a tqdm bar of the batched EM iterations while the body runs (if ``active``).
+
+    The compiled loop reports to it through ``jax.debug.callback``; the bar has no fixed total
+    (EM stops on its own criterion) and is closed, showing the iterations run, on exit.
+    """
+    global _progress_bar
+    if not active:
+        yield
+        return
+    from tqdm.auto import tqdm
+
+    _progress_bar = tqdm(desc=description, unit="it")
+    try:
+        yield
+    finally:
+        _progress_bar.close()
+        _progress_bar = None
+
+
 def fit_em(
     X: Any,
     K: int,
@@ -538,12 +561,7 @@ def fit_em(
         prior_internal = Prior(*(jnp.asarray(p, dtype) for p in internal))
         prior_shift = jnp.asarray(log_prior_shift(K, values.shape[1], covariance, std.scale), dtype)
 
-    global _progress_bar
-    if progress:
-        from tqdm.auto import tqdm
-
-        _progress_bar = tqdm(total=max_iter, desc=f"EM K={K} x{start.mu.shape[0]}", unit="it")
-    try:
+    with progress_bar(progress, f"EM K={K} x{start.mu.shape[0]}"):
         final = _fit_batched(
             MixtureParams(*(jnp.asarray(p, dtype) for p in start_internal)),
             data,
@@ -556,10 +574,6 @@ def fit_em(
             progress=progress,
         )
         final = jax.device_get(final)
-    finally:
-        if progress and _progress_bar is not None:
-            _progress_bar.close()
-            _progress_bar = None
     return _to_result(final, std, min_var, covariance, prior)
 
 

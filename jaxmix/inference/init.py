@@ -6,7 +6,7 @@ starts restart ``r`` exactly where a single call with ``seed=s + r`` starts.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -18,12 +18,34 @@ __all__ = ["INIT_METHODS", "init_params", "kmeans_plus_plus", "random_rows"]
 INIT_METHODS = ("kmeans++", "random_rows")
 
 
+def random_rows_variance(
+    mu: np.ndarray, total_sq: float, col_sums: np.ndarray, n: int
+) -> np.ndarray:
+    """``var_k = mean over all n d entries of (X0 - mu_k)^2``, in closed form.
+
+    With ``X0`` the matrix with missing entries as 0:
+    ``(sum X0^2 - 2 sum_l colsum_l mu_kl + n |mu_k|^2) / (n d)``.
+
+    Args:
+        mu: ``(K, d)`` means.
+        total_sq: ``sum X0^2``.
+        col_sums: ``(d,)`` column sums of ``X0``.
+        n: Number of rows.
+
+    Returns:
+        ``(K,)`` variances.
+    """
+    d = mu.shape[1]
+    return (total_sq - 2.0 * mu @ col_sums + n * np.sum(mu * mu, axis=1)) / (float(n) * d)
+
+
 def random_rows(values: np.ndarray, observed: np.ndarray, K: int, seed: int) -> MixtureParams:
     """The reference initialisation.
 
     ``numpy.random.RandomState(seed).choice(n, K, replace=False)`` picks K rows as the means
     (their missing entries taken as 0); ``var_k`` is the mean over all ``n * d`` entries of
-    ``(X0 - mu_k)^2`` with ``X0`` the matrix with missing entries as 0; the weights are uniform.
+    ``(X0 - mu_k)^2`` with ``X0`` the matrix with missing entries as 0 (see
+    :func:`random_rows_variance`); the weights are uniform.
 
     Args:
         values: ``(n, d)`` float64 matrix, ``NaN`` where missing.
@@ -38,17 +60,65 @@ def random_rows(values: np.ndarray, observed: np.ndarray, K: int, seed: int) -> 
     x0 = np.where(observed, values, 0.0)
     idx = np.random.RandomState(seed).choice(n, K, replace=False)
     mu = x0[idx].copy()
-    # mean((x0 - mu_k)^2) = mean(x0^2) - 2 mean(x0) . mu_k / d + |mu_k|^2 / d, evaluated directly
-    # per component to keep the reference's rounding.
-    var = np.array([np.mean((x0 - m) ** 2) for m in mu])
+    var = random_rows_variance(mu, float(np.sum(x0 * x0)), x0.sum(axis=0), n)
     return MixtureParams(mu, var, np.full(K, 1.0 / K))
 
 
-def _row_dist_to(values0: np.ndarray, observed: np.ndarray, centre: np.ndarray) -> np.ndarray:
-    """Mean squared distance of every row to ``centre`` over the row's observed coordinates."""
-    diff = np.where(observed, values0 - centre, 0.0)
-    counts = observed.sum(axis=1)
-    return np.divide((diff * diff).sum(axis=1), counts, out=np.zeros(len(counts)), where=counts > 0)
+def seed_kmeans_plus_plus(
+    n: int,
+    K: int,
+    seed: int,
+    centre_of: Callable[[int], np.ndarray],
+    mean_sq_dist: Callable[[np.ndarray], np.ndarray],
+    n_obs: np.ndarray,
+    min_var: float = 0.0,
+) -> MixtureParams:
+    """k-means++ seeding over any storage of the matrix (dense or triples).
+
+    Args:
+        n: Number of rows.
+        K: Number of components.
+        seed: Seed of ``numpy.random.default_rng``.
+        centre_of: Row index -> that row as a ``(d,)`` centre, missing entries filled.
+        mean_sq_dist: Centre ``(d,)`` -> ``(n,)`` mean squared difference of every row to it over
+            the row's observed entries (0 for a row with none).
+        n_obs: ``(n,)`` observed entries per row.
+        min_var: Variance floor.
+
+    Returns:
+        :class:`MixtureParams` of float64 NumPy arrays (see :func:`kmeans_plus_plus`).
+    """
+    rng = np.random.default_rng(seed)
+    chosen = [int(rng.integers(n))]
+    centres = [centre_of(chosen[0])]
+    best = mean_sq_dist(centres[0])
+    dists = [best]
+    for _ in range(1, K):
+        probs = best.copy()
+        probs[chosen] = 0.0
+        total = probs.sum()
+        if total > 0 and np.isfinite(total):
+            nxt = int(rng.choice(n, p=probs / total))
+        else:  # every remaining row sits on a chosen centre: pick uniformly among the rest
+            nxt = int(rng.choice(np.setdiff1d(np.arange(n), chosen)))
+        chosen.append(nxt)
+        centres.append(centre_of(nxt))
+        dists.append(mean_sq_dist(centres[-1]))
+        best = np.minimum(best, dists[-1])
+    dist = np.stack(dists, axis=1)  # (n, K) mean squared residual per observed entry
+    labels = np.argmin(dist, axis=1)
+    sse = dist * n_obs[:, None]
+    pooled = sse[np.arange(n), labels].sum() / max(n_obs.sum(), 1)
+    var = np.empty(K)
+    share = np.empty(K)
+    for k in range(K):
+        members = labels == k
+        m_obs = n_obs[members].sum()
+        var[k] = sse[members, k].sum() / m_obs if members.sum() >= 2 and m_obs > 0 else pooled
+        share[k] = max(members.sum(), 1)
+    var = np.maximum(var, min_var)
+    var = np.where(var > 0, var, 1.0)
+    return MixtureParams(np.stack(centres), var, share / share.sum())
 
 
 def kmeans_plus_plus(
@@ -73,49 +143,23 @@ def kmeans_plus_plus(
     Returns:
         :class:`MixtureParams` of float64 NumPy arrays.
     """
-    rng = np.random.default_rng(seed)
     n, d = values.shape
     counts = observed.sum(axis=0)
-    col_mean = np.divide(
-        np.where(observed, values, 0.0).sum(axis=0), counts, out=np.zeros(d), where=counts > 0
-    )
+    x0 = np.where(observed, values, 0.0)
+    col_mean = np.divide(x0.sum(axis=0), counts, out=np.zeros(d), where=counts > 0)
     filled = np.where(observed, values, col_mean)
-    values0 = np.where(observed, values, 0.0)
-    chosen = [int(rng.integers(n))]
-    best = _row_dist_to(values0, observed, filled[chosen[0]])
-    dists = [best]
-    for _ in range(1, K):
-        total = best.sum()
-        if total > 0:
-            probs = best / total
-            probs[chosen] = 0.0
-            probs /= probs.sum() if probs.sum() > 0 else 1.0
-        if total <= 0 or not np.isfinite(total) or probs.sum() == 0:
-            free = np.setdiff1d(np.arange(n), chosen)
-            nxt = int(rng.choice(free))
-        else:
-            nxt = int(rng.choice(n, p=probs))
-        chosen.append(nxt)
-        dk = _row_dist_to(values0, observed, filled[nxt])
-        dists.append(dk)
-        best = np.minimum(best, dk)
-    mu = filled[chosen].copy()
-    dist = np.stack(dists, axis=1)  # (n, K) mean squared residual per observed entry
-    labels = np.argmin(dist, axis=1)
+    m = observed.astype(np.float64)
+    sq_norm = np.sum(x0 * x0, axis=1)
     n_obs = observed.sum(axis=1)
-    sse = dist * n_obs[:, None]
-    pooled = sse[np.arange(n), labels].sum() / max(n_obs.sum(), 1)
-    var = np.empty(K)
-    share = np.empty(K)
-    for k in range(K):
-        members = labels == k
-        m_obs = n_obs[members].sum()
-        var[k] = sse[members, k].sum() / m_obs if members.sum() >= 2 and m_obs > 0 else pooled
-        share[k] = max(members.sum(), 1)
-    var = np.maximum(var, min_var)
-    if not np.all(var > 0):
-        var = np.where(var > 0, var, 1.0)
-    return MixtureParams(mu, var, share / share.sum())
+
+    def mean_sq_dist(centre: np.ndarray) -> np.ndarray:
+        # sum_l M (x - c)^2 = |x_C|^2 - 2 x0 . c + M . c^2 (two matrix-vector products)
+        sq = np.maximum(sq_norm - 2.0 * (x0 @ centre) + m @ (centre * centre), 0.0)
+        return np.divide(sq, n_obs, out=np.zeros(n), where=n_obs > 0)
+
+    return seed_kmeans_plus_plus(
+        n, K, seed, lambda i: filled[i].copy(), mean_sq_dist, n_obs, min_var
+    )
 
 
 def _explicit(init: Any) -> MixtureParams:

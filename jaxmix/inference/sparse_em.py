@@ -74,7 +74,13 @@ from jaxmix._data import (
     float_dtype,
 )
 from jaxmix.inference import em
-from jaxmix.inference.init import INIT_METHODS, _explicit, check_params
+from jaxmix.inference.init import (
+    INIT_METHODS,
+    _explicit,
+    check_params,
+    random_rows_variance,
+    seed_kmeans_plus_plus,
+)
 from jaxmix.models.mixture import WEIGHT_EPS, component_log_joint, covariance_of
 from jaxmix.priors import Prior, _per_column, _scalar, log_prior_shift, standardize_prior
 from jaxmix.sparse import SparseRatings, _spans
@@ -750,12 +756,7 @@ def fit_sparse_em(
         prior_internal = Prior(*(jnp.asarray(p, dtype) for p in internal))
         prior_shift = jnp.asarray(log_prior_shift(K, d, covariance, std.scale), dtype)
 
-    em_progress = progress
-    if progress:
-        from tqdm.auto import tqdm
-
-        em._progress_bar = tqdm(total=max_iter, desc=f"EM K={K} x{start.mu.shape[0]}", unit="it")
-    try:
+    with em.progress_bar(progress, f"EM K={K} x{start.mu.shape[0]}"):
         final = _fit_batched_sparse(
             MixtureParams(*(jnp.asarray(p, dtype) for p in start_internal)),
             data,
@@ -767,15 +768,11 @@ def fit_sparse_em(
             prior_shift,
             max_iter=max_iter,
             rows_per_chunk=layout.rows_per_chunk,
-            progress=em_progress,
+            progress=progress,
             mesh=mesh,
         )
         resp = _full_resp(_gather(final.resp), layout)
         final = jax.device_get(final._replace(resp=jnp.zeros(())))._replace(resp=resp)
-    finally:
-        if progress and em._progress_bar is not None:
-            em._progress_bar.close()
-            em._progress_bar = None
     return em._to_result(final, std, min_var, covariance, prior)
 
 
@@ -842,12 +839,8 @@ def _row_of(S: SparseRatings, offsets: np.ndarray, i: int) -> tuple[np.ndarray, 
 
 
 def random_rows_sparse(S: SparseRatings, K: int, seed: int) -> MixtureParams:
-    """:func:`jaxmix.inference.init.random_rows` on the triples.
-
-    The same rows are drawn (``RandomState(seed).choice(n, K, replace=False)``); the variance
-    ``mean((X0 - mu_k)^2)`` over all ``n d`` entries (``X0`` = missing as 0) is evaluated in
-    closed form, ``(sum x^2 - 2 sum_l colsum_l mu_kl + n |mu_k|^2) / (n d)``.
-    """
+    """:func:`jaxmix.inference.init.random_rows` on the triples (the same rows drawn, the
+    variance in closed form with :func:`~jaxmix.inference.init.random_rows_variance`)."""
     n, d = S.shape
     idx = np.random.RandomState(seed).choice(n, K, replace=False)
     offsets = _row_offsets(S)
@@ -860,8 +853,7 @@ def random_rows_sparse(S: SparseRatings, K: int, seed: int) -> MixtureParams:
     for s in _spans(S.nnz):
         v = S.values[s].astype(np.float64)
         total_sq += float(v @ v)
-    var = (total_sq - 2.0 * mu @ colsum + n * np.sum(mu * mu, axis=1)) / (float(n) * d)
-    return MixtureParams(mu, var, np.full(K, 1.0 / K))
+    return MixtureParams(mu, random_rows_variance(mu, total_sq, colsum, n), np.full(K, 1.0 / K))
 
 
 def _row_mean_sq_dist(S: SparseRatings, centre: np.ndarray, counts: np.ndarray) -> np.ndarray:
@@ -878,7 +870,6 @@ def kmeans_plus_plus_sparse(
 ) -> MixtureParams:
     """:func:`jaxmix.inference.init.kmeans_plus_plus` on the triples (the same draws and the
     same numbers up to the order of sums)."""
-    rng = np.random.default_rng(seed)
     n, d = S.shape
     col_n, col_s = S.column_sums()
     col_mean = np.divide(col_s, col_n, out=np.zeros(d), where=col_n > 0)
@@ -891,42 +882,9 @@ def kmeans_plus_plus_sparse(
         c[cols] = vals
         return c
 
-    chosen = [int(rng.integers(n))]
-    centres = [centre_of(chosen[0])]
-    best = _row_mean_sq_dist(S, centres[0], counts)
-    dists = [best]
-    for _ in range(1, K):
-        total = best.sum()
-        if total > 0:
-            probs = best / total
-            probs[chosen] = 0.0
-            probs /= probs.sum() if probs.sum() > 0 else 1.0
-        if total <= 0 or not np.isfinite(total) or probs.sum() == 0:
-            free = np.setdiff1d(np.arange(n), chosen)
-            nxt = int(rng.choice(free))
-        else:
-            nxt = int(rng.choice(n, p=probs))
-        chosen.append(nxt)
-        centres.append(centre_of(nxt))
-        dk = _row_mean_sq_dist(S, centres[-1], counts)
-        dists.append(dk)
-        best = np.minimum(best, dk)
-    mu = np.stack(centres)
-    dist = np.stack(dists, axis=1)
-    labels = np.argmin(dist, axis=1)
-    sse = dist * counts[:, None]
-    pooled = sse[np.arange(n), labels].sum() / max(counts.sum(), 1)
-    var = np.empty(K)
-    share = np.empty(K)
-    for k in range(K):
-        members = labels == k
-        m_obs = counts[members].sum()
-        var[k] = sse[members, k].sum() / m_obs if members.sum() >= 2 and m_obs > 0 else pooled
-        share[k] = max(members.sum(), 1)
-    var = np.maximum(var, min_var)
-    if not np.all(var > 0):
-        var = np.where(var > 0, var, 1.0)
-    return MixtureParams(mu, var, share / share.sum())
+    return seed_kmeans_plus_plus(
+        n, K, seed, centre_of, lambda c: _row_mean_sq_dist(S, c, counts), counts, min_var
+    )
 
 
 def init_params_sparse(
