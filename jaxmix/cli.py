@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -97,9 +97,16 @@ def _parse(kind: Callable[[str], Any], text: str, what: str) -> Any:
 # --------------------------------------------------------------------------- parser
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line, like every other user error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{PROG}: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``jaxmix`` command (``demo``, ``fit`` and ``complete``)."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=PROG,
         description="Gaussian mixture models for partially observed matrices (JAX).",
         epilog="Run 'jaxmix COMMAND --help' for the options of a command.",
@@ -206,7 +213,7 @@ def _completion_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _common_options() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     group = common.add_argument_group("fitting")
     group.add_argument(
         "--restarts",

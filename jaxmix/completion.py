@@ -33,22 +33,45 @@ def _params_of(result: Any) -> MixtureParams:
     return MixtureParams(*(np.asarray(p, np.float64) for p in params))
 
 
-def _check_fit(params: MixtureParams, d: int) -> None:
-    if params.mu.ndim != 2 or params.mu.shape[1] != d:
-        raise ValueError(f"the fitted means have shape {params.mu.shape} but X has {d} columns")
-    K = params.mu.shape[0]
-    if params.var.shape not in ((K,), (K, d)):
+def _check_fit(params: MixtureParams, d: int, *, batch: int = 0, label: str = "fitted") -> None:
+    """Refuse parameters no fit can produce (wrong shapes, NaN, non-positive variances...).
+
+    ``batch`` leading axes (e.g. ``(chain, draw)`` of posterior draws) are allowed on every field.
+    """
+    mu, var, weights = (np.asarray(p) for p in params)
+    noun = "draws'" if label == "draws" else label
+    if mu.ndim != batch + 2 or mu.shape[-1] != d:
+        raise ValueError(f"the {noun} means have shape {mu.shape} but X has {d} columns")
+    lead, K = mu.shape[:batch], mu.shape[-2]
+    if weights.shape != (*lead, K):
         raise ValueError(
-            f"the fitted variances have shape {params.var.shape}; expected ({K},) (spherical) or "
-            f"({K}, {d}) (diag)"
+            f"{label} weights have shape {weights.shape}; expected {(*lead, K)} (one per "
+            f"component of mu, shape {mu.shape})"
         )
+    if var.shape not in ((*lead, K), (*lead, K, d)):
+        raise ValueError(
+            f"the {noun} variances have shape {var.shape}; expected {(*lead, K)} (spherical) or "
+            f"{(*lead, K, d)} (diag)"
+        )
+    if not np.all(np.isfinite(mu)):
+        raise ValueError(f"{label} mu must be finite")
+    if not np.all(np.isfinite(var) & (var > 0)):
+        raise ValueError(f"{label} var must be finite and positive")
+    if not (np.all(np.isfinite(weights) & (weights >= 0)) and np.all(weights.sum(axis=-1) > 0)):
+        raise ValueError(f"{label} weights must be finite and non-negative (not all zero)")
 
 
 def _sparse_posterior(S: SparseRatings, params: MixtureParams) -> np.ndarray:
     from jaxmix.inference.sparse_em import sparse_responsibilities
 
     _check_fit(params, S.shape[1])
-    return sparse_responsibilities(S, params)[0]
+    return _renormalise(sparse_responsibilities(S, params)[0])
+
+
+def _renormalise(resp: Any) -> np.ndarray:
+    """Responsibilities as float64 rows summing to one (float32 ones sum to 1 +- 1e-7)."""
+    resp = np.asarray(resp, np.float64)
+    return resp / resp.sum(axis=1, keepdims=True)
 
 
 def _posterior(values: np.ndarray, observed: np.ndarray, params: MixtureParams):
@@ -59,7 +82,7 @@ def _posterior(values: np.ndarray, observed: np.ndarray, params: MixtureParams):
     data = std.data(values, observed)
     dtype = data.x.dtype
     resp, _ = e_step(MixtureParams(*(jnp.asarray(p, dtype) for p in internal)), data)
-    return np.asarray(resp, np.float64)
+    return _renormalise(resp)
 
 
 def responsibilities(X: Any, result: Any, *, mask: Any = None) -> np.ndarray:
@@ -156,14 +179,16 @@ def complete(
         r, c = check_entries(rows, cols, values.shape)
         found = observed[r, c]
         return _predict_entries(resp, params, r, c, found, values[r, c], return_std)
-    mean = resp @ params.mu
+    # Work with the means centred per column: the mixture mean does not pick up the column
+    # offset times the rounding of sum_k resp, and the variance avoids cancellation.
+    centre = params.mu.mean(axis=0)
+    dev = params.mu - centre
+    shift = resp @ dev
+    mean = centre + shift
     filled = np.where(observed, values, mean)
     if not return_std:
         return filled
-    # Centre the means per column before squaring to avoid cancellation.
-    centre = params.mu.mean(axis=0)
-    dev = params.mu - centre
-    second = resp @ (dev * dev) - (mean - centre) ** 2
+    second = resp @ (dev * dev) - shift**2
     mix_var = resp @ params.var  # (n,) spherical, (n, d) diag
     var = np.maximum(second, 0.0) + (mix_var if mix_var.ndim == 2 else mix_var[:, None])
     return filled, np.where(observed, 0.0, np.sqrt(var))
@@ -179,9 +204,10 @@ def _predict_entries(resp, params, r, c, found, observed_values, return_std):
     for start in range(0, r.size, _ENTRY_CHUNK):
         s = slice(start, start + _ENTRY_CHUNK)
         w = resp[r[s]]  # (m, K)
-        mean[s] = np.einsum("mk,km->m", w, params.mu[:, c[s]])
+        shift = np.einsum("mk,km->m", w, dev[:, c[s]])
+        mean[s] = centre[c[s]] + shift
         if return_std:
-            second = np.einsum("mk,km->m", w, dev[:, c[s]] ** 2) - (mean[s] - centre[c[s]]) ** 2
+            second = np.einsum("mk,km->m", w, dev[:, c[s]] ** 2) - shift**2
             mix_var = np.einsum("mk,km->m", w, params.var[:, c[s]]) if diag else w @ params.var
             sd[s] = np.sqrt(np.maximum(second, 0.0) + mix_var)
     filled = np.where(found, observed_values, mean)

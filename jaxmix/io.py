@@ -28,8 +28,15 @@ def load_ratings(path: str | os.PathLike, missing: float | None = 0) -> np.ndarr
             number (the message names the file and line).
     """
     path = os.fspath(path)
+    with open(path, "rb") as fh:
+        head = fh.read(4096)
+    if b"\0" in head or head.startswith(b"PK\x03\x04"):
+        raise ValueError(
+            f"{path} is not a text ratings file (binary content; a saved fit is completed with "
+            "`jaxmix complete PATH --fit FIT`, loaded with jaxmix.load)"
+        )
     rows: list[list[float]] = []
-    with open(path, encoding="utf-8", errors="replace") as fh:
+    with open(path, encoding="utf-8-sig", errors="replace") as fh:
         for lineno, line in enumerate(fh, start=1):
             fields = line.split()
             if not fields:
@@ -38,6 +45,8 @@ def load_ratings(path: str | os.PathLike, missing: float | None = 0) -> np.ndarr
                 row = [float(f) for f in fields]
             except ValueError:
                 bad = next(f for f in fields if not _is_float(f))
+                if len(bad) > 40:
+                    bad = bad[:37] + "..."
                 raise ValueError(
                     f"{path}, line {lineno}: {bad!r} is not a number (expected whitespace-"
                     "separated numbers; is the delimiter a comma or a tab-separated header?)"

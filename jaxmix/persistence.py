@@ -216,6 +216,8 @@ def _encode(value: Any, where: str, arrays: dict[str, np.ndarray]) -> dict[str, 
 def _write_atomically(path: str | os.PathLike[str], entries: dict[str, np.ndarray]) -> None:
     """Write ``entries`` with :func:`numpy.savez_compressed` to a temporary file, then rename."""
     target = os.fspath(path)
+    if not isinstance(target, str) or not target.strip():
+        raise ValueError(f"path must name a file to save into; got {target!r}")
     folder = os.path.dirname(os.path.abspath(target))
     if not os.path.isdir(folder):
         raise FileNotFoundError(errno.ENOENT, "No such folder to save into", folder)
