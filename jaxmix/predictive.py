@@ -27,6 +27,7 @@ the responsibilities ``p(k | x_{u,C_u}, theta)`` being those of an E-step. Two k
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any, NamedTuple
 
 import jax
@@ -35,7 +36,7 @@ import numpy as np
 from jax import lax
 
 from jaxmix._data import MaskedData, Standardizer, check_positive_int, validate_matrix
-from jaxmix.completion import _params_of, complete, responsibilities
+from jaxmix.completion import _check_fit, _params_of, complete, responsibilities
 from jaxmix.inference.em import _check_seed
 from jaxmix.models.mixture import component_log_joint
 from jaxmix.types import MCMCResult, MixtureParams
@@ -152,10 +153,9 @@ def posterior_draws(result: Any, num_samples: int, seed: int) -> MixtureParams:
 
 
 def check_draws(draws: MixtureParams, d: int) -> None:
-    """Check the shapes of batched draws against ``d`` columns."""
-    K = np.shape(draws.weights)[-1]
-    if np.shape(draws.mu)[-2:] != (K, d):
-        raise ValueError(f"the draws' means have shape {np.shape(draws.mu)} but X has {d} columns")
+    """Check batched ``(chain, draw, ...)`` draws against ``d`` columns: shapes, finite ``mu``,
+    finite positive ``var``, finite non-negative ``weights``."""
+    _check_fit(draws, d, batch=2, label="draws")
 
 
 class PosteriorPass(NamedTuple):
@@ -336,6 +336,8 @@ def predictive_summary(
         ([1, 3], [1, 0])
     """
     values, observed = validate_matrix(X, mask)
+    if isinstance(hdi_prob, bool) or not isinstance(hdi_prob, numbers.Real):
+        raise TypeError(f"hdi_prob must be a real number; got {hdi_prob!r}")
     hdi_prob = float(hdi_prob)
     if not 0.0 < hdi_prob < 1.0:
         raise ValueError(f"hdi_prob must lie in (0, 1); got {hdi_prob}")
@@ -362,7 +364,7 @@ def predictive_summary(
         z, sampled, index = passed.z, chosen, np.arange(num_samples)
     else:
         params = _params_of(result)
-        check_draws(params, d)
+        _check_fit(params, d)
         filled, sd_full = complete(values, params, mask=observed, return_std=True)
         mean, sd = filled[rows, cols], sd_full[rows, cols]
         resp = responsibilities(values, params, mask=observed)  # (n, K)

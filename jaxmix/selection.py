@@ -29,12 +29,17 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from jaxmix._data import check_n_components, check_positive_int, validate_matrix
+from jaxmix._data import (
+    check_n_components,
+    check_nonneg_float,
+    check_positive_int,
+    validate_matrix,
+)
 from jaxmix.diagnostics import DiagnosticsWarning, import_arviz, to_inference_data
 from jaxmix.inference.em import _check_covariance, _check_seed, fit_em
-from jaxmix.inference.mcmc import fit_mcmc
+from jaxmix.inference.mcmc import _check_nonneg_int, fit_mcmc
 from jaxmix.metrics import bic as bic_score
-from jaxmix.priors import Prior
+from jaxmix.priors import Prior, resolve_prior
 from jaxmix.types import EMResult, MCMCResult
 
 __all__ = ["KSelection", "select_k"]
@@ -144,15 +149,30 @@ def select_k(
     """
     values, observed = validate_matrix(X, mask)
     n = values.shape[0]
+    if isinstance(ks, (str, bytes)) or not (
+        isinstance(ks, Sequence) or (isinstance(ks, np.ndarray) and ks.ndim == 1)
+    ):
+        raise TypeError(f"ks must be a sequence of integers; got {ks!r}")
     ks = [check_n_components(K, n) for K in ks]
     if not ks or len(set(ks)) != len(ks):
         raise ValueError(f"ks must be a non-empty sequence of distinct integers; got {ks}")
     covariance = _check_covariance(covariance)
     n_init = check_positive_int(n_init, "n_init")
     seed = _check_seed(seed)
+    check_nonneg_float(min_var, "min_var")
+    # fit_mcmc's own checks, done before the first (EM) fit rather than after it.
+    if prior is None:
+        raise ValueError(
+            "fit_mcmc needs a proper prior (with flat priors the mixture's posterior is "
+            "improper); use prior=jaxmix.Prior() or your own jaxmix.Prior"
+        )
+    resolve_prior(prior, values, observed)
+    check_positive_int(num_chains, "num_chains")
+    check_positive_int(num_samples, "num_samples")
+    _check_nonneg_int(num_warmup, "num_warmup")
     az = import_arviz()
 
-    em_fits, mcmc_fits, idatas, loos, notes = [], [], {}, [], []
+    em_fits, mcmc_fits, loos, notes = [], [], [], []
     for K in ks:
         ml = fit_em(
             values, K, mask=observed, n_init=n_init, seed=seed, min_var=min_var,
@@ -174,7 +194,6 @@ def select_k(
         loo, caught = _loo(az, idata)
         em_fits.append(ml)
         mcmc_fits.append(mcmc)
-        idatas[f"K={K}"] = idata
         loos.append(loo)
         if any("Pareto" in m for m in caught):
             notes.append(K)
@@ -187,7 +206,20 @@ def select_k(
             message="The inplace keyword in DataFrame.sort_values",
             category=DeprecationWarning,
         )
-        comparison = az.compare(idatas, ic="loo")
+        # az.compare's stacking weights take exp of every row's pointwise elpd: when all of a
+        # row's values are very negative (data on a huge scale) they underflow to 0 and log(0)
+        # follows. Subtract from each row a constant shared by all the models (the row's largest
+        # elpd over the models): the differences between models, hence the stacking weights and
+        # dse, are unchanged, and the precomputed elpd_loo, se and p_loo (true, unshifted values)
+        # are what the table reports. The LOO results are passed precomputed (no second az.loo).
+        pointwise = np.stack([np.asarray(loo.loo_i, np.float64).ravel() for loo in loos])
+        row_shift = pointwise.max(axis=0)
+        shifted = {}
+        for K, loo in zip(ks, loos, strict=True):
+            copy = loo.copy()
+            copy["loo_i"] = loo.loo_i - row_shift.reshape(np.shape(loo.loo_i))
+            shifted[f"K={K}"] = copy
+        comparison = az.compare(shifted, ic="loo")
 
     elpd = np.array([float(loo.elpd_loo) for loo in loos])
     se = np.array([float(loo.se) for loo in loos])

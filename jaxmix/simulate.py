@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import numbers
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from jaxmix._data import check_n_components, check_positive_int
+from jaxmix.inference.em import _check_seed
 from jaxmix.sparse import SparseRatings
 from jaxmix.types import MixtureParams
 
@@ -67,12 +69,12 @@ def simulate_ratings(
     n_users = check_positive_int(n_users, "n_users")
     n_items = check_positive_int(n_items, "n_items")
     K = check_n_components(K, n_users)
-    if not 0.0 <= float(missing) < 1.0:
+    missing = _check_real(missing, "missing")
+    if not 0.0 <= missing < 1.0:
         raise ValueError(f"missing must lie in [0, 1); got {missing}")
-    if not float(noise) > 0.0:
-        raise ValueError(f"noise must be positive; got {noise}")
-    rng = np.random.default_rng(seed)
-    lo, hi = stars if stars is not None else (1, 5)
+    noise = _check_noise(noise)
+    lo, hi = _check_stars(stars)
+    rng = np.random.default_rng(_check_seed(seed))
     weights = rng.dirichlet(np.full(K, 5.0))
     item_base = rng.normal(0.5 * (lo + hi), 0.4, size=n_items)
     mu = np.clip(item_base + rng.normal(0.0, 0.9, size=(K, n_items)), lo, hi)
@@ -168,12 +170,15 @@ def simulate_sparse_ratings(
         raise ValueError(
             f"nnz = {nnz} is too many for {n_users} x {n_items} (at most n_users * (n_items // 2))"
         )
-    if not float(noise) > 0.0:
-        raise ValueError(f"noise must be positive; got {noise}")
+    noise = _check_noise(noise)
+    for name, tail in (("user_tail", user_tail), ("item_tail", item_tail)):
+        if not (np.isfinite(_check_real(tail, name)) and tail > 0):
+            raise ValueError(f"{name} must be finite and positive; got {tail}")
+    chunk = check_positive_int(chunk, "chunk")
     if nnz < n_users:
         raise ValueError(f"nnz = {nnz} must be at least n_users = {n_users} (one rating each)")
-    rng = np.random.default_rng(seed)
-    lo, hi = stars if stars is not None else (1, 5)
+    lo, hi = _check_stars(stars)
+    rng = np.random.default_rng(_check_seed(seed))
     weights = rng.dirichlet(np.full(K, 5.0))
     item_base = rng.normal(0.5 * (lo + hi), 0.4, size=n_items)
     mu = np.clip(item_base + rng.normal(0.0, 0.9, size=(K, n_items)), lo, hi)
@@ -211,6 +216,36 @@ def simulate_sparse_ratings(
         params=MixtureParams(mu, np.full(K, noise**2), weights),
         item_popularity=popularity,
     )
+
+
+def _check_real(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number; got {value!r}")
+    return float(value)
+
+
+def _check_noise(noise: Any) -> float:
+    noise = _check_real(noise, "noise")
+    if not (np.isfinite(noise) and noise > 0.0):
+        raise ValueError(f"noise must be finite and positive; got {noise}")
+    return noise
+
+
+def _check_stars(stars: Any) -> tuple[int, int]:
+    """``(low, high)`` of the whole-star range (``(1, 5)`` for the means when ``stars`` is None)."""
+    if stars is None:
+        return 1, 5
+    try:
+        lo, hi = stars
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"stars must be None or a pair (low, high) of integers; got {stars!r}"
+        ) from None
+    if any(isinstance(v, bool) or not isinstance(v, numbers.Integral) for v in (lo, hi)):
+        raise ValueError(f"stars must be None or a pair (low, high) of integers; got {stars!r}")
+    if not int(lo) < int(hi):
+        raise ValueError(f"stars must have low < high; got {stars!r}")
+    return int(lo), int(hi)
 
 
 def _activity(rng, n_users, cap, nnz, tail):
