@@ -227,7 +227,7 @@ def _check_real(value: Any, name: str) -> float:
 def _check_noise(noise: Any) -> float:
     noise = _check_real(noise, "noise")
     if not (np.isfinite(noise) and noise > 0.0):
-        raise ValueError(f"noise must be finite and positive; got {noise}")
+        raise ValueError(f"noise must be positive and finite; got {noise}")
     return noise
 
 
