@@ -25,14 +25,22 @@ The optimiser runs inside one compiled XLA program (``lax.scan`` over ``svi.upda
    size ``learning_rate`` for the first half and an exponential decay to ``learning_rate / 100``
    over the second half (the decay lets Adam settle; for ``"meanfield"`` it also shrinks the
    Monte Carlo noise of the final iterates).
-2. ``"map"`` only: up to ``polish_steps`` iterations of L-BFGS (memory 10, backtracking Armijo line
-   search) on the same ``TraceEnum_ELBO`` loss of the ``AutoDelta`` guide, in the same
-   unconstrained coordinates, until an iteration lowers the loss by less than ``1e-12`` relative
-   (``8 eps`` in float32). The point-mass loss being deterministic, a quasi-Newton method is
-   legitimate. On small, well-conditioned problems (the tests' data) Adam with the decaying step
-   size is already at the optimum to about 1e-12 and the polish stops after two iterations; on
-   ill-conditioned ones (near-degenerate components, as on the Netflix data with K=12) Adam
-   stalls at its step size's noise floor and the polish is what keeps improving the fit.
+2. ``"map"`` only: up to ``polish_steps`` iterations of L-BFGS on the same ``TraceEnum_ELBO``
+   loss of the ``AutoDelta`` guide, in the same unconstrained coordinates: ``optax.lbfgs``
+   (memory 10) with optax's zoom line search (strong Wolfe conditions, at most 30 loss evaluations
+   per iteration), stopped when an iteration past the first lowers the loss by at most ``1e-12``
+   relative (``8 eps`` in float32). The point-mass loss being deterministic, a quasi-Newton method
+   with a line search is legitimate. Two guards on top of optax: the line search's approximate
+   (Hager-Zhang) decrease test may accept a higher loss only within that same tolerance (optax's
+   default, ``1e-6`` relative, is far looser than the stopping rule); and an iteration that ends at
+   a higher or non-finite loss is rejected (the point before it is kept) and ends the polish,
+   converged if the increase is within the tolerance (rounding at the optimum), not converged
+   otherwise. On small, well-conditioned problems (the tests' data) Adam with the decaying step
+   size is already at the optimum to about 1e-12 and the polish stops after two iterations (some
+   20 evaluations: with a gradient at rounding level the first line search cannot satisfy the
+   curvature test and extrapolates); on ill-conditioned ones (near-degenerate components, as on
+   the Netflix data with K=12) Adam stalls at its step size's noise floor and the polish is what
+   keeps improving the fit.
 
 Units. Like EM, the fit runs on a standardised copy of the data (column means removed, one
 power-of-two scale: :class:`jaxmix._data.Standardizer`), so that the step size means the same for
@@ -57,6 +65,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import numpyro
+import optax
 from jax import Array, lax
 from jax.flatten_util import ravel_pytree
 from numpyro import handlers
@@ -84,9 +93,8 @@ __all__ = ["GUIDES", "fit_svi", "sample_variational"]
 GUIDES = ("map", "meanfield")
 _SITES = ("weights", "var", "mu")
 _FINAL_LR_RATIO = 0.01  # the step size decays to learning_rate * this over the second half
-_LBFGS_MEMORY = 10
-_MAX_BACKTRACK = 40
-_ARMIJO = 1e-4
+_LBFGS_MEMORY = 10  # curvature pairs kept by optax.lbfgs
+_MAX_LINESEARCH = 30  # loss evaluations allowed to one zoom line search
 _MIN_WEIGHT = 1e-12  # a starting weight below this is raised to it (stick-breaking needs w > 0)
 
 
@@ -104,125 +112,84 @@ class _Static(NamedTuple):
     progress: bool
 
 
-class _LBFGSState(NamedTuple):
-    x: Array  # (p,) current (accepted) point
+class _PolishState(NamedTuple):
+    x: Array  # (p,) current point (the last accepted one)
     f: Array  # loss at x
     g: Array  # (p,) gradient at x
-    d: Array  # (p,) search direction from x
-    t: Array  # step length of the next trial point x + t d
-    trials: Array  # line-search trials so far in this iteration
-    s: Array  # (m, p) steps, a ring buffer
-    y: Array  # (m, p) gradient differences
-    rho: Array  # (m,) 1 / (s . y)
-    n_pairs: Array  # pairs stored so far (the newest at (n_pairs - 1) % m)
-    it: Array  # iterations done (-1 before the starting point is evaluated)
-    n_evals: Array  # loss-and-gradient evaluations
+    opt: Any  # optax.lbfgs state (curvature pairs; the line search's last value and gradient)
+    it: Array  # iterations run (the last one may be a rejected step)
+    n_evals: Array  # loss-and-gradient evaluations (the start, then every line-search trial)
     losses: Array  # (max_iter,) loss after every iteration
     evals: Array  # (max_iter,) evaluations done by the end of every iteration
     done: Array
     converged: Array
 
 
-def _lbfgs_direction(g: Array, s: Array, y: Array, rho: Array, n_pairs: Array) -> Array:
-    """The two-loop recursion: ``-H g`` with ``H`` the L-BFGS inverse-Hessian estimate."""
-    m = rho.shape[0]
-    count = jnp.minimum(n_pairs, m)
+def _polish(fun: Any, x0: Array, max_iter: int, ftol: Array) -> _PolishState:
+    """Minimise ``fun`` from ``x0`` by ``optax.lbfgs`` (zoom line search), inside one XLA loop.
 
-    def newest_first(j, carry):
-        q, alphas = carry
-        idx = jnp.remainder(n_pairs - 1 - j, m)
-        a = jnp.where(j < count, rho[idx] * jnp.dot(s[idx], q), 0.0)
-        return q - a * y[idx], alphas.at[idx].set(a)
+    The loss and its gradient are evaluated once at ``x0``; every iteration then runs one
+    ``optax.lbfgs`` update, whose zoom line search evaluates the loss and gradient at each trial
+    step and leaves the chosen point's value and gradient in its state (reused by the next
+    iteration, as :func:`optax.value_and_grad_from_state` would; ``info.num_linesearch_steps``
+    counts the evaluations). The line search's approximate-Wolfe test accepts an increase of the
+    loss of at most ``ftol`` relative (``approx_dec_rtol=ftol``; optax's default 1e-6 would be far
+    looser than the stopping rule).
 
-    q, alphas = lax.fori_loop(0, m, newest_first, (g, jnp.zeros_like(rho)))
-    newest = jnp.remainder(n_pairs - 1, m)
-    yy = jnp.dot(y[newest], y[newest])
-    gnorm = jnp.sqrt(jnp.dot(g, g))
-    first_scale = jnp.minimum(1.0, 1.0 / jnp.maximum(gnorm, jnp.finfo(g.dtype).tiny))
-    gamma = jnp.where(
-        n_pairs > 0, jnp.dot(s[newest], y[newest]) / jnp.where(yy > 0, yy, 1.0), first_scale
-    )
-
-    def oldest_first(j, r):
-        idx = jnp.remainder(n_pairs - count + j, m)
-        b = rho[idx] * jnp.dot(y[idx], r)
-        return jnp.where(j < count, r + s[idx] * (alphas[idx] - b), r)
-
-    d = -lax.fori_loop(0, m, oldest_first, gamma * q)
-    return jnp.where(jnp.dot(d, g) < 0, d, -first_scale * g)  # fall back to steepest descent
-
-
-def _lbfgs(fun: Any, x0: Array, max_iter: int, ftol: Array) -> _LBFGSState:
-    """Minimise ``fun`` from ``x0`` by L-BFGS with a backtracking Armijo line search (in XLA).
-
-    One ``lax.while_loop`` evaluates ``fun`` and its gradient once per pass, at the starting
-    point first and then at each line-search trial point ``x + t d`` (``t = 1, 1/2, 1/4, ...``), so
-    that the loss is traced once. Stops after ``max_iter`` iterations, when an iteration (past the
-    first) lowers the loss by at most ``ftol * |loss|`` (``converged``), or when the line search
-    finds no decrease in ``_MAX_BACKTRACK`` halvings (not ``converged``: rounding or a kink stops
-    it).
+    Stops after ``max_iter`` iterations; when an iteration past the first lowers the loss by at
+    most ``ftol * |loss|`` (``converged``); or when an iteration (the first included) ends at a
+    higher or non-finite loss: that step is rejected (the point before it is kept, its history
+    entry repeats the loss before it) and the run is ``converged`` if the increase is within
+    ``ftol`` (no decrease to be found: rounding at the optimum), not if the line search failed
+    (non-finite, or a real increase).
     """
-    value_and_grad = jax.value_and_grad(fun)
-    p, m, dtype = x0.shape[0], _LBFGS_MEMORY, x0.dtype
-    state = _LBFGSState(
+    solver = optax.lbfgs(
+        memory_size=_LBFGS_MEMORY,
+        linesearch=optax.scale_by_zoom_linesearch(
+            max_linesearch_steps=_MAX_LINESEARCH,
+            approx_dec_rtol=ftol,
+            initial_guess_strategy="one",
+        ),
+    )
+    f0, g0 = jax.value_and_grad(fun)(x0)
+    start_ok = jnp.isfinite(f0) & jnp.all(jnp.isfinite(g0))
+    state = _PolishState(
         x=x0,
-        f=jnp.asarray(jnp.inf, dtype),
-        g=jnp.zeros_like(x0),
-        d=jnp.zeros_like(x0),
-        t=jnp.asarray(0.0, dtype),
-        trials=jnp.asarray(0, jnp.int32),
-        s=jnp.zeros((m, p), dtype),
-        y=jnp.zeros((m, p), dtype),
-        rho=jnp.zeros((m,), dtype),
-        n_pairs=jnp.asarray(0, jnp.int32),
-        it=jnp.asarray(-1, jnp.int32),
-        n_evals=jnp.asarray(0, jnp.int32),
-        losses=jnp.zeros((max_iter,), dtype),
+        f=f0,
+        g=g0,
+        opt=solver.init(x0),
+        it=jnp.asarray(0, jnp.int32),
+        n_evals=jnp.asarray(1, jnp.int32),
+        losses=jnp.zeros((max_iter,), x0.dtype),
         evals=jnp.zeros((max_iter,), jnp.int32),
-        done=jnp.asarray(max_iter < 1),
+        done=~start_ok | (max_iter < 1),
         converged=jnp.asarray(False),
     )
 
-    def body(st: _LBFGSState) -> _LBFGSState:
-        f_new, g_new = value_and_grad(st.x + st.t * st.d)
-        n_evals = st.n_evals + 1
-        started = st.it >= 0
+    def body(st: _PolishState) -> _PolishState:
+        updates, opt = solver.update(st.g, st.opt, st.x, value=st.f, grad=st.g, value_fn=fun)
+        x_new = optax.apply_updates(st.x, updates)
+        f_new = optax.tree.get(opt, "value")
+        g_new = optax.tree.get(opt, "grad")
+        trials = optax.tree.get(opt, "info").num_linesearch_steps
+        n_evals = st.n_evals + jnp.asarray(trials, jnp.int32)
         finite = jnp.isfinite(f_new) & jnp.all(jnp.isfinite(g_new))
-        armijo = f_new <= st.f + _ARMIJO * st.t * jnp.dot(st.g, st.d)
-        accept = finite & (armijo | ~started)  # the starting point is always accepted
-        failed = ~accept & (st.trials + 1 >= _MAX_BACKTRACK)
-        # On acceptance: store the curvature pair, record the iteration, take a new direction.
-        step, dg = st.t * st.d, g_new - st.g
-        sy = jnp.dot(step, dg)
-        keep = accept & started & (sy > 1e-10 * jnp.sqrt(jnp.dot(step, step) * jnp.dot(dg, dg)))
-        slot = jnp.remainder(st.n_pairs, m)
-        s_hist = jnp.where(keep, st.s.at[slot].set(step), st.s)
-        y_hist = jnp.where(keep, st.y.at[slot].set(dg), st.y)
-        rho = jnp.where(keep, st.rho.at[slot].set(1.0 / jnp.where(keep, sy, 1.0)), st.rho)
-        n_pairs = st.n_pairs + keep.astype(jnp.int32)
-        x = jnp.where(accept, st.x + step, st.x)
+        accept = finite & (f_new <= st.f)
+        small = jnp.abs(st.f - f_new) <= ftol * jnp.abs(st.f)
+        # A first step may be short (its direction is the scaled gradient), so only a rejected
+        # first step (no decrease found along it) counts as convergence.
+        converged = finite & small & ((st.it > 0) | ~accept)
         f = jnp.where(accept, f_new, st.f)
-        g = jnp.where(accept, g_new, st.g)
-        record = accept & started
-        slot_it = jnp.clip(st.it, 0, max_iter - 1)
-        converged = record & (st.it > 0) & (st.f - f_new <= ftol * jnp.abs(f_new))
-        it = st.it + accept.astype(jnp.int32)
-        return _LBFGSState(
-            x=x,
+        return _PolishState(
+            x=jnp.where(accept, x_new, st.x),
             f=f,
-            g=g,
-            d=jnp.where(accept, _lbfgs_direction(g, s_hist, y_hist, rho, n_pairs), st.d),
-            t=jnp.where(accept, jnp.ones_like(st.t), 0.5 * st.t),
-            trials=jnp.where(accept, 0, st.trials + 1),
-            s=s_hist,
-            y=y_hist,
-            rho=rho,
-            n_pairs=n_pairs,
-            it=it,
+            g=jnp.where(accept, g_new, st.g),
+            opt=opt,
+            it=st.it + 1,
             n_evals=n_evals,
-            losses=jnp.where(record, st.losses.at[slot_it].set(f), st.losses),
-            evals=jnp.where(record, st.evals.at[slot_it].set(n_evals), st.evals),
-            done=failed | converged | (it >= max_iter) | (~started & ~finite),
+            losses=st.losses.at[st.it].set(f),
+            evals=st.evals.at[st.it].set(n_evals),
+            done=~accept | converged | (st.it + 1 >= max_iter),
             converged=converged,
         )
 
@@ -326,7 +293,9 @@ def _run(x, mask, start, prior, learning_rate, rng_key, ftol, static: _Static):
                 key, svi.constrain_fn(unravel(flat)), svi.model, svi.guide, *model_args
             )
 
-        lb = _lbfgs(loss_fn, flat0, static.polish_steps, ftol)
+        # jit: the loss is traced once for its three call sites (the start and the two branches
+        # of optax's zoom line search), which shortens the compile.
+        lb = _polish(jax.jit(loss_fn), flat0, static.polish_steps, ftol)
         point = svi.constrain_fn(unravel(lb.x))
         out["point"] = MixtureParams(
             point["mu_auto_loc"], point["var_auto_loc"], point["weights_auto_loc"]
@@ -334,7 +303,7 @@ def _run(x, mask, start, prior, learning_rate, rng_key, ftol, static: _Static):
         out.update(
             polish_losses=lb.losses,
             polish_evals=lb.evals,
-            polish_iter=jnp.maximum(lb.it, 0),
+            polish_iter=lb.it,
             polish_total=lb.n_evals,
             converged=lb.converged,
         )
@@ -458,7 +427,8 @@ def fit_svi(
             locations. For ``"diag"`` a spherical ``var`` is repeated over the columns.
         learning_rate: Adam's step size for the first half of the steps (standardised units);
             it then decays exponentially to 1% of it.
-        polish_steps: Maximum L-BFGS iterations after the SVI steps (``"map"`` only; 0 to skip).
+        polish_steps: Maximum L-BFGS iterations (``optax.lbfgs``) after the SVI steps (``"map"``
+            only; 0 to skip).
         init_scale: Starting standard deviation of every unconstrained coordinate of the
             mean-field guide (``"meanfield"`` only). Small, so that ``q`` starts close to a point
             mass at ``init`` and widens to the posterior's spread.
