@@ -3,8 +3,8 @@
 The public API::
 
     fit_em, kmeans                 fit a mixture / clustering (batched restarts, one compiled call);
-                                   fit_em does maximum likelihood or MAP (prior=Prior()), with
-                                   covariance="spherical" or "diag"
+                                   fit_em does maximum likelihood or MAP (prior=Prior()), for every
+                                   covariance family ("spherical", "diag", "shared") and data layout
     Prior, log_objective           the prior (weakly informative defaults) and EM's objective
     mixture_model                  the same mixture as a NumPyro model (enumerated component)
     fit_svi                        the same model fit by NumPyro SVI: guide="map" (the MAP/ML point
@@ -25,72 +25,61 @@ The public API::
                                    complete, the metrics accept it (O(nnz K) EM, multi-device)
     load_sparse_ratings            read triples (MovieLens ratings.csv / u.data / ratings.dat)
     simulate_sparse_ratings        sparse ratings at any size (power-law users and items)
+    save, load                     safe persistence of any result (.npz + JSON, no pickle)
+    as_data, FAMILIES              the data layouts and the covariance families
     MixtureParams, EMResult, KMeansResult, SVIResult
 
 jaxmix never changes JAX's global settings: it computes in float32 unless you enable float64 with
-``jax.config.update("jax_enable_x64", True)``.
+``jax.config.update("jax_enable_x64", True)``. The package's structure is described in
+ARCHITECTURE.md.
 """
 
-from jaxmix._data import validate_matrix
-from jaxmix.completion import complete, responsibilities
-from jaxmix.crosscheck import EMSVIComparison, compare_em_svi
-from jaxmix.diagnostics import DiagnosticsWarning, diagnose, relabel, to_inference_data
+from jaxmix._version import __version__
+from jaxmix.data import (
+    SparseRatings,
+    as_data,
+    load_ratings,
+    load_sparse_ratings,
+    save_ratings,
+    sparse_ratings,
+    validate_matrix,
+)
+from jaxmix.evaluation import aic, bic, holdout_split, mean_baseline, n_parameters, rmse
 from jaxmix.inference.em import fit_em, log_objective
 from jaxmix.inference.kmeans import kmeans
-from jaxmix.inference.mcmc import fit_mcmc
-from jaxmix.inference.svi import fit_svi
-from jaxmix.io import load_ratings, save_ratings
-from jaxmix.metrics import aic, bic, holdout_split, mean_baseline, n_parameters, rmse
-from jaxmix.models.model import mixture_model
-from jaxmix.persistence import load, save
-from jaxmix.predictive import PredictiveSummary, predictive_summary
-from jaxmix.priors import Prior
-from jaxmix.selection import KSelection, select_k
-from jaxmix.simulate import simulate_ratings, simulate_sparse_ratings
-from jaxmix.sparse import SparseRatings, load_sparse_ratings, sparse_ratings
-from jaxmix.types import EMResult, KMeansResult, MCMCResult, MixtureParams, SVIResult
-
-__version__ = "0.1.0"
+from jaxmix.models.families import FAMILIES
+from jaxmix.models.mixture import relabel
+from jaxmix.models.prior import Prior
+from jaxmix.params import MixtureParams
+from jaxmix.posterior import complete, responsibilities
+from jaxmix.results import EMResult, KMeansResult, MCMCResult, SVIResult
 
 __all__ = [
-    "DiagnosticsWarning",
     "EMResult",
-    "EMSVIComparison",
+    "FAMILIES",
     "KMeansResult",
-    "KSelection",
     "MCMCResult",
     "MixtureParams",
-    "PredictiveSummary",
     "Prior",
     "SVIResult",
     "SparseRatings",
+    "__version__",
     "aic",
+    "as_data",
     "bic",
-    "compare_em_svi",
     "complete",
-    "diagnose",
     "fit_em",
-    "fit_mcmc",
-    "fit_svi",
     "holdout_split",
     "kmeans",
-    "load",
-    "load_sparse_ratings",
     "load_ratings",
+    "load_sparse_ratings",
     "log_objective",
     "mean_baseline",
-    "mixture_model",
     "n_parameters",
-    "predictive_summary",
     "relabel",
     "responsibilities",
     "rmse",
-    "save",
     "save_ratings",
-    "select_k",
-    "simulate_ratings",
-    "simulate_sparse_ratings",
     "sparse_ratings",
-    "to_inference_data",
     "validate_matrix",
 ]

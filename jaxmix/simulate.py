@@ -7,10 +7,10 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from jaxmix._data import check_n_components, check_positive_int
-from jaxmix.inference.em import _check_seed
-from jaxmix.sparse import SparseRatings
-from jaxmix.types import MixtureParams
+from jaxmix._validate import check_n_components, check_positive_int, check_seed
+from jaxmix.data import SparseRatings
+from jaxmix.models.families import SphericalCov
+from jaxmix.params import MixtureParams
 
 __all__ = [
     "SimulatedRatings",
@@ -74,7 +74,7 @@ def simulate_ratings(
         raise ValueError(f"missing must lie in [0, 1); got {missing}")
     noise = _check_noise(noise)
     lo, hi = _check_stars(stars)
-    rng = np.random.default_rng(_check_seed(seed))
+    rng = np.random.default_rng(check_seed(seed))
     weights = rng.dirichlet(np.full(K, 5.0))
     item_base = rng.normal(0.5 * (lo + hi), 0.4, size=n_items)
     mu = np.clip(item_base + rng.normal(0.0, 0.9, size=(K, n_items)), lo, hi)
@@ -94,7 +94,7 @@ def simulate_ratings(
     X = np.where(drop, np.nan, X_full)
     var = np.full(K, noise**2)
     return SimulatedRatings(
-        X=X, X_full=X_full, labels=labels, params=MixtureParams(mu, var, weights)
+        X=X, X_full=X_full, labels=labels, params=MixtureParams(mu, SphericalCov(var), weights)
     )
 
 
@@ -178,7 +178,7 @@ def simulate_sparse_ratings(
     if nnz < n_users:
         raise ValueError(f"nnz = {nnz} must be at least n_users = {n_users} (one rating each)")
     lo, hi = _check_stars(stars)
-    rng = np.random.default_rng(_check_seed(seed))
+    rng = np.random.default_rng(check_seed(seed))
     weights = rng.dirichlet(np.full(K, 5.0))
     item_base = rng.normal(0.5 * (lo + hi), 0.4, size=n_items)
     mu = np.clip(item_base + rng.normal(0.0, 0.9, size=(K, n_items)), lo, hi)
@@ -213,7 +213,7 @@ def simulate_sparse_ratings(
     return SimulatedSparseRatings(
         S=S,
         labels=labels,
-        params=MixtureParams(mu, np.full(K, noise**2), weights),
+        params=MixtureParams(mu, SphericalCov(np.full(K, noise**2)), weights),
         item_popularity=popularity,
     )
 

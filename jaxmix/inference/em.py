@@ -1,136 +1,92 @@
-"""Expectation-maximisation for the Gaussian mixture on a partially observed matrix.
+"""Expectation-maximisation for the Gaussian mixture on a partially observed matrix: one driver
+for every covariance family and every data layout.
 
-The algorithm is a pair of pure functions over a typed state, :func:`init` and :func:`step`; the
-loop runs inside XLA (``lax.while_loop``) and the restarts are batched with ``vmap`` into one
-compiled call. Each restart stops on its own criterion: once it has converged the batched loop
-keeps its state frozen, so its result is exactly that of a single run.
+The algorithm is a pair of pure functions over a typed state, :func:`init_state` and
+:func:`step`; the loop runs inside XLA (``lax.while_loop``) and the restarts are batched with
+``vmap`` into one compiled call. Each restart stops on its own criterion: once it has converged
+the batched loop keeps its state frozen, so its result is exactly that of a single run.
 
 It maximises the objective ``log p(X | params) + log p(params)`` of the model
 :func:`jaxmix.models.mixture_model`: the log-likelihood alone without a prior (maximum
 likelihood, the reference), the log posterior density with a :class:`~jaxmix.Prior` (MAP-EM).
 One iteration (the reference's loop order):
 
-1. E-step at the current parameters: responsibilities ``p(k | u)`` and the objective.
-2. M-step from those responsibilities.
+1. E-step at the current parameters: responsibilities ``p(k | u)``, the objective and the
+   expected sufficient statistics, in one pass over the data (the layout's ``e_step_stats``).
+2. M-step from those statistics (the family's ``m_step``).
 3. Stop when ``obj_new - obj_old <= tol * |obj_new|`` (objectives of successive E-steps).
 
-The maximum-likelihood M-step (with ``n_k = sum_u p(k|u)``), spherical family:
+The loop knows neither the family nor the layout: the family (:mod:`jaxmix.models.families`)
+says what the log density, the statistics and the M-step are; the layout (:mod:`jaxmix.data`)
+evaluates the sums over its observed entries (matrix products on a dense matrix, gathers and
+segment sums on triples, split over devices with a mesh).
 
-.. math::
-
-    \\mu_{kl} = \\frac{\\sum_u p(k|u) [l \\in C_u] x_{ul}}{\\sum_u p(k|u) [l \\in C_u]}
-    \\quad\\text{(only where the denominator is at least 1)},\\qquad
-    \\mathrm{var}_k = \\max\\Big(\\frac{\\sum_u p(k|u) \\lVert x_{u,C_u}-\\mu_{k,C_u}\\rVert^2}
-        {\\sum_u |C_u|\\, p(k|u)}, \\mathrm{min\\_var}\\Big),\\qquad w_k = n_k / n;
-
-the diagonal family has ``var_kl`` = the same ratio restricted to column ``l``. With a prior the
-M-step is a conditional (ECM) maximisation of the expected complete-data log posterior, each
-piece in closed form: ``mu`` given the current ``var``, then ``var`` given the new ``mu``, then the
-weights:
+Without a prior the M-step is the maximum-likelihood one (the reference: a mean coordinate moves
+only where its expected count is at least one). With a prior it is a conditional (ECM)
+maximisation of the expected complete-data log posterior, each piece in closed form: the means
+given the current variances, then the variances given the new means, then the weights:
 
 .. math::
 
     \\mu_{kl} = \\frac{m_{0,l}/s_{0,l}^2 + \\sum_u p(k|u)[l \\in C_u] x_{ul} / \\mathrm{var}_{k(l)}}
         {1/s_{0,l}^2 + \\sum_u p(k|u)[l \\in C_u] / \\mathrm{var}_{k(l)}},\\qquad
-    \\mathrm{var}_{k(l)} = \\max\\Big(\\frac{S_{k(l)} + 2b}{N_{k(l)} + 2a + 2},
-        \\mathrm{min\\_var}\\Big), \\qquad w_k = \\frac{n_k + \\alpha - 1}{n + K(\\alpha - 1)}
+    \\mathrm{var} = \\max\\Big(\\frac{S + 2b}{N + 2a + 2}, \\mathrm{min\\_var}\\Big), \\qquad
+    w_k = \\frac{n_k + \\alpha - 1}{n + K(\\alpha - 1)}
 
-with ``S`` the expected squared residual and ``N`` the expected number of observed entries (per
-component, or per component and column for ``"diag"``). Every piece maximises its conditional
-exactly (the floor ``min_var`` makes the variance step the maximum over ``var >= min_var``, the
-objective being unimodal in each variance), so the objective never decreases once the variances
-are feasible (``"kmeans++"`` floors its start at ``min_var``; ``"random_rows"`` does not). Every
-mean moves (the prior makes its update well defined without data).
+with ``S`` the expected squared residual and ``N`` the expected number of observed entries of
+the variance (per component, per component and column, or pooled, by family). Every piece
+maximises its conditional exactly (the floor ``min_var`` makes the variance step the maximum over
+``var >= min_var``, the objective being unimodal in each variance), so the objective never
+decreases once the variances are feasible (``"kmeans++"`` floors its start at ``min_var``;
+``"random_rows"`` does not). Every mean moves (the prior makes its update well defined without
+data).
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
-from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import Array, lax
-from jax.scipy.special import logsumexp
 
-from jaxmix._data import (
-    MaskedData,
-    Standardizer,
+from jaxmix import _progress, _tracing
+from jaxmix._validate import (
+    check_choice,
     check_n_components,
     check_nonneg_float,
     check_positive_int,
-    float_dtype,
-    masked_data,
-    validate_matrix,
+    check_seed,
 )
+from jaxmix.data import METHODS, EStep, Standardizer, as_data, float_dtype
+from jaxmix.data.triples import DENSE_ROW_DENSITY, check_mesh
 from jaxmix.inference.init import init_params
-from jaxmix.models.mixture import (
-    COVARIANCES,
-    component_log_joint,
-    covariance_of,
-    log_prior,
-    objective,
-)
-from jaxmix.priors import (
+from jaxmix.models.families import Family, as_params, family_of, get_family
+from jaxmix.models.mixture import as_device, objective, to_data, to_internal
+from jaxmix.models.prior import (
     Prior,
+    log_prior,
     log_prior_shift,
     resolve_prior,
     standardize_prior,
 )
-from jaxmix.sparse import SparseRatings
-from jaxmix.types import EMResult, MixtureParams
+from jaxmix.params import MixtureParams
+from jaxmix.results import EMResult
 
 __all__ = [
-    "AUTO_MIN_ENTRIES",
+    "EMConstants",
     "EMState",
-    "METHODS",
-    "SPARSE_CROSSOVER_DENSITY",
-    "SuffStats",
+    "advance",
     "e_step",
     "fit_em",
-    "init",
+    "init_state",
     "log_objective",
+    "loop",
     "m_step",
     "step",
-    "suff_stats",
 ]
-
-_HI = lax.Precision.HIGHEST
-
-METHODS = ("auto", "dense", "sparse")
-#: ``method="auto"`` takes the sparse path for a dense array whose share of observed entries is
-#: below this: the crossover measured by ``benchmarks/dense_vs_sparse.py`` at the course size
-#: (1200 x 1200, K = 12, float32, 2-core CPU: 0.027; the triples cost about 20 times more per
-#: entry than the dense matrix products) ...
-SPARSE_CROSSOVER_DENSITY = 0.03
-#: ... and that has at least this many entries (below it the dense path is fast anyway).
-AUTO_MIN_ENTRIES = 1 << 20
-
-
-class SuffStats(NamedTuple):
-    """Expected sufficient statistics of one E-step.
-
-    Attributes:
-        n_k: ``sum_u p(k|u)``, shape ``(K,)``.
-        obs_k: ``sum_u p(k|u) [l in C_u]``, shape ``(K, d)``.
-        sum_k: ``sum_u p(k|u) [l in C_u] x_ul``, shape ``(K, d)``.
-        sq_k: ``sum_u p(k|u) |x_{u,C_u}|^2``, shape ``(K,)``.
-        n_obs_k: ``sum_u p(k|u) |C_u|``, shape ``(K,)``.
-        n_rows: Number of rows ``n`` (a scalar).
-        sq_kl: ``sum_u p(k|u) [l in C_u] x_ul^2``, shape ``(K, d)``; only for ``"diag"`` (``None``
-            for ``"spherical"``, which does not need the extra matrix product).
-    """
-
-    n_k: Array
-    obs_k: Array
-    sum_k: Array
-    sq_k: Array
-    n_obs_k: Array
-    n_rows: Array
-    sq_kl: Array | None = None
 
 
 class EMState(NamedTuple):
@@ -138,7 +94,7 @@ class EMState(NamedTuple):
 
     Attributes:
         params: Current parameters (after the latest M-step).
-        resp: Responsibilities from the latest E-step, shape ``(n, K)``.
+        resp: Responsibilities from the latest E-step, ``(slots, K)`` (the layout's row slots).
         log_likelihood: Log-likelihood from the latest E-step (``-inf`` before the first).
         n_iter: Iterations done.
         history: Objective of every E-step, shape ``(max_iter,)``; zero past ``n_iter``.
@@ -156,127 +112,43 @@ class EMState(NamedTuple):
     objective: Array
 
 
-def e_step(params: MixtureParams, data: MaskedData) -> tuple[Array, Array]:
-    """Responsibilities and observed-data log-likelihood.
+class EMConstants(NamedTuple):
+    """The numbers an iteration needs besides the state and the data (traced, so a new value
+    does not recompile).
 
-    Args:
-        params: ``mu`` ``(K, d)``, ``var`` ``(K,)`` (spherical) or ``(K, d)`` (diag),
-            ``weights`` ``(K,)``.
-        data: The masked matrix, ``n`` rows.
-
-    Returns:
-        ``(resp, log_likelihood)``: ``resp`` of shape ``(n, K)`` (rows sum to one; a row with no
-        observed entry gets the weights) and the scalar sum of the rows' log-likelihoods.
+    Attributes:
+        tol: Relative tolerance of the stopping rule.
+        min_var: Variance floor (in the units of the data).
+        ll_shift: Added to the log-likelihood (standardised -> data units).
+        prior: A resolved :class:`~jaxmix.Prior` of arrays in the units of the data, or ``None``.
+        prior_shift: Added to the log-prior (standardised -> data units).
     """
-    log_joint = component_log_joint(params, data)
-    row_ll = logsumexp(log_joint, axis=1, keepdims=True)
-    return jnp.exp(log_joint - row_ll), jnp.sum(row_ll)
+
+    tol: Array
+    min_var: Array
+    ll_shift: Array
+    prior: Prior | None
+    prior_shift: Array
 
 
-def suff_stats(resp: Array, data: MaskedData, covariance: str = "spherical") -> SuffStats:
-    """Expected sufficient statistics from responsibilities ``(n, K)``.
-
-    Two matrix products (``obs_k``, ``sum_k``), a third (``sq_kl``) for ``"diag"``.
-
-    Args:
-        resp: Responsibilities, shape ``(n, K)``.
-        data: The masked matrix.
-        covariance: ``"spherical"`` or ``"diag"`` (static).
-
-    Returns:
-        A :class:`SuffStats`.
-    """
-    if covariance not in COVARIANCES:
-        raise ValueError(f"covariance must be one of {COVARIANCES}; got {covariance!r}")
-    sq_kl = None
-    if covariance == "diag":
-        sq_kl = jnp.matmul(resp.T, data.x * data.x, precision=_HI)
-    return SuffStats(
-        n_k=jnp.sum(resp, axis=0),
-        obs_k=jnp.matmul(resp.T, data.mask, precision=_HI),
-        sum_k=jnp.matmul(resp.T, data.x, precision=_HI),
-        sq_k=jnp.matmul(resp.T, data.sq_norm, precision=_HI),
-        n_obs_k=jnp.matmul(resp.T, data.n_obs, precision=_HI),
-        n_rows=jnp.asarray(data.x.shape[0], resp.dtype),
-        sq_kl=sq_kl,
-    )
+def e_step(params: MixtureParams, data: Any) -> EStep:
+    """Responsibilities, log-likelihood and sufficient statistics of ``params`` on a layout's
+    device arrays (``data``: :meth:`jaxmix.data.DenseLayout.device`, or one block of
+    :class:`~jaxmix.data.ChunkedTriples`)."""
+    return data.e_step_stats(params, family_of(params))
 
 
-def m_step(
-    stats: SuffStats,
-    params: MixtureParams,
-    min_var: Array | float,
-    prior: Prior | None = None,
-) -> MixtureParams:
-    """Maximum-likelihood or MAP update of the parameters from sufficient statistics.
-
-    The covariance family is that of ``params.var`` (``(K,)`` spherical, ``(K, d)`` diag).
-
-    Without a prior (maximum likelihood, the reference): a mean coordinate moves only where its
-    expected count ``obs_k`` is at least one; a variance with no expected observed entry is kept.
-    With a prior: the conditional maximisers of the module docstring (``mu`` given the old
-    ``var``, ``var`` given the new ``mu``, the weights), every coordinate updated. In both cases the
-    variances are floored at ``min_var`` and, so that a fit never degenerates, at the dtype's
-    machine epsilon.
-
-    Args:
-        stats: Output of :func:`suff_stats` (with ``sq_kl`` for the diag family).
-        params: The parameters before the update.
-        min_var: Variance floor.
-        prior: A resolved :class:`~jaxmix.Prior` in the units of ``stats`` (see
-            :func:`fit_em`), or ``None`` for maximum likelihood.
-
-    Returns:
-        The updated :class:`MixtureParams`.
-    """
-    diag = covariance_of(params.var) == "diag"
-    if diag and stats.sq_kl is None:
-        raise ValueError("diag m_step needs SuffStats.sq_kl: call suff_stats(..., 'diag')")
-    if prior is None:
-        update = stats.obs_k >= 1.0
-        mu = jnp.where(update, stats.sum_k / jnp.where(update, stats.obs_k, 1.0), params.mu)
-    else:
-        alpha, m0, s0, a, b = (jnp.asarray(p, stats.sum_k.dtype) for p in prior)
-        var_old = params.var if diag else params.var[:, None]
-        prec0 = 1.0 / (s0 * s0)
-        mu = (m0 * prec0 + stats.sum_k / var_old) / (prec0 + stats.obs_k / var_old)
-    # Expected squared residual around the new means, expanded (per column for diag).
-    if diag:
-        resid = stats.sq_kl - 2.0 * mu * stats.sum_k + mu * mu * stats.obs_k
-        count = stats.obs_k
-    else:
-        resid = (
-            stats.sq_k
-            - 2.0 * jnp.sum(mu * stats.sum_k, axis=1)
-            + jnp.sum(mu * mu * stats.obs_k, axis=1)
-        )
-        count = stats.n_obs_k
-    resid = jnp.maximum(resid, 0.0)
-    if prior is None:
-        has_obs = count > 0
-        var = jnp.where(has_obs, resid / jnp.where(has_obs, count, 1.0), params.var)
-        weights = stats.n_k / stats.n_rows
-    else:
-        var = (resid + 2.0 * b) / (count + 2.0 * a + 2.0)
-        K = stats.n_k.shape[0]
-        weights = (stats.n_k + alpha - 1.0) / (stats.n_rows + K * (alpha - 1.0))
-    eps = jnp.finfo(var.dtype).eps
-    var = jnp.maximum(jnp.maximum(var, min_var), eps)
-    return MixtureParams(mu=mu, var=var, weights=weights)
+def m_step(stats: Any, params: MixtureParams, min_var: Any, prior: Prior | None = None) -> Any:
+    """The family's maximum-likelihood (``prior=None``) or MAP update from ``stats``."""
+    return family_of(params).m_step(stats, params, min_var, prior)
 
 
-def init(params: MixtureParams, data: MaskedData, max_iter: int) -> EMState:
-    """The state before the first iteration."""
-    return init_state(params, data.x.shape[0], data.x.dtype, max_iter)
-
-
-def init_state(params: MixtureParams, n_rows: int, dtype: Any, max_iter: int) -> EMState:
-    """The state before the first iteration, for ``n_rows`` rows of responsibilities (shared by
-    the dense and the sparse path, :mod:`jaxmix.inference.sparse_em`)."""
-    n, K = n_rows, params.weights.shape[0]
+def init_state(params: MixtureParams, n_slots: int, dtype: Any, max_iter: int) -> EMState:
+    """The state before the first iteration, for ``n_slots`` rows of responsibilities."""
+    K = params.weights.shape[-1]
     return EMState(
-        params=MixtureParams(*(jnp.asarray(p, dtype) for p in params)),
-        resp=jnp.zeros((n, K), dtype),
+        params=as_device(params, dtype),
+        resp=jnp.zeros((n_slots, K), dtype),
         log_likelihood=jnp.asarray(-jnp.inf, dtype),
         n_iter=jnp.asarray(0, jnp.int32),
         history=jnp.zeros((max_iter,), dtype),
@@ -285,69 +157,27 @@ def init_state(params: MixtureParams, n_rows: int, dtype: Any, max_iter: int) ->
     )
 
 
-def step(
-    state: EMState,
-    data: MaskedData,
-    tol: Array | float,
-    min_var: Array | float,
-    ll_shift: Array | float = 0.0,
-    prior: Prior | None = None,
-    prior_shift: Array | float = 0.0,
-) -> EMState:
-    """One E-step and M-step, then the stopping rule.
-
-    Args:
-        state: Current state.
-        data: The masked matrix.
-        tol: Relative tolerance of the stopping rule (on the objective).
-        min_var: Variance floor.
-        ll_shift: Constant added to the log-likelihood (maps a standardised log-likelihood to data
-            units).
-        prior: A resolved :class:`~jaxmix.Prior` in the units of ``data``, or ``None``.
-        prior_shift: Constant added to the log-prior (maps it to data units).
-
-    Returns:
-        The next state.
-    """
-    covariance = covariance_of(state.params.var)
-    resp, ll = e_step(state.params, data)
-    stats = suff_stats(resp, data, covariance)
-    return advance(state, resp, ll, stats, tol, min_var, ll_shift, prior, prior_shift)
-
-
-def advance(
-    state: EMState,
-    resp: Array,
-    ll: Array,
-    stats: SuffStats,
-    tol: Array | float,
-    min_var: Array | float,
-    ll_shift: Array | float = 0.0,
-    prior: Prior | None = None,
-    prior_shift: Array | float = 0.0,
-) -> EMState:
+def advance(state: EMState, out: EStep, family: Family, consts: EMConstants) -> EMState:
     """The rest of an iteration once the E-step is done: objective, M-step, stopping rule.
-
-    Shared by the dense :func:`step` and the sparse path (whose E-step and statistics come from
-    the triples), so both run exactly the same update.
 
     Args:
         state: State before the iteration (its ``params`` are those of the E-step).
-        resp: Responsibilities of the E-step (stored in the state as they are).
-        ll: Log-likelihood of the E-step (before ``ll_shift``).
-        stats: Sufficient statistics of the E-step.
-        tol, min_var, ll_shift, prior, prior_shift: As in :func:`step`.
+        out: The E-step at ``state.params``, with statistics.
+        family: The covariance family.
+        consts: Tolerance, floor, unit shifts and prior.
 
     Returns:
         The next state.
     """
-    ll = ll + ll_shift
-    obj = ll + (log_prior(state.params, prior) + prior_shift if prior is not None else 0.0)
-    params = m_step(stats, state.params, min_var, prior)
-    converged = (state.n_iter > 0) & (obj - state.objective <= tol * jnp.abs(obj))
+    ll = out.log_likelihood + consts.ll_shift
+    obj = ll
+    if consts.prior is not None:
+        obj = ll + log_prior(state.params, consts.prior) + consts.prior_shift
+    params = family.m_step(out.stats, state.params, consts.min_var, consts.prior)
+    converged = (state.n_iter > 0) & (obj - state.objective <= consts.tol * jnp.abs(obj))
     return EMState(
         params=params,
-        resp=resp,
+        resp=out.resp,
         log_likelihood=ll,
         n_iter=state.n_iter + 1,
         history=state.history.at[state.n_iter].set(obj),
@@ -356,20 +186,22 @@ def advance(
     )
 
 
-_trace_count = 0  # incremented each time the batched fit is traced (tests check recompilation)
-
-
-def _run(params, data, tol, min_var, ll_shift, prior, prior_shift, max_iter, progress):
-    def one(state):
-        return step(state, data, tol, min_var, ll_shift, prior, prior_shift)
-
-    return loop(one, init(params, data, max_iter), max_iter, progress)
+def step(
+    state: EMState,
+    data: Any,
+    family: Family,
+    consts: EMConstants,
+    axis_name: str | None = None,
+) -> EMState:
+    """One E-step and M-step, then the stopping rule (on one block of a layout's arrays)."""
+    out = data.e_step_stats(state.params, family, axis_name=axis_name)
+    return advance(state, out, family, consts)
 
 
 def loop(one: Any, state: EMState, max_iter: int, progress: bool = False) -> EMState:
     """Run ``one`` (a state -> state iteration) from ``state`` inside ``lax.while_loop`` until the
     stopping rule fires, ``max_iter`` iterations are done or the objective is not finite (the
-    first iteration always runs). Shared by the dense and the sparse path."""
+    first iteration always runs)."""
 
     def cond(state):
         return ~state.converged & (state.n_iter < max_iter) & jnp.isfinite(state.objective)
@@ -377,54 +209,49 @@ def loop(one: Any, state: EMState, max_iter: int, progress: bool = False) -> EMS
     def body(state):
         new = one(state)
         if progress:
-            jax.debug.callback(_progress_callback, new.n_iter, new.objective)
+            _progress.report(new.n_iter, new.objective)
         return new
 
     return lax.while_loop(cond, body, one(state))
 
 
-@functools.partial(jax.jit, static_argnames=("max_iter", "progress"))
-def _fit_batched(
-    params, data, tol, min_var, ll_shift, prior=None, prior_shift=0.0, *, max_iter, progress=False
-):
-    global _trace_count
-    _trace_count += 1
-    run = functools.partial(_run, max_iter=max_iter, progress=progress)
-    return jax.vmap(run, in_axes=(0, None, None, None, None, None, None))(
-        params, data, tol, min_var, ll_shift, prior, prior_shift
+@functools.partial(jax.jit, static_argnames=("family", "max_iter", "progress"))
+def _fit_batched(start, data, consts, *, family, max_iter, progress=False):
+    """Every restart (leading axis of ``start``) to convergence, in one compiled program."""
+    _tracing.note("em")
+
+    def run_all(block, start, consts, axis_name):
+        def run(p):
+            state = init_state(p, block.n_slots, block.dtype, max_iter)
+            if axis_name is not None:
+                state = state._replace(resp=lax.pcast(state.resp, axis_name, to="varying"))
+            return loop(
+                lambda s: step(s, block, family, consts, axis_name), state, max_iter, progress
+            )
+
+        return jax.vmap(run)(start)
+
+    rep = jax.sharding.PartitionSpec()
+    out_specs = EMState(
+        params=rep,
+        resp=data.row_spec(batch_dims=1),
+        log_likelihood=rep,
+        n_iter=rep,
+        history=rep,
+        converged=rep,
+        objective=rep,
     )
+    return data.distribute(run_all, (start, consts), out_specs)
 
 
-_progress_bar: Any = None
-
-
-def _progress_callback(n_iter, objective):
-    if _progress_bar is not None:
-        it = int(np.max(n_iter))
-        if it > _progress_bar.n:
-            _progress_bar.update(it - _progress_bar.n)
-            _progress_bar.set_postfix(obj=f"{float(np.max(objective)):.6g}", refresh=False)
-
-
-@contextlib.contextmanager
-def progress_bar(active: bool, description: str) -> Iterator[None]:
-    """Show a tqdm bar of the batched EM iterations while the body runs (if ``active``).
-
-    The compiled loop reports to it through ``jax.debug.callback``; the bar has no fixed total
-    (EM stops on its own criterion) and is closed, showing the iterations run, on exit.
-    """
-    global _progress_bar
-    if not active:
-        yield
-        return
-    from tqdm.auto import tqdm
-
-    _progress_bar = tqdm(desc=description, unit="it")
-    try:
-        yield
-    finally:
-        _progress_bar.close()
-        _progress_bar = None
+def _check_layout_options(chunk_size: Any, dense_row_density: Any) -> tuple[Any, Any]:
+    if chunk_size is not None:
+        chunk_size = check_positive_int(chunk_size, "chunk_size")
+    if dense_row_density is not None:
+        dense_row_density = check_nonneg_float(dense_row_density, "dense_row_density")
+        if dense_row_density > 1.0:
+            raise ValueError(f"dense_row_density must lie in [0, 1]; got {dense_row_density}")
+    return chunk_size, dense_row_density
 
 
 def fit_em(
@@ -444,6 +271,7 @@ def fit_em(
     method: str = "auto",
     chunk_size: int | None = None,
     mesh: Any = None,
+    dense_row_density: float | None = DENSE_ROW_DENSITY,
 ) -> EMResult:
     """Fit a Gaussian mixture to a partially observed matrix by (MAP-)EM.
 
@@ -463,16 +291,17 @@ def fit_em(
 
     Args:
         X: Array-like ``(n, d)``; ``NaN`` marks a missing entry. Rows with no observed entry are
-            allowed (their responsibilities are the weights).
+            allowed (their responsibilities are the weights). Or a :class:`~jaxmix.SparseRatings`.
         K: Number of components, ``1 <= K <= n``.
         mask: Optional boolean ``(n, d)``, ``True`` = observed; overrides the ``NaN`` convention.
         n_init: Number of restarts; restart ``r`` uses seed ``seed + r``.
         seed: Base seed.
         init: ``"kmeans++"`` (default), ``"random_rows"`` (the reference initialisation,
             reproducing the course's numbers), explicit :class:`~jaxmix.MixtureParams` (optionally
-            batched over restarts ``(R, K, ...)``) or a previous result. For ``"diag"`` the named
-            methods' per-component variance is repeated over the columns, and an explicit spherical
-            ``var`` ``(K,)`` is broadcast to ``(K, d)``.
+            batched over restarts ``(R, K, ...)``) or a previous result. The named methods give one
+            variance per component, which the family adapts (repeated over the columns for
+            ``"diag"``, the weighted mean for ``"shared"``); an explicit spherical ``var`` ``(K,)``
+            is adapted the same way.
         tol: Relative tolerance: stop when ``obj_new - obj_old <= tol * |obj_new|``.
         max_iter: Iteration cap per restart.
         min_var: Floor on every variance (data units). It applies with a prior too: MAP-EM then
@@ -486,21 +315,26 @@ def fit_em(
         prior: ``None`` (maximum likelihood; flat improper priors) or a :class:`~jaxmix.Prior`;
             its ``None`` fields are resolved from ``X`` (:meth:`~jaxmix.Prior.resolve`). MAP-EM
             needs ``alpha >= 1``.
-        covariance: ``"spherical"`` (``var`` of shape ``(K,)``) or ``"diag"`` (``(K, d)``).
-        method: ``"dense"`` (matrix products over all ``n d`` entries), ``"sparse"`` (sums over
-            the observed entries only, :mod:`jaxmix.inference.sparse_em`: ``O(nnz K)`` time and
-            ``O(nnz + (n + d) K)`` memory per iteration) or ``"auto"`` (default): sparse for a
-            :class:`~jaxmix.SparseRatings` or with a ``mesh``; for a dense array, sparse when it
-            has at least :data:`AUTO_MIN_ENTRIES` entries and a share of observed entries below
-            :data:`SPARSE_CROSSOVER_DENSITY` (measured by ``benchmarks/dense_vs_sparse.py``).
-            Both give the same result up to rounding. ``"dense"`` with a ``SparseRatings``
-            materialises the ``n x d`` matrix.
-        chunk_size: Sparse path only: observed entries processed at once (bounds the
+        covariance: The covariance family (:data:`jaxmix.models.families.FAMILIES`):
+            ``"spherical"`` (``var`` of shape ``(K,)``), ``"diag"`` (``(K, d)``) or ``"shared"``
+            (one variance ``()``).
+        method: The data layout (:func:`jaxmix.data.as_data`): ``"dense"`` (matrix products over
+            all ``n d`` entries), ``"sparse"`` (sums over the observed entries only: ``O(nnz K)``
+            time and ``O(nnz + (n + d) K)`` memory per iteration) or ``"auto"`` (default): sparse
+            for a :class:`~jaxmix.SparseRatings` or with a ``mesh``; for a dense array, sparse when
+            it has at least :data:`jaxmix.data.AUTO_MIN_ENTRIES` entries and a share of observed
+            entries below :data:`jaxmix.data.SPARSE_CROSSOVER_DENSITY` (measured by
+            ``benchmarks/dense_vs_sparse.py``). Both give the same result up to rounding.
+            ``"dense"`` with a ``SparseRatings`` materialises the ``n x d`` matrix.
+        chunk_size: Sparse layout only: observed entries processed at once (bounds the
             ``chunk_size x K`` intermediates; default 32768).
-        mesh: Sparse path only: a one-axis ``jax.sharding.Mesh`` (or a list of devices) to split
+        mesh: Sparse layout only: a one-axis ``jax.sharding.Mesh`` (or a list of devices) to split
             the rows over; the sufficient statistics are summed across devices with ``psum``.
             Works across hosts after ``jax.distributed.initialize()`` with a mesh of
             ``jax.devices()``.
+        dense_row_density: Sparse layout only: rows with at least this share of observed entries
+            are stored densely and go through matrix products, in ``[0, 1]`` (``0``: every row
+            with an entry, ``n x d`` memory); ``None``: every row goes through the triples.
 
     Returns:
         An :class:`~jaxmix.EMResult`.
@@ -518,33 +352,25 @@ def fit_em(
         >>> res.var.shape, res.prior.mean_sd.shape
         ((2, 2), (2,))
     """
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}; got {method!r}")
-    sparse_input = isinstance(X, SparseRatings)
-    if sparse_input and mask is not None:
-        raise TypeError("mask does not apply to a SparseRatings (its triples are the observed set)")
-    if sparse_input and method != "dense":
-        return _fit_sparse(X, K, locals())
-    if method == "dense" and mesh is not None:
-        raise ValueError("mesh needs the sparse path (method='sparse' or 'auto')")
-    values, observed = validate_matrix(X.to_dense() if sparse_input else X, mask)
-    if method == "sparse" or (
-        method == "auto"
-        and (
-            mesh is not None
-            or (values.size >= AUTO_MIN_ENTRIES and observed.mean() < SPARSE_CROSSOVER_DENSITY)
-        )
-    ):
-        return _fit_sparse(SparseRatings.from_dense(values, observed), K, locals())
-    K = check_n_components(K, values.shape[0])
+    check_choice(method, "method", METHODS)
+    if mesh is not None:
+        if method == "dense":
+            raise ValueError("mesh needs the sparse path (method='sparse' or 'auto')")
+        method = "sparse"
+    layout = as_data(X, mask, method)
+    n, d = layout.shape
+    K = check_n_components(K, n)
     n_init = check_positive_int(n_init, "n_init")
     max_iter = check_positive_int(max_iter, "max_iter")
-    seed = _check_seed(seed)
+    seed = check_seed(seed)
     tol = check_nonneg_float(tol, "tol")
     min_var = check_nonneg_float(min_var, "min_var")
-    covariance = _check_covariance(covariance)
+    family = get_family(covariance)
+    chunk_size, dense_row_density = _check_layout_options(chunk_size, dense_row_density)
+    mesh = check_mesh(mesh)
+    summary = layout.summary()
     if prior is not None:
-        prior = resolve_prior(prior, values, observed)
+        prior = resolve_prior(prior, summary)
         if prior.alpha < 1.0:
             raise ValueError(
                 f"MAP-EM needs Prior.alpha >= 1 (for alpha < 1 the posterior density is unbounded "
@@ -552,33 +378,74 @@ def fit_em(
             )
 
     start = init_params(
-        init, values, observed, K, n_init=n_init, seed=seed, min_var=min_var, covariance=covariance
+        init, layout, K, n_init=n_init, seed=seed, min_var=min_var, covariance=family
     )
-    std = Standardizer.fit(values, observed)
-    data = std.data(values, observed)
-    dtype = data.x.dtype
-    start_internal = std.to_internal(start)
-    shift = std.log_likelihood_shift(observed)
+    std = Standardizer.fit(summary)
+    dtype = float_dtype()
+    data = layout.device(
+        std, dtype, chunk_size=chunk_size, mesh=mesh, dense_row_density=dense_row_density
+    )
     prior_internal, prior_shift = None, 0.0
     if prior is not None:
-        internal = standardize_prior(prior, std.offset, std.scale)
-        prior_internal = Prior(*(jnp.asarray(p, dtype) for p in internal))
-        prior_shift = jnp.asarray(log_prior_shift(K, values.shape[1], covariance, std.scale), dtype)
-
-    with progress_bar(progress, f"EM K={K} x{start.mu.shape[0]}"):
+        prior_internal = as_device(standardize_prior(prior, std.offset, std.scale), dtype)
+        prior_shift = log_prior_shift(family, K, d, std.scale)
+    consts = EMConstants(
+        tol=jnp.asarray(tol, dtype),
+        min_var=jnp.asarray(min_var / std.scale**2, dtype),
+        ll_shift=jnp.asarray(std.log_likelihood_shift(layout.nnz), dtype),
+        prior=prior_internal,
+        prior_shift=jnp.asarray(prior_shift, dtype),
+    )
+    R = start.mu.shape[0]
+    with _progress.progress_bar(progress, f"EM K={K} x{R}"):
         final = _fit_batched(
-            MixtureParams(*(jnp.asarray(p, dtype) for p in start_internal)),
+            as_device(to_internal(start, std), dtype),
             data,
-            jnp.asarray(tol, dtype),
-            jnp.asarray(min_var / std.scale**2, dtype),
-            jnp.asarray(shift, dtype),
-            prior_internal,
-            prior_shift,
+            consts,
+            family=family,
             max_iter=max_iter,
             progress=progress,
         )
-        final = jax.device_get(final)
-    return _to_result(final, std, min_var, covariance, prior)
+        resp = layout.rows_from_slots(final.resp)
+        final = jax.device_get(final._replace(resp=jnp.zeros(())))._replace(resp=resp)
+    return _to_result(final, std, min_var, family, prior)
+
+
+def _to_result(
+    final: EMState, std: Standardizer, min_var: float, family: Family, prior: Prior | None
+) -> EMResult:
+    lls = np.asarray(final.log_likelihood, np.float64)
+    objs = np.asarray(final.objective, np.float64)
+    if not np.all(np.isfinite(objs)) or not np.all(np.isfinite(final.params.mu)):
+        raise FloatingPointError(
+            "EM produced a non-finite objective; the data may be too extreme for "
+            f"{float_dtype()} (enable jax_enable_x64 for float64)"
+        )
+    best = int(np.argmax(objs))
+    n_iter = int(final.n_iter[best])
+    winner = jax.tree.map(lambda a: np.asarray(a)[best], final.params)
+    return EMResult(
+        params=to_data(winner, std),
+        log_likelihood=float(lls[best]),
+        objective=float(objs[best]),
+        restart_log_likelihoods=lls,
+        best_restart=best,
+        n_iter=n_iter,
+        converged=bool(final.converged[best]),
+        history=np.asarray(final.history[best, :n_iter], np.float64),
+        resp=np.asarray(final.resp[best], np.float64),
+        restart_n_iter=np.asarray(final.n_iter),
+        restart_converged=np.asarray(final.converged),
+        covariance=family.name,
+        min_var=min_var,
+        prior=prior,
+        restart_objectives=objs,
+    )
+
+
+@jax.jit
+def _objective_jit(params, data, prior):
+    return objective(params, data, prior)
 
 
 def log_objective(
@@ -594,7 +461,7 @@ def log_objective(
     .. math::
 
         \\sum_u \\log \\sum_k (w_k + 10^{-16})\\,
-            \\mathcal N(x_{u,C_u}; \\mu_{k,C_u}, \\Sigma_{k,C_u}) + \\log p(w, \\mu, \\mathrm{var})
+            \\mathcal N(x_{u,C_u}; \\mu_{k,C_u}, \\Sigma_{k,C_u}) + \\log p(w, \\mu, \\Sigma)
 
     It is the log density of :func:`jaxmix.models.mixture_model` with the component of every row
     summed out, evaluated directly in data units (no standardisation) in JAX's default float dtype.
@@ -603,12 +470,11 @@ def log_objective(
     Args:
         X: Array-like ``(n, d)`` with ``NaN`` at missing entries (rows with no observed entry
             contribute ``log sum_k (w_k + 1e-16)``, about 0), or a :class:`~jaxmix.SparseRatings`.
-        params: :class:`~jaxmix.MixtureParams` (``mu`` ``(K, d)``, ``var`` ``(K,)`` or ``(K, d)``,
-            ``weights`` ``(K,)``) or a fitted result.
+        params: :class:`~jaxmix.MixtureParams` or a fitted result.
         mask: Optional boolean ``(n, d)``, ``True`` = observed.
         prior: ``None`` or a :class:`~jaxmix.Prior`; ``None`` fields are resolved from ``X`` (pass
             ``EMResult.prior`` to reuse the numbers of a fit).
-        covariance: Optional check of the family; by default it is read off ``var``'s shape.
+        covariance: Optional check of the family; by default it is that of ``params``.
 
     Returns:
         The objective as a float.
@@ -621,114 +487,32 @@ def log_objective(
         >>> bool(obj >= res.objective)
         True
     """
-    sparse_input = isinstance(X, SparseRatings)
-    if sparse_input:
-        if mask is not None:
-            raise TypeError("mask does not apply to a SparseRatings")
-        if X.nnz == 0:
-            raise ValueError("every entry of X is missing; there is nothing to evaluate")
-    else:
-        values, observed = validate_matrix(X, mask)
-    fitted = params if isinstance(params, MixtureParams) else getattr(params, "params", params)
-    if not isinstance(fitted, MixtureParams):
+    layout = as_data(X, mask)
+    n, d = layout.shape
+    try:
+        fitted = as_params(params, what="params")
+    except TypeError:
         raise TypeError(
             f"params must be MixtureParams or a fitted result; got {type(params).__name__}"
-        )
-    p = MixtureParams(*(np.asarray(v, np.float64) for v in fitted))
-    n, d = X.shape if sparse_input else values.shape
-    if p.mu.ndim != 2 or p.mu.shape[1] != d:
-        raise ValueError(f"mu must have shape (K, {d}); got {p.mu.shape}")
-    K = p.mu.shape[0]
-    if p.weights.shape != (K,) or p.var.shape not in ((K,), (K, d)):
+        ) from None
+    fitted = jax.tree.map(lambda a: np.asarray(a, np.float64), fitted)
+    family = family_of(fitted)
+    if fitted.mu.ndim != 2 or fitted.mu.shape[1] != d:
+        raise ValueError(f"mu must have shape (K, {d}); got {fitted.mu.shape}")
+    K = fitted.mu.shape[0]
+    want_var = family.var_shape(K, d)
+    if fitted.weights.shape != (K,) or np.shape(fitted.var) != want_var:
         raise ValueError(
-            f"weights must be ({K},) and var ({K},) or ({K}, {d}); got {p.weights.shape} and "
-            f"{p.var.shape}"
+            f"weights must be ({K},) and var {want_var} ({family.name}); got "
+            f"{fitted.weights.shape} and {np.shape(fitted.var)}"
         )
-    family = "spherical" if p.var.ndim == 1 else "diag"
-    if covariance is not None and _check_covariance(covariance) != family:
-        raise ValueError(f"covariance={covariance!r} but var has shape {p.var.shape} ({family})")
-    if sparse_input:
-        from jaxmix.inference.sparse_em import resolve_prior_sparse, sparse_responsibilities
-
-        _, ll = sparse_responsibilities(X, p, standardize=False)
-        if prior is None:
-            return ll
-        prior = resolve_prior_sparse(prior, X)
-        dtype = float_dtype()
-        jp = MixtureParams(*(jnp.asarray(v, dtype) for v in p))
-        return ll + float(log_prior(jp, Prior(*(jnp.asarray(v, dtype) for v in prior))))
+    if covariance is not None and get_family(covariance) is not family:
+        raise ValueError(
+            f"covariance={covariance!r} but var has shape {np.shape(fitted.var)} ({family.name})"
+        )
     if prior is not None:
-        prior = resolve_prior(prior, values, observed)
-    data = masked_data(values, observed)
-    dtype = data.x.dtype
-    jprior = None if prior is None else Prior(*(jnp.asarray(v, dtype) for v in prior))
-    return float(_objective_jit(MixtureParams(*(jnp.asarray(v, dtype) for v in p)), data, jprior))
-
-
-_objective_jit = jax.jit(objective)
-
-_SPARSE_OPTIONS = (
-    "n_init",
-    "seed",
-    "init",
-    "tol",
-    "max_iter",
-    "min_var",
-    "progress",
-    "prior",
-    "covariance",
-    "chunk_size",
-    "mesh",
-)
-
-
-def _fit_sparse(S: SparseRatings, K: Any, options: dict[str, Any]) -> EMResult:
-    from jaxmix.inference.sparse_em import fit_sparse_em
-
-    return fit_sparse_em(S, K, **{k: options[k] for k in _SPARSE_OPTIONS})
-
-
-def _check_covariance(covariance: Any) -> str:
-    if covariance not in COVARIANCES:
-        raise ValueError(f"covariance must be one of {COVARIANCES}; got {covariance!r}")
-    return covariance
-
-
-def _check_seed(seed: Any) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(f"seed must be an integer; got {seed!r}")
-    if seed < 0:
-        raise ValueError(f"seed must be non-negative; got {seed}")
-    return int(seed)
-
-
-def _to_result(
-    final: EMState, std: Standardizer, min_var: float, covariance: str, prior: Prior | None
-) -> EMResult:
-    lls = np.asarray(final.log_likelihood, np.float64)
-    objs = np.asarray(final.objective, np.float64)
-    if not np.all(np.isfinite(objs)) or not np.all(np.isfinite(final.params.mu)):
-        raise FloatingPointError(
-            "EM produced a non-finite objective; the data may be too extreme for "
-            f"{float_dtype()} (enable jax_enable_x64 for float64)"
-        )
-    best = int(np.argmax(objs))
-    n_iter = int(final.n_iter[best])
-    params = std.to_data(MixtureParams(*(np.asarray(p)[best] for p in final.params)))
-    return EMResult(
-        params=params,
-        log_likelihood=float(lls[best]),
-        objective=float(objs[best]),
-        restart_log_likelihoods=lls,
-        best_restart=best,
-        n_iter=n_iter,
-        converged=bool(final.converged[best]),
-        history=np.asarray(final.history[best, :n_iter], np.float64),
-        resp=np.asarray(final.resp[best], np.float64),
-        restart_n_iter=np.asarray(final.n_iter),
-        restart_converged=np.asarray(final.converged),
-        covariance=covariance,
-        min_var=min_var,
-        prior=prior,
-        restart_objectives=objs,
-    )
+        prior = resolve_prior(prior, layout.summary())
+    dtype = float_dtype()
+    data = layout.device(Standardizer.identity(d), dtype).local()
+    jprior = None if prior is None else as_device(prior, dtype)
+    return float(_objective_jit(as_device(fitted, dtype), data, jprior))

@@ -1,19 +1,29 @@
 """Starting parameters for EM and K-means (host-side NumPy, one set per restart).
 
-Restart ``r`` of a call with ``seed=s`` uses seed ``s + r``, so a batched call with ``n_init=R``
-starts restart ``r`` exactly where a single call with ``seed=s + r`` starts.
+Both named methods read the data through its layout (:mod:`jaxmix.data`), so they give the same
+start for a dense matrix and for its triples. Restart ``r`` of a call with ``seed=s`` uses seed
+``s + r``, so a batched call with ``n_init=R`` starts restart ``r`` exactly where a single call
+with ``seed=s + r`` starts.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
-from jaxmix.types import MixtureParams
+from jaxmix.models.families import as_params, get_family
+from jaxmix.params import MixtureParams
 
-__all__ = ["INIT_METHODS", "init_params", "kmeans_plus_plus", "random_rows"]
+__all__ = [
+    "INIT_METHODS",
+    "check_params",
+    "init_params",
+    "kmeans_plus_plus",
+    "random_rows",
+    "random_rows_variance",
+]
 
 INIT_METHODS = ("kmeans++", "random_rows")
 
@@ -39,7 +49,7 @@ def random_rows_variance(
     return (total_sq - 2.0 * mu @ col_sums + n * np.sum(mu * mu, axis=1)) / (float(n) * d)
 
 
-def random_rows(values: np.ndarray, observed: np.ndarray, K: int, seed: int) -> MixtureParams:
+def random_rows(data: Any, K: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The reference initialisation.
 
     ``numpy.random.RandomState(seed).choice(n, K, replace=False)`` picks K rows as the means
@@ -48,50 +58,59 @@ def random_rows(values: np.ndarray, observed: np.ndarray, K: int, seed: int) -> 
     :func:`random_rows_variance`); the weights are uniform.
 
     Args:
-        values: ``(n, d)`` float64 matrix, ``NaN`` where missing.
-        observed: ``(n, d)`` boolean mask.
+        data: A layout (:func:`jaxmix.data.as_data`).
         K: Number of components.
         seed: Seed of the legacy NumPy generator.
 
     Returns:
-        :class:`MixtureParams` of float64 NumPy arrays.
+        ``(mu (K, d), var (K,), weights (K,))``, float64.
     """
-    n, _ = values.shape
-    x0 = np.where(observed, values, 0.0)
+    n, d = data.shape
     idx = np.random.RandomState(seed).choice(n, K, replace=False)
-    mu = x0[idx].copy()
-    var = random_rows_variance(mu, float(np.sum(x0 * x0)), x0.sum(axis=0), n)
-    return MixtureParams(mu, var, np.full(K, 1.0 / K))
+    mu = np.zeros((K, d))
+    for k, i in enumerate(idx):
+        cols, vals = data.row(int(i))
+        mu[k, cols] = vals
+    summary = data.summary()
+    var = random_rows_variance(mu, summary.sq_total, summary.total, n)
+    return mu, var, np.full(K, 1.0 / K)
 
 
-def seed_kmeans_plus_plus(
-    n: int,
-    K: int,
-    seed: int,
-    centre_of: Callable[[int], np.ndarray],
-    mean_sq_dist: Callable[[np.ndarray], np.ndarray],
-    n_obs: np.ndarray,
-    min_var: float = 0.0,
-) -> MixtureParams:
-    """k-means++ seeding over any storage of the matrix (dense or triples).
+def kmeans_plus_plus(
+    data: Any, K: int, seed: int, min_var: float = 0.0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """k-means++ seeding adapted to missing entries (the default for :func:`jaxmix.fit_em`).
+
+    Means are rows chosen by D^2 sampling (the first uniformly), with their missing entries
+    filled by the column means; distances use each row's observed coordinates only (mean squared
+    difference per observed entry, so rows with many entries are not favoured). Each row is then
+    assigned to its nearest chosen mean: ``var_k`` is the mean squared residual per observed entry
+    of the rows assigned to ``k`` (the pooled value when fewer than two rows are), floored at
+    ``min_var``; the weights are the shares of rows (at least one row each).
 
     Args:
-        n: Number of rows.
+        data: A layout (:func:`jaxmix.data.as_data`).
         K: Number of components.
         seed: Seed of ``numpy.random.default_rng``.
-        centre_of: Row index -> that row as a ``(d,)`` centre, missing entries filled.
-        mean_sq_dist: Centre ``(d,)`` -> ``(n,)`` mean squared difference of every row to it over
-            the row's observed entries (0 for a row with none).
-        n_obs: ``(n,)`` observed entries per row.
         min_var: Variance floor.
 
     Returns:
-        :class:`MixtureParams` of float64 NumPy arrays (see :func:`kmeans_plus_plus`).
+        ``(mu (K, d), var (K,), weights (K,))``, float64.
     """
+    n, d = data.shape
+    col_mean = data.summary().column_means()
+    n_obs = data.row_counts()
+
+    def centre_of(i: int) -> np.ndarray:
+        c = col_mean.copy()
+        cols, vals = data.row(i)
+        c[cols] = vals
+        return c
+
     rng = np.random.default_rng(seed)
     chosen = [int(rng.integers(n))]
     centres = [centre_of(chosen[0])]
-    best = mean_sq_dist(centres[0])
+    best = data.mean_sq_dist(centres[0])
     dists = [best]
     for _ in range(1, K):
         probs = best.copy()
@@ -103,7 +122,7 @@ def seed_kmeans_plus_plus(
             nxt = int(rng.choice(np.setdiff1d(np.arange(n), chosen)))
         chosen.append(nxt)
         centres.append(centre_of(nxt))
-        dists.append(mean_sq_dist(centres[-1]))
+        dists.append(data.mean_sq_dist(centres[-1]))
         best = np.minimum(best, dists[-1])
     dist = np.stack(dists, axis=1)  # (n, K) mean squared residual per observed entry
     labels = np.argmin(dist, axis=1)
@@ -118,115 +137,59 @@ def seed_kmeans_plus_plus(
         share[k] = max(members.sum(), 1)
     var = np.maximum(var, min_var)
     var = np.where(var > 0, var, 1.0)
-    return MixtureParams(np.stack(centres), var, share / share.sum())
+    return np.stack(centres), var, share / share.sum()
 
 
-def kmeans_plus_plus(
-    values: np.ndarray, observed: np.ndarray, K: int, seed: int, min_var: float = 0.0
-) -> MixtureParams:
-    """k-means++ seeding adapted to missing entries (the default for :func:`jaxmix.fit_em`).
-
-    Means are rows chosen by D^2 sampling (the first uniformly), with their missing entries
-    filled by the column means; distances use each row's observed coordinates only (mean squared
-    difference per observed entry, so rows with many entries are not favoured). Each row is then
-    assigned to its nearest chosen mean: ``var_k`` is the mean squared residual per observed entry
-    of the rows assigned to ``k`` (the pooled value when fewer than two rows are), floored at
-    ``min_var``; the weights are the shares of rows (at least one row each).
-
-    Args:
-        values: ``(n, d)`` float64 matrix, ``NaN`` where missing.
-        observed: ``(n, d)`` boolean mask.
-        K: Number of components.
-        seed: Seed of ``numpy.random.default_rng``.
-        min_var: Variance floor.
-
-    Returns:
-        :class:`MixtureParams` of float64 NumPy arrays.
-    """
-    n, d = values.shape
-    counts = observed.sum(axis=0)
-    x0 = np.where(observed, values, 0.0)
-    col_mean = np.divide(x0.sum(axis=0), counts, out=np.zeros(d), where=counts > 0)
-    filled = np.where(observed, values, col_mean)
-    m = observed.astype(np.float64)
-    sq_norm = np.sum(x0 * x0, axis=1)
-    n_obs = observed.sum(axis=1)
-
-    def mean_sq_dist(centre: np.ndarray) -> np.ndarray:
-        # sum_l M (x - c)^2 = |x_C|^2 - 2 x0 . c + M . c^2 (two matrix-vector products)
-        sq = np.maximum(sq_norm - 2.0 * (x0 @ centre) + m @ (centre * centre), 0.0)
-        return np.divide(sq, n_obs, out=np.zeros(n), where=n_obs > 0)
-
-    return seed_kmeans_plus_plus(
-        n, K, seed, lambda i: filled[i].copy(), mean_sq_dist, n_obs, min_var
-    )
-
-
-def _explicit(init: Any) -> MixtureParams:
-    if isinstance(init, MixtureParams):
-        return init
-    params = getattr(init, "params", None)
-    if isinstance(params, MixtureParams):  # a previous EMResult / KMeansResult
-        return params
-    if isinstance(init, Mapping):
-        try:
-            return MixtureParams(init["mu"], init["var"], init["weights"])
-        except KeyError as err:
-            raise ValueError(f"init mapping lacks the key {err.args[0]!r}") from None
-    if isinstance(init, tuple) and len(init) == 3:
-        return MixtureParams(*init)
-    raise TypeError(
-        f"init must be one of {INIT_METHODS}, a MixtureParams (or a mapping with mu, var and "
-        f"weights), or a previous result; got {type(init).__name__}"
-    )
-
-
-def check_params(
-    params: MixtureParams, K: int, d: int, covariance: str = "spherical"
-) -> MixtureParams:
+def check_params(init: Any, K: int, d: int, covariance: Any = "spherical") -> MixtureParams:
     """Validate explicit starting parameters; returns a batched float64 copy ``(R, K, ...)``.
 
-    For ``covariance="diag"`` a spherical ``var`` (``(K,)`` per restart) is repeated over the
-    columns; a diagonal ``var`` is rejected for ``"spherical"``.
+    ``init`` is anything :func:`~jaxmix.models.families.as_params` reads. A ``var`` that is not
+    typed is read for the family of ``covariance`` (a spherical ``(K,)`` repeated over the
+    columns for ``"diag"``, pooled for ``"shared"``); typed parameters must be of that family.
     """
-    mu = np.array(params.mu, dtype=np.float64)
-    var = np.array(params.var, dtype=np.float64)
-    weights = np.array(params.weights, dtype=np.float64)
+    family = get_family(covariance)
+    raw = init if isinstance(init, MixtureParams) else None
+    if raw is None:
+        raw = as_params(init, what="init")
+    typed = getattr(type(raw.cov), "family", None)
+    if typed is not None and typed != family.name:
+        raise ValueError(
+            f"init has {typed} covariance parameters but covariance={family.name!r}"
+        )
+    mu = np.array(raw.mu, dtype=np.float64)
+    var = np.array(raw.var, dtype=np.float64)
+    weights = np.array(raw.weights, dtype=np.float64)
     if mu.ndim == 2:
         mu, var, weights = mu[None], var[None], weights[None]
     if mu.ndim != 3 or mu.shape[1:] != (K, d):
         raise ValueError(f"init mu must have shape ({K}, {d}) (or (R, {K}, {d})); got {mu.shape}")
     R = mu.shape[0]
-    if covariance == "diag" and var.shape == (R, K):
-        var = np.repeat(var[:, :, None], d, axis=2)
-    want = (R, K) if covariance == "spherical" else (R, K, d)
-    if var.shape != want:
-        per = f"({K},)" if covariance == "spherical" else f"({K},) or ({K}, {d})"
+    if var.shape[:1] != (R,):
         raise ValueError(
-            f"init var must have shape {per} per restart for covariance={covariance!r}; got "
-            f"{var.shape}"
+            f"init var must have shape {family.var_shape(K, d)} per restart for "
+            f"covariance={family.name!r}; got {var.shape}"
         )
+    cov = family.cov_from_var(var, K, d, batch=1)
     if weights.shape != (R, K):
         raise ValueError(f"init weights must have shape ({K},) per restart; got {weights.shape}")
-    if not (np.isfinite(mu).all() and np.isfinite(var).all() and np.isfinite(weights).all()):
+    if not (np.isfinite(mu).all() and np.isfinite(cov.var).all() and np.isfinite(weights).all()):
         raise ValueError("init parameters must be finite")
-    if not (var > 0).all():
+    if not (cov.var > 0).all():
         raise ValueError("init var must be strictly positive")
     if (weights < 0).any() or not np.allclose(weights.sum(axis=1), 1.0, atol=1e-6):
         raise ValueError("init weights must be non-negative and sum to 1")
-    return MixtureParams(mu, var, weights)
+    return MixtureParams(mu, cov, weights)
 
 
 def init_params(
     init: Any,
-    values: np.ndarray,
-    observed: np.ndarray,
+    data: Any,
     K: int,
     *,
     n_init: int,
     seed: int,
     min_var: float = 0.0,
-    covariance: str = "spherical",
+    covariance: Any = "spherical",
 ) -> MixtureParams:
     """Starting parameters for every restart, batched along a leading axis of size ``R``.
 
@@ -234,35 +197,43 @@ def init_params(
         init: ``"kmeans++"``, ``"random_rows"``, explicit parameters (``MixtureParams``, a
             mapping, a ``(mu, var, weights)`` tuple, optionally with a leading restart axis) or a
             previous result.
-        values: ``(n, d)`` float64 matrix with ``NaN`` where missing.
-        observed: ``(n, d)`` boolean mask.
+        data: A layout (:func:`jaxmix.data.as_data`).
         K: Number of components.
         n_init: Number of restarts for a named method; explicit parameters bring their own
             (``n_init`` must then be 1 or match).
         seed: Restart ``r`` uses ``seed + r``.
         min_var: Variance floor (used by k-means++).
-        covariance: ``"spherical"`` or ``"diag"``; for ``"diag"`` the named methods' variance
-            ``var_k`` is repeated over the columns (``var_kl = var_k``).
+        covariance: The covariance family; the named methods' one variance per component is
+            made the family's (:meth:`~jaxmix.models.families.base.Family.from_component_variances`:
+            repeated over the columns for ``"diag"``, the weighted mean for ``"shared"``).
 
     Returns:
-        :class:`MixtureParams` of float64 arrays with shapes ``(R, K, d)``, ``(R, K)`` (or
-        ``(R, K, d)`` for diag), ``(R, K)``.
+        :class:`~jaxmix.MixtureParams` of float64 arrays with a leading restart axis ``R``.
     """
-    d = values.shape[1]
+    family = get_family(covariance)
+    d = data.shape[1]
     if isinstance(init, str):
         if init == "random_rows":
-            sets = [random_rows(values, observed, K, seed + r) for r in range(n_init)]
+            sets = [random_rows(data, K, seed + r) for r in range(n_init)]
         elif init == "kmeans++":
-            sets = [kmeans_plus_plus(values, observed, K, seed + r, min_var) for r in range(n_init)]
+            sets = [kmeans_plus_plus(data, K, seed + r, min_var) for r in range(n_init)]
         else:
             raise ValueError(
                 f"init must be one of {INIT_METHODS} or explicit parameters; got {init!r}"
             )
-        params = MixtureParams(*(np.stack(p) for p in zip(*sets, strict=True)))
-        if covariance == "diag":
-            params = params._replace(var=np.repeat(params.var[:, :, None], d, axis=2))
-        return params
-    params = check_params(_explicit(init), K, d, covariance)
+        mu, var, weights = (np.stack(p) for p in zip(*sets, strict=True))
+        return MixtureParams(mu, family.from_component_variances(var, weights, d), weights)
+    explicit = (
+        isinstance(init, (MixtureParams, Mapping))
+        or (isinstance(init, tuple) and len(init) == 3)
+        or isinstance(getattr(init, "params", None), MixtureParams)
+    )
+    if not explicit:
+        raise TypeError(
+            f"init must be one of {INIT_METHODS}, a MixtureParams (or a mapping with mu, var "
+            f"and weights), or a previous result; got {type(init).__name__}"
+        )
+    params = check_params(init, K, d, family)
     R = params.mu.shape[0]
     if n_init not in (1, R):
         raise ValueError(f"n_init={n_init} does not match the {R} explicit starting point(s) given")

@@ -18,18 +18,21 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array, lax
 
-from jaxmix._data import (
-    MaskedData,
-    Standardizer,
+from jaxmix import _tracing
+from jaxmix._validate import (
     check_n_components,
     check_nonneg_float,
     check_positive_int,
-    validate_matrix,
+    check_seed,
 )
-from jaxmix.inference.em import _check_seed
+from jaxmix.data import DenseArrays, Standardizer, as_data
+from jaxmix.data.dense import row_sums
 from jaxmix.inference.init import init_params
-from jaxmix.models.mixture import masked_sq_dist
-from jaxmix.types import KMeansResult, MixtureParams
+from jaxmix.models.families import SphericalCov
+from jaxmix.models.families.spherical import component_sq_dist, sq_tables
+from jaxmix.models.mixture import as_device, to_data, to_internal
+from jaxmix.params import MixtureParams
+from jaxmix.results import KMeansResult
 
 __all__ = ["KMeansState", "kmeans", "kmeans_step"]
 
@@ -54,7 +57,14 @@ class KMeansState(NamedTuple):
     converged: Array
 
 
-def kmeans_step(state: KMeansState, data: MaskedData, tol: Array | float) -> KMeansState:
+def masked_sq_dist(mu: Array, data: DenseArrays) -> Array:
+    """Squared distance of each row to each mean over the row's observed coordinates,
+    ``(n, K)``."""
+    sums = row_sums(sq_tables(mu), data.x, data.mask)
+    return component_sq_dist(None, sums, data.rows)
+
+
+def kmeans_step(state: KMeansState, data: DenseArrays, tol: Array | float) -> KMeansState:
     """Assign rows to the nearest mean, recompute the means and the retrofitted mixture."""
     mu_old = state.params.mu
     K = mu_old.shape[0]
@@ -72,15 +82,15 @@ def kmeans_step(state: KMeansState, data: MaskedData, tol: Array | float) -> KMe
     var = jnp.where(n_obs_k > 0, sse_k / jnp.where(n_obs_k > 0, n_obs_k, 1.0), pooled)
     var = jnp.maximum(var, jnp.finfo(var.dtype).eps)
     n_k = jnp.sum(onehot, axis=0)
-    params = MixtureParams(mu=mu, var=var, weights=n_k / data.x.shape[0])
+    params = MixtureParams(mu=mu, cov=SphericalCov(var), weights=n_k / data.x.shape[0])
     converged = (state.n_iter > 0) & (state.cost - cost <= tol)
     return KMeansState(params, labels, cost, state.n_iter + 1, converged)
 
 
-def _run(params: MixtureParams, data: MaskedData, tol, max_iter: int) -> KMeansState:
+def _run(params: MixtureParams, data: DenseArrays, tol, max_iter: int) -> KMeansState:
     dtype = data.x.dtype
     state = KMeansState(
-        params=MixtureParams(*(jnp.asarray(p, dtype) for p in params)),
+        params=as_device(params, dtype),
         labels=jnp.zeros(data.x.shape[0], jnp.int32),
         cost=jnp.asarray(jnp.inf, dtype),
         n_iter=jnp.asarray(0, jnp.int32),
@@ -95,6 +105,7 @@ def _run(params: MixtureParams, data: MaskedData, tol, max_iter: int) -> KMeansS
 
 @functools.partial(jax.jit, static_argnames=("max_iter",))
 def _kmeans_batched(params, data, tol, *, max_iter):
+    _tracing.note("kmeans")
     run = functools.partial(_run, max_iter=max_iter)
     return jax.vmap(run, in_axes=(0, None, None))(params, data, tol)
 
@@ -117,7 +128,8 @@ def kmeans(
     can be compared start for start; restart ``r`` uses seed ``seed + r`` and the lowest cost wins.
 
     Args:
-        X: Array-like ``(n, d)``; ``NaN`` marks a missing entry.
+        X: Array-like ``(n, d)``; ``NaN`` marks a missing entry (a small
+            :class:`~jaxmix.SparseRatings` is made dense).
         K: Number of clusters, ``1 <= K <= n``.
         mask: Optional boolean ``(n, d)``, ``True`` = observed.
         n_init: Number of restarts.
@@ -136,20 +148,19 @@ def kmeans(
         >>> sorted(np.bincount(res.labels).tolist())
         [2, 2]
     """
-    values, observed = validate_matrix(X, mask)
-    K = check_n_components(K, values.shape[0])
+    layout = as_data(X, mask, method="dense")
+    K = check_n_components(K, layout.shape[0])
     n_init = check_positive_int(n_init, "n_init")
     max_iter = check_positive_int(max_iter, "max_iter")
-    seed = _check_seed(seed)
+    seed = check_seed(seed)
     tol = check_nonneg_float(tol, "tol")
 
-    start = init_params(init, values, observed, K, n_init=n_init, seed=seed)
-    std = Standardizer.fit(values, observed)
-    data = std.data(values, observed)
-    dtype = data.x.dtype
-    internal = std.to_internal(start)
+    start = init_params(init, layout, K, n_init=n_init, seed=seed)
+    std = Standardizer.fit(layout.summary())
+    data = layout.device(std)
+    dtype = data.dtype
     final = _kmeans_batched(
-        MixtureParams(*(jnp.asarray(p, dtype) for p in internal)),
+        as_device(to_internal(start, std), dtype),
         data,
         jnp.asarray(tol / std.scale**2, dtype),
         max_iter=max_iter,
@@ -158,7 +169,7 @@ def kmeans(
     costs = np.asarray(final.cost, np.float64) * std.scale**2
     best = int(np.argmin(costs))
     return KMeansResult(
-        params=std.to_data(MixtureParams(*(np.asarray(p)[best] for p in final.params))),
+        params=to_data(jax.tree.map(lambda a: np.asarray(a)[best], final.params), std),
         cost=float(costs[best]),
         labels=np.asarray(final.labels[best]),
         restart_costs=costs,

@@ -1,161 +1,188 @@
-"""Densities of the Gaussian mixture over a partially observed matrix.
+"""The mixture's density, whatever the covariance family and the data layout.
 
-Row ``u`` is drawn from ``sum_k w_k N(mu_k, Sigma_k)`` with ``Sigma_k = var_k I`` (``"spherical"``,
-``var`` of shape ``(K,)``) or ``Sigma_k = diag(var_k1, ..., var_kd)`` (``"diag"``, ``var`` of shape
-``(K, d)``); the family is read off ``var``'s shape. Only the observed coordinates ``C_u`` enter
-the likelihood, the missing ones being integrated out exactly; for the spherical family:
+Row ``u`` is drawn from ``sum_k w_k N(mu_k, Sigma_k)`` with ``Sigma_k`` given by the covariance
+family (:mod:`jaxmix.models.families`). Only the observed coordinates ``C_u`` enter the
+likelihood, the missing ones being integrated out exactly:
 
 .. math::
 
     \\log p(x_{u,C_u}) = \\operatorname{logsumexp}_k \\Big[\\log(w_k + 10^{-16})
-        - \\tfrac{|C_u|}{2}\\log(2\\pi\\,\\mathrm{var}_k)
-        - \\tfrac{\\lVert x_{u,C_u} - \\mu_{k,C_u}\\rVert^2}{2\\,\\mathrm{var}_k}\\Big]
+        + \\log \\mathcal N(x_{u,C_u}; \\mu_{k,C_u}, \\Sigma_{k,C_u})\\Big]
 
-and for the diagonal family ``|C_u| log var_k`` becomes ``sum_{l in C_u} log var_kl`` and the
-squared distance is weighted by ``1 / var_kl``. The ``1e-16`` keeps the logarithm of an emptied
-component finite (the reference convention).
+(the ``1e-16`` keeps the logarithm of an emptied component finite, the reference convention).
+The family writes the bracket; a data layout (:mod:`jaxmix.data`) evaluates it over its rows.
+:func:`objective` = log-likelihood + log-prior (:func:`jaxmix.models.prior.log_prior`) is the
+quantity EM maximises and the log density of :func:`jaxmix.models.mixture_model` with its
+discrete site summed out.
 
-:func:`log_prior` is the log density of the parameters under a resolved :class:`~jaxmix.Prior`
-(zero without one: flat improper priors), and :func:`objective` = log-likelihood + log-prior is the
-quantity EM maximises and the log density of :func:`jaxmix.models.mixture_model` with its discrete
-site summed out.
+Units: the kernels compute on a standardised copy of the data (:class:`jaxmix.data.Standardizer`);
+:func:`to_internal` and :func:`to_data` map parameters between the two (the mixture is
+equivariant under the affine map).
 """
 
 from __future__ import annotations
 
-import math
+from typing import Any
 
+import jax
 import jax.numpy as jnp
-from jax import Array, lax
-from jax.scipy.special import gammaln, logsumexp, xlogy
+import numpy as np
+from jax import Array
+from scipy.optimize import linear_sum_assignment
 
-from jaxmix._data import MaskedData
-from jaxmix.priors import Prior
-from jaxmix.types import MixtureParams
+from jaxmix.data import Standardizer
+from jaxmix.models.families import as_params, family_of
+from jaxmix.models.prior import log_prior
+from jaxmix.params import MixtureParams
 
 __all__ = [
-    "COVARIANCES",
-    "WEIGHT_EPS",
-    "component_log_joint",
-    "covariance_of",
-    "log_prior",
-    "masked_sq_dist",
+    "as_device",
+    "match_components",
     "objective",
-    "row_log_likelihood",
+    "permute_components",
+    "relabel",
+    "to_data",
+    "to_internal",
 ]
 
-COVARIANCES = ("spherical", "diag")
 
-WEIGHT_EPS = 1e-16
-_HI = lax.Precision.HIGHEST
-
-
-def masked_sq_dist(mu: Array, data: MaskedData) -> Array:
-    """Squared distance of each row to each mean over the row's observed coordinates.
-
-    Computed as ``|x_C|^2 - 2 x . mu + M . mu^2`` with two matrix products (clamped at zero
-    against rounding).
-
-    Args:
-        mu: Means, shape ``(K, d)``.
-        data: The masked matrix (``n`` rows).
-
-    Returns:
-        Array of shape ``(n, K)``.
-    """
-    cross = jnp.matmul(data.x, mu.T, precision=_HI)
-    mu_sq = jnp.matmul(data.mask, (mu * mu).T, precision=_HI)
-    return jnp.maximum(data.sq_norm[:, None] - 2.0 * cross + mu_sq, 0.0)
-
-
-def covariance_of(var: Array) -> str:
-    """The covariance family of an unbatched ``var``: ``"spherical"`` for ``(K,)``, ``"diag"`` for
-    ``(K, d)`` (a static property of the shape, usable under ``jit``)."""
-    if var.ndim == 1:
-        return "spherical"
-    if var.ndim == 2:
-        return "diag"
-    raise ValueError(f"var must have shape (K,) or (K, d); got {var.shape}")
-
-
-def component_log_joint(params: MixtureParams, data: MaskedData) -> Array:
-    """``log w_k + log N(x_{u,C_u}; mu_{k,C_u}, Sigma_{k,C_u})`` for every row and component.
-
-    For ``"diag"`` the quadratic form and the log normaliser are three and one matrix
-    products: ``(M x^2) (1/var)^T - 2 x (mu/var)^T + M (mu^2/var)^T`` and
-    ``M log(2 pi var)^T / 2``, with ``M`` the mask.
-
-    Args:
-        params: Mixture parameters: ``mu`` ``(K, d)``, ``var`` ``(K,)`` (spherical) or ``(K, d)``
-            (diag), ``weights`` ``(K,)``.
-        data: The masked matrix (``n`` rows).
-
-    Returns:
-        Array of shape ``(n, K)``; the row-wise ``logsumexp`` is the row's log-likelihood.
-    """
-    log_w = jnp.log(params.weights + WEIGHT_EPS)[None, :]
-    if covariance_of(params.var) == "spherical":
-        sq = masked_sq_dist(params.mu, data)
-        log_norm = 0.5 * data.n_obs[:, None] * jnp.log(2.0 * math.pi * params.var)[None, :]
-        return log_w - log_norm - sq / (2.0 * params.var)[None, :]
-    prec = 1.0 / params.var  # (K, d)
-    x, m = data.x, data.mask
-    quad = (
-        jnp.matmul(x * x, prec.T, precision=_HI)  # x is zero where missing, so x^2 = M x^2
-        - 2.0 * jnp.matmul(x, (params.mu * prec).T, precision=_HI)
-        + jnp.matmul(m, (params.mu * params.mu * prec).T, precision=_HI)
+def to_internal(params: MixtureParams, std: Standardizer) -> MixtureParams:
+    """Parameters in data units (any leading batch axes) in the standardised units of ``std``,
+    as float64 NumPy arrays."""
+    params = jax.tree.map(lambda a: np.asarray(a, np.float64), params)
+    family = family_of(params)
+    return params._replace(
+        mu=(params.mu - std.offset) / std.scale, cov=family.rescale(params.cov, 1.0 / std.scale)
     )
-    log_norm = 0.5 * jnp.matmul(m, jnp.log(2.0 * math.pi * params.var).T, precision=_HI)
-    return log_w - log_norm - 0.5 * jnp.maximum(quad, 0.0)
 
 
-def row_log_likelihood(params: MixtureParams, data: MaskedData) -> Array:
-    """Marginal log-likelihood of each row's observed entries, shape ``(n,)``."""
-    return logsumexp(component_log_joint(params, data), axis=1)
+def to_data(params: MixtureParams, std: Standardizer) -> MixtureParams:
+    """Standardised parameters back in data units, as float64 NumPy arrays."""
+    params = jax.tree.map(lambda a: np.asarray(a, np.float64), params)
+    family = family_of(params)
+    return params._replace(
+        mu=params.mu * std.scale + std.offset, cov=family.rescale(params.cov, std.scale)
+    )
 
 
-def log_prior(params: MixtureParams, prior: Prior | None) -> Array:
-    """Log density of the parameters under a resolved prior (0 for ``None``: flat priors).
-
-    .. math::
-
-        \\log \\mathrm{Dir}(w; \\alpha)
-        + \\sum_{k,l} \\log \\mathcal N(\\mu_{kl}; m_{0,l}, s_{0,l}^2)
-        + \\sum \\log \\mathrm{InvGamma}(\\mathrm{var}; a, b)
-
-    with every normalising constant included (it is NumPyro's log density of the same sites). The
-    Dirichlet term uses ``xlogy``, so ``alpha = 1`` with an emptied component stays finite.
-
-    Args:
-        params: ``mu`` ``(K, d)``, ``var`` ``(K,)`` or ``(K, d)``, ``weights`` ``(K,)``.
-        prior: A resolved :class:`~jaxmix.Prior` (``mean`` and ``mean_sd`` of shape ``(d,)``) in the
-            parameters' units, or ``None``.
-
-    Returns:
-        A scalar.
-    """
-    dtype = params.mu.dtype
-    if prior is None:
-        return jnp.zeros((), dtype)
-    alpha, m0, s0, a, b = (jnp.asarray(p, dtype) for p in prior)
-    K = params.weights.shape[-1]
-    log_dir = gammaln(K * alpha) - K * gammaln(alpha) + jnp.sum(xlogy(alpha - 1.0, params.weights))
-    z = (params.mu - m0) / s0
-    log_normal = jnp.sum(-0.5 * z * z - jnp.log(s0) - 0.5 * math.log(2.0 * math.pi))
-    var = params.var
-    log_ig = jnp.sum(a * jnp.log(b) - gammaln(a) - (a + 1.0) * jnp.log(var) - b / var)
-    return log_dir + log_normal + log_ig
+def as_device(tree: Any, dtype: Any) -> Any:
+    """Every array of a pytree (parameters, a prior) as a JAX array of ``dtype``."""
+    return jax.tree.map(lambda a: jnp.asarray(a, dtype), tree)
 
 
-def objective(params: MixtureParams, data: MaskedData, prior: Prior | None = None) -> Array:
+def objective(params: MixtureParams, data: Any, prior: Any = None) -> Array:
     """Log-likelihood plus log-prior: the objective of (MAP-)EM, a scalar.
 
     Args:
-        params: Mixture parameters (spherical or diag).
-        data: The masked matrix.
+        params: Mixture parameters (any family).
+        data: A layout's device arrays (``data.e_step_stats``), unsharded.
         prior: A resolved :class:`~jaxmix.Prior` in the data's units, or ``None``.
 
     Returns:
         ``sum_u log p(x_{u,C_u} | params) + log p(params)``.
     """
-    return jnp.sum(row_log_likelihood(params, data)) + log_prior(params, prior)
+    out = data.e_step_stats(params, family_of(params), with_stats=False)
+    return out.log_likelihood + log_prior(params, prior)
+
+
+def match_components(mu_ref: Any, mu_other: Any, precision: Any = None) -> np.ndarray:
+    """The matching of two sets of component means of least total (weighted) squared distance.
+
+    The cost of matching component ``j`` of ``other`` to component ``k`` of ``ref`` is
+    ``sum_l (mu_other_jl - mu_ref_kl)^2 prec_kl`` (``prec = 1`` by default); the permutation of
+    least total cost is found exactly by the Hungarian algorithm
+    (:func:`scipy.optimize.linear_sum_assignment`). Used by :func:`relabel` (posterior draws) and
+    by :func:`jaxmix.compare_em_svi` (two optima).
+
+    Args:
+        mu_ref: Means ``(K, d)``.
+        mu_other: Means ``(K, d)``, or ``(B, K, d)`` to match a batch of sets.
+        precision: Optional ``(K, d)`` weights of the squared differences (e.g. the inverse of the
+            reference's variances).
+
+    Returns:
+        ``perm`` of shape ``(K,)`` (or ``(B, K)``): component ``perm[k]`` of ``other`` matches
+        component ``k`` of ``ref`` (so ``mu_other[perm]`` lines up with ``mu_ref``).
+    """
+    a = np.asarray(mu_ref, np.float64)
+    b = np.asarray(mu_other, np.float64)
+    if a.ndim != 2 or b.shape[-2:] != a.shape or b.ndim not in (2, 3):
+        raise ValueError(f"means must both be (K, d); got {a.shape} and {b.shape}")
+    flat = b.reshape(-1, *a.shape)
+    if precision is None:
+        cost = ((flat[:, :, None, :] - a[None, None, :, :]) ** 2).sum(axis=-1)
+    else:
+        prec = np.broadcast_to(np.asarray(precision, np.float64), a.shape)
+        # cost[b, j, k] = sum_l (mu_bjl - ref_kl)^2 prec_kl, expanded into matrix products
+        cost = (
+            np.einsum("bjl,kl->bjk", flat * flat, prec)
+            - 2.0 * np.einsum("bjl,kl->bjk", flat, a * prec)
+            + np.sum(a * a * prec, axis=1)[None, None, :]
+        )
+    perm = np.empty((flat.shape[0], a.shape[0]), dtype=np.int64)
+    for i in range(flat.shape[0]):
+        j, k = linear_sum_assignment(cost[i])
+        perm[i, k] = j
+    return perm[0] if b.ndim == 2 else perm
+
+
+def permute_components(params: MixtureParams, perm: Any) -> MixtureParams:
+    """``params`` with component ``k`` taken from component ``perm[..., k]`` (NumPy; ``perm``
+    ``(..., K)`` over the parameters' leading axes)."""
+    perm = np.asarray(perm)
+    lead = perm.ndim - 1
+    mu = np.asarray(params.mu)
+    weights = np.asarray(params.weights)
+    return params._replace(
+        mu=np.take_along_axis(mu, perm[..., None], lead),
+        cov=family_of(params).permute(params.cov, perm),
+        weights=np.take_along_axis(weights, perm, lead),
+    )
+
+
+def relabel(draws: MixtureParams, reference: MixtureParams) -> tuple[MixtureParams, np.ndarray]:
+    """Permute the components of every draw to best match a reference solution.
+
+    The mixture's posterior is invariant under permutations of the components, so a sampler may
+    swap labels. Each draw is matched to the reference by the permutation that minimises
+
+    .. math::
+
+        \\sum_k c_{\\pi(k), k}, \\qquad
+        c_{jk} = \\sum_l \\frac{(\\mu^{draw}_{jl} - \\mu^{ref}_{kl})^2}{\\Sigma^{ref}_{k,ll}}
+
+    (the squared distance of the draw's component ``j`` to the reference's component ``k`` in
+    units of the reference's variances; :func:`match_components`).
+
+    Args:
+        draws: Parameters with any leading batch shape ``B``: ``mu`` ``(*B, K, d)``, the family's
+            parameters, ``weights`` ``(*B, K)``.
+        reference: Unbatched parameters of the same family.
+
+    Returns:
+        ``(relabelled, permutation)``: the permuted draws (same shapes, float64) and the
+        permutation ``(*B, K)``, with ``relabelled[..., k] = draws[..., permutation[..., k]]``.
+
+    Example:
+        >>> import numpy as np, jaxmix
+        >>> ref = jaxmix.MixtureParams(np.array([[0.0], [5.0]]), np.ones(2), np.array([0.3, 0.7]))
+        >>> draw = jaxmix.MixtureParams(np.array([[[5.1], [0.2]]]), np.ones((1, 2)),
+        ...                             np.array([[0.68, 0.32]]))
+        >>> out, perm = jaxmix.relabel(draw, ref)
+        >>> perm.tolist(), out.weights.tolist()
+        ([[1, 0]], [[0.32, 0.68]])
+    """
+    reference = jax.tree.map(lambda a: np.asarray(a, np.float64), as_params(reference))
+    draws = jax.tree.map(lambda a: np.asarray(a, np.float64), as_params(draws))
+    family = family_of(reference)
+    K, d = reference.mu.shape
+    batch = draws.weights.shape[:-1]
+    if draws.weights.shape[-1] != K or draws.mu.shape != (*batch, K, d):
+        raise ValueError(
+            f"draws have mu {draws.mu.shape} and weights {draws.weights.shape}; the reference has "
+            f"K={K}, d={d}"
+        )
+    precision = 1.0 / np.asarray(family.var_kd(reference.cov, K, d), np.float64)
+    perm = match_components(reference.mu, draws.mu.reshape(-1, K, d), precision)
+    perm = perm.reshape(*batch, K)
+    return permute_components(draws, perm), perm

@@ -20,13 +20,25 @@ exactly the same numbers.
 
 from __future__ import annotations
 
+import math
 from typing import Any, NamedTuple
 
+import jax.numpy as jnp
 import numpy as np
+from jax import Array
+from jax.scipy.special import gammaln, xlogy
 
-from jaxmix._data import validate_matrix
+from jaxmix.data import ColumnSummary, as_data
+from jaxmix.models.families import family_of
 
-__all__ = ["Prior", "resolve_prior"]
+__all__ = [
+    "Prior",
+    "check_resolved",
+    "log_prior",
+    "log_prior_shift",
+    "resolve_prior",
+    "standardize_prior",
+]
 
 
 class Prior(NamedTuple):
@@ -97,8 +109,7 @@ class Prior(NamedTuple):
             A resolved :class:`Prior` of float64 NumPy values (``mean`` and ``mean_sd`` of shape
             ``(d,)``). Resolving a resolved prior returns the same numbers.
         """
-        values, observed = validate_matrix(X, mask)
-        return resolve_prior(self, values, observed)
+        return resolve_prior(self, as_data(X, mask).summary())
 
 
 def _as_float_array(value: Any, name: str) -> np.ndarray:
@@ -131,13 +142,13 @@ def _per_column(value: Any, name: str, d: int, *, positive: bool) -> np.ndarray:
     return np.broadcast_to(arr, (d,)).copy()
 
 
-def resolve_prior(prior: Prior, values: np.ndarray, observed: np.ndarray) -> Prior:
-    """Resolve ``prior`` against a validated ``(values, observed)`` pair (:meth:`Prior.resolve`).
+def resolve_prior(prior: Prior, summary: ColumnSummary) -> Prior:
+    """Resolve ``prior`` against the data's column summary (:meth:`Prior.resolve`).
 
     Args:
         prior: A :class:`Prior`, possibly with ``None`` fields.
-        values: ``(n, d)`` float64 matrix, ``NaN`` where missing.
-        observed: ``(n, d)`` boolean mask (at least one observed entry).
+        summary: The data layout's :class:`~jaxmix.data.ColumnSummary` (at least one observed
+            entry).
 
     Returns:
         The resolved :class:`Prior`.
@@ -147,13 +158,9 @@ def resolve_prior(prior: Prior, values: np.ndarray, observed: np.ndarray) -> Pri
     """
     if not isinstance(prior, Prior):
         raise TypeError(f"prior must be a jaxmix.Prior or None; got {type(prior).__name__}")
-    d = values.shape[1]
-    x0 = np.where(observed, values, 0.0)
-    counts = observed.sum(axis=0)
-    glob = x0.sum() / max(observed.sum(), 1)
-    col_mean = np.divide(x0.sum(axis=0), counts, out=np.full(d, glob), where=counts > 0)
-    resid = np.where(observed, values - col_mean, 0.0)
-    pooled = float((resid * resid).sum() / max(observed.sum(), 1))
+    d = summary.count.shape[0]
+    col_mean = summary.column_means(fill=summary.global_mean)
+    pooled = summary.pooled_variance
     if not np.isfinite(pooled) or pooled <= 0.0:  # constant columns: fall back to the data's size
         pooled = float(np.max(np.abs(col_mean))) ** 2 or 1.0
     var_shape = _scalar(prior.var_shape, "var_shape")
@@ -200,11 +207,44 @@ def standardize_prior(prior: Prior, offset: np.ndarray, scale: float) -> Prior:
     )
 
 
-def log_prior_shift(K: int, d: int, covariance: str, scale: float) -> float:
+def log_prior_shift(family: Any, K: int, d: int, scale: float) -> float:
     """Add this to a standardised log-prior to get it in data units (the Jacobian of the map).
 
-    Each mean coordinate contributes ``-log(scale)`` and each variance ``-2 log(scale)``; the
-    weights are not rescaled.
+    Each mean coordinate contributes ``-log(scale)``; the covariance parameters what their
+    family says (``-2 log(scale)`` per variance); the weights are not rescaled.
     """
-    n_var = K * d if covariance == "diag" else K
-    return -float(K * d + 2 * n_var) * float(np.log(scale))
+    return -float(K * d) * math.log(scale) + family.log_jacobian(K, d, scale)
+
+
+def log_prior(params: Any, prior: Prior | None) -> Array:
+    """Log density of the parameters under a resolved prior (0 for ``None``: flat priors).
+
+    .. math::
+
+        \\log \\mathrm{Dir}(w; \\alpha)
+        + \\sum_{k,l} \\log \\mathcal N(\\mu_{kl}; m_{0,l}, s_{0,l}^2)
+        + \\log p(\\text{covariance parameters})
+
+    with every normalising constant included (it is NumPyro's log density of the same sites);
+    the covariance term is the family's (an InverseGamma on every variance). The Dirichlet term
+    uses ``xlogy``, so ``alpha = 1`` with an emptied component stays finite.
+
+    Args:
+        params: :class:`~jaxmix.MixtureParams` (unbatched, JAX or NumPy arrays).
+        prior: A resolved :class:`Prior` (``mean`` and ``mean_sd`` of shape ``(d,)``) in the
+            parameters' units, or ``None``.
+
+    Returns:
+        A scalar.
+    """
+    dtype = jnp.result_type(params.mu)
+    if prior is None:
+        return jnp.zeros((), dtype)
+    alpha = jnp.asarray(prior.alpha, dtype)
+    m0 = jnp.asarray(prior.mean, dtype)
+    s0 = jnp.asarray(prior.mean_sd, dtype)
+    K = params.weights.shape[-1]
+    log_dir = gammaln(K * alpha) - K * gammaln(alpha) + jnp.sum(xlogy(alpha - 1.0, params.weights))
+    z = (params.mu - m0) / s0
+    log_normal = jnp.sum(-0.5 * z * z - jnp.log(s0) - 0.5 * math.log(2.0 * math.pi))
+    return log_dir + log_normal + family_of(params).log_prior_cov(params.cov, prior)

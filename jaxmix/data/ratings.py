@@ -32,9 +32,16 @@ from typing import Any
 
 import numpy as np
 
-from jaxmix._data import Standardizer, validate_matrix
+from jaxmix.data.dense import validate_matrix
 
-__all__ = ["SparseRatings", "load_sparse_ratings", "sparse_ratings"]
+__all__ = [
+    "SparseRatings",
+    "check_entries",
+    "load_sparse_ratings",
+    "spans",
+    "sparse_ratings",
+    "triples_of",
+]
 
 #: Entries processed at once by the host-side (NumPy) passes over the triples.
 HOST_CHUNK = 1 << 22
@@ -42,7 +49,7 @@ _INT32_MAX = np.iinfo(np.int32).max
 DUPLICATE_POLICIES = ("error", "last", "mean")
 
 
-def _spans(total: int, size: int = HOST_CHUNK) -> Iterator[slice]:
+def spans(total: int, size: int = HOST_CHUNK) -> Iterator[slice]:
     for start in range(0, total, size):
         yield slice(start, min(start + size, total))
 
@@ -155,7 +162,7 @@ class SparseRatings:
             A :class:`SparseRatings` of the same shape.
         """
         values, observed = validate_matrix(X, mask, allow_all_missing=True)
-        return _from_validated(values, observed, dtype)
+        return triples_of(values, observed, dtype)
 
     def to_dense(self, *, max_entries: int = 1 << 30) -> np.ndarray:
         """The ``(n, d)`` float64 matrix with ``NaN`` at the missing entries.
@@ -230,7 +237,7 @@ class SparseRatings:
         """``(count, sum)`` of the observed values of every column (float64, chunked)."""
         d = self.shape[1]
         total = np.zeros(d)
-        for s in _spans(self.nnz):
+        for s in spans(self.nnz):
             total += np.bincount(self.cols[s], weights=self.values[s], minlength=d)
         return self.col_counts().astype(np.float64), total
 
@@ -238,23 +245,9 @@ class SparseRatings:
         """``(count, sum)`` of the observed values of every row (float64, chunked)."""
         n = self.shape[0]
         total = np.zeros(n)
-        for s in _spans(self.nnz):
+        for s in spans(self.nnz):
             total += np.bincount(self.rows[s], weights=self.values[s], minlength=n)
         return self.row_counts().astype(np.float64), total
-
-    def standardizer(self) -> Standardizer:
-        """The :class:`~jaxmix._data.Standardizer` that :meth:`Standardizer.fit` would give on the
-        dense matrix: column centres and one power-of-two scale, computed in chunks."""
-        counts, sums = self.column_sums()
-        offset = np.divide(sums, counts, out=np.zeros_like(sums), where=counts > 0)
-        sq = 0.0
-        for s in _spans(self.nnz):
-            r = self.values[s].astype(np.float64) - offset[self.cols[s]]
-            sq += float(r @ r)
-        spread = np.sqrt(sq / max(self.nnz, 1))
-        if not np.isfinite(spread) or spread == 0.0:
-            spread = float(np.max(np.abs(offset))) or 1.0
-        return Standardizer(offset=offset, scale=float(2.0 ** np.round(np.log2(spread))))
 
 
 # ---------------------------------------------------------------------------- construction
@@ -413,7 +406,7 @@ def sparse_ratings(
             raise ValueError(
                 f"{name}[{bad}] = {int(idx[bad])} is out of range for shape ({n}, {d})"
             )
-    for s in _spans(vals.size):
+    for s in spans(vals.size):
         finite = np.isfinite(vals[s])
         if not finite.all():
             bad = s.start + int(np.flatnonzero(~finite)[0])
@@ -444,7 +437,7 @@ def _reindex(ids: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
 def _sorted_keys(r: np.ndarray, c: np.ndarray, d: int) -> bool:
     """Whether ``(r, c)`` are strictly increasing in row-major order (checked in chunks)."""
     last = -1
-    for s in _spans(r.size):
+    for s in spans(r.size):
         key = r[s].astype(np.int64) * d + c[s]
         if key.size and (key[0] <= last or np.any(key[1:] <= key[:-1])):
             return False
@@ -483,7 +476,7 @@ def _canonical(r, c, vals, d, duplicates):
     return r, c, vals
 
 
-def _from_validated(values: np.ndarray, observed: np.ndarray, dtype: Any = None) -> SparseRatings:
+def triples_of(values: np.ndarray, observed: np.ndarray, dtype: Any = None) -> SparseRatings:
     """Triples of a validated dense ``(values, observed)`` pair (row-major order)."""
     n, d = values.shape
     _check_shape((n, d))

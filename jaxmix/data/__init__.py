@@ -1,0 +1,110 @@
+"""Data layouts: a partially observed matrix as the inference code sees it.
+
+:func:`as_data` turns what a user passes (an array with ``NaN`` at the missing entries, with an
+optional mask, or a :class:`~jaxmix.SparseRatings` of observed triples) into one of two layouts
+with the same protocol (:mod:`jaxmix.data.base`):
+
+* :class:`~jaxmix.data.dense.DenseLayout`: the ``(n, d)`` matrix; its pass is matrix products.
+* :class:`~jaxmix.data.triples.TriplesLayout`: the observed entries only, chunked; its pass is
+  ``O(nnz)`` and can be split over several devices.
+
+A new layout is one module here implementing the same protocol.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jaxmix._validate import check_choice
+from jaxmix.data.base import ColumnSummary, EStep, RowInfo, Standardizer
+from jaxmix.data.dense import DenseArrays, DenseLayout, float_dtype, validate_matrix
+from jaxmix.data.io import load_ratings, save_ratings
+from jaxmix.data.ratings import SparseRatings, load_sparse_ratings, sparse_ratings, triples_of
+from jaxmix.data.triples import ChunkedTriples, TriplesLayout
+
+__all__ = [
+    "AUTO_MIN_ENTRIES",
+    "ChunkedTriples",
+    "ColumnSummary",
+    "DenseArrays",
+    "DenseLayout",
+    "EStep",
+    "METHODS",
+    "RowInfo",
+    "SPARSE_CROSSOVER_DENSITY",
+    "SparseRatings",
+    "Standardizer",
+    "TriplesLayout",
+    "as_data",
+    "float_dtype",
+    "load_ratings",
+    "load_sparse_ratings",
+    "save_ratings",
+    "sparse_ratings",
+    "validate_matrix",
+]
+
+METHODS = ("auto", "dense", "sparse")
+#: ``method="auto"`` takes the triples layout for a dense array whose share of observed entries
+#: is below this: the crossover measured by ``benchmarks/dense_vs_sparse.py`` at the course size
+#: (1200 x 1200, K = 12, float32, 2-core CPU: 0.027; the triples cost about 20 times more per
+#: entry than the dense matrix products) ...
+SPARSE_CROSSOVER_DENSITY = 0.03
+#: ... and that has at least this many entries (below it the dense layout is fast anyway).
+AUTO_MIN_ENTRIES = 1 << 20
+
+
+def as_data(
+    X: Any, mask: Any = None, method: str | None = "auto", *, allow_all_missing: bool = False
+) -> DenseLayout | TriplesLayout:
+    """The layout of a partially observed matrix.
+
+    Args:
+        X: Array-like ``(n, d)`` with ``NaN`` at the missing entries, a
+            :class:`~jaxmix.SparseRatings`, or a layout (returned as it is).
+        mask: Optional boolean ``(n, d)``, ``True`` = observed (dense input only).
+        method: ``"dense"``, ``"sparse"`` (the triples layout) or ``"auto"``: triples for a
+            :class:`~jaxmix.SparseRatings`, and for a dense array with at least
+            :data:`AUTO_MIN_ENTRIES` entries of which fewer than :data:`SPARSE_CROSSOVER_DENSITY`
+            are observed; dense otherwise. ``"dense"`` with a ``SparseRatings`` materialises the
+            ``n x d`` matrix. ``None``: the input's own form (dense for an array, triples for a
+            ``SparseRatings``), for functions whose output has the input's form.
+        allow_all_missing: Accept a matrix without any observed entry (for prediction).
+
+    Returns:
+        A :class:`~jaxmix.data.dense.DenseLayout` or :class:`~jaxmix.data.triples.TriplesLayout`.
+
+    Raises:
+        TypeError, ValueError: Malformed input (see :func:`validate_matrix`), an unknown
+            ``method``, a ``mask`` with a ``SparseRatings``.
+
+    Example:
+        >>> import numpy as np, jaxmix
+        >>> from jaxmix.data import as_data
+        >>> X = np.array([[1.0, np.nan], [2.0, 3.0]])
+        >>> as_data(X), as_data(jaxmix.sparse_ratings(X))
+        (DenseLayout(shape=(2, 2), nnz=3), TriplesLayout(shape=(2, 2), nnz=3))
+    """
+    if method is not None:
+        check_choice(method, "method", METHODS)
+    if isinstance(X, (DenseLayout, TriplesLayout)):
+        return X
+    if isinstance(X, SparseRatings):
+        if mask is not None:
+            raise TypeError(
+                "mask does not apply to a SparseRatings (its triples are the observed set)"
+            )
+        if X.nnz == 0 and not allow_all_missing:
+            raise ValueError("every entry of X is missing; there is nothing to fit")
+        if method == "dense":
+            values, observed = validate_matrix(X.to_dense(), allow_all_missing=allow_all_missing)
+            return DenseLayout(values, observed)
+        return TriplesLayout(X)
+    values, observed = validate_matrix(X, mask, allow_all_missing=allow_all_missing)
+    if method == "sparse" or (
+        method == "auto"
+        and values.size >= AUTO_MIN_ENTRIES
+        and observed.mean() < SPARSE_CROSSOVER_DENSITY
+    ):
+        return TriplesLayout(triples_of(values, observed))
+    return DenseLayout(values, observed)

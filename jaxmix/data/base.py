@@ -1,0 +1,175 @@
+"""What every data layout provides, and the small types that pass between a layout and a family.
+
+A *layout* stores a partially observed ``(n, d)`` matrix (the dense one, :mod:`.dense`; its
+observed triples, :mod:`.triples`). The inference code asks it for:
+
+* **column summaries** (:class:`ColumnSummary`): counts, sums and the spread of the observed
+  entries, for standardisation and for resolving a prior;
+* **row access** for the initialisations (a row's observed entries, the mean squared distance of
+  every row to a centre);
+* **device arrays** (:meth:`device`): a JAX pytree whose ``e_step_stats`` is the E-step and the
+  M-step's sufficient statistics in one pure, traced pass.
+
+The pass knows no covariance family. It needs two kinds of sums over the observed entries, which
+a family (:mod:`jaxmix.models.families`) describes and the layout evaluates in its own way
+(matrix products on dense input, gathers and segment sums on triples):
+
+* **row sums** of per-column coefficients (:class:`RowTables`): for every row ``u`` and feature
+  ``f``, ``sum_{l in C_u} (t0[l, f] + x_ul t1[l, f] + x_ul^2 t2[l, f])``, from which the family
+  forms every component's log density of the row;
+* **column sums** of per-row weights (:class:`ColWeights`): for every column ``l``,
+  ``sum_{u: l in C_u} x_ul^p w[u, g]`` for ``p = 0, 1, 2``, the statistics of the M-step.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+from jax import Array
+
+__all__ = [
+    "ColWeights",
+    "ColumnSummary",
+    "EStep",
+    "RowInfo",
+    "RowTables",
+    "Standardizer",
+    "prefix_add",
+]
+
+
+class RowTables(NamedTuple):
+    """Per-column coefficients whose sums over each row's observed entries a family needs.
+
+    Row ``u``'s feature ``f`` is ``sum_{l in C_u} t0[l, f] + x_ul t1[l, f] + x_ul^2 t2[l, f]``,
+    where ``t1`` and ``t2`` cover only the first ``F1`` and ``F2`` features (``F2 <= F1 <= F``)
+    and are ``None`` when empty.
+
+    Attributes:
+        t0: ``(d, F)``.
+        t1: ``(d, F1)`` or ``None``.
+        t2: ``(d, F2)`` or ``None``.
+    """
+
+    t0: Array
+    t1: Array | None = None
+    t2: Array | None = None
+
+
+class ColWeights(NamedTuple):
+    """Per-row weights whose sums over each column's observed entries form the statistics.
+
+    The layout returns ``c_p[l, g] = sum_{u: l in C_u} x_ul^p w[u, g]`` for ``g < sizes[p]``
+    (``sizes`` non-increasing; ``c_p`` is ``None`` where ``sizes[p] == 0``).
+
+    Attributes:
+        w: ``(rows, G)`` weights.
+        sizes: ``(G0, G1, G2)``, Python ints (static): how many leading weights each power uses.
+    """
+
+    w: Array
+    sizes: tuple[int, int, int]
+
+
+class RowInfo(NamedTuple):
+    """Per-row quantities every layout keeps: ``|C_u|`` and ``sum_{l in C_u} x_ul^2``."""
+
+    n_obs: Array
+    sq_norm: Array
+
+
+class EStep(NamedTuple):
+    """What a layout's ``e_step_stats`` returns.
+
+    Attributes:
+        resp: Responsibilities of the layout's row slots, ``(slots, K)`` (the layout maps slots to
+            rows with ``rows_from_slots``; for the dense layout the slots are the rows).
+        row_ll: Log-likelihood of every slot, ``(slots,)`` (0 for padding).
+        log_likelihood: Sum over all rows, a scalar (summed over devices when sharded).
+        stats: The family's sufficient statistics (summed over devices), or ``None`` when not
+            asked for.
+    """
+
+    resp: Array
+    row_ll: Array
+    log_likelihood: Array
+    stats: Any
+
+
+def prefix_add(s: Array, extra: Array) -> Array:
+    """``s`` with ``extra`` added to its leading columns (``extra`` has at most as many)."""
+    if extra.shape[-1] == s.shape[-1]:
+        return s + extra
+    return s.at[..., : extra.shape[-1]].add(extra)
+
+
+class ColumnSummary(NamedTuple):
+    """Column statistics of the observed entries (float64 host values).
+
+    Attributes:
+        count: Observed entries of every column, ``(d,)``.
+        total: Sum of every column's observed entries, ``(d,)``.
+        sq_resid: Sum of squared differences of the observed entries to their column's mean.
+        sq_total: Sum of the squared observed entries.
+        nnz: Number of observed entries.
+        n_rows: Number of rows.
+    """
+
+    count: np.ndarray
+    total: np.ndarray
+    sq_resid: float
+    sq_total: float
+    nnz: int
+    n_rows: int
+
+    def column_means(self, fill: float = 0.0) -> np.ndarray:
+        """Mean of every column's observed entries (``fill`` for a column with none)."""
+        return np.divide(
+            self.total, self.count, out=np.full(self.count.shape, fill), where=self.count > 0
+        )
+
+    @property
+    def global_mean(self) -> float:
+        """Mean of all observed entries."""
+        return float(self.total.sum() / max(self.nnz, 1))
+
+    @property
+    def pooled_variance(self) -> float:
+        """Mean squared difference of the observed entries to their column's mean."""
+        return float(self.sq_resid / max(self.nnz, 1))
+
+
+class Standardizer(NamedTuple):
+    """The affine map ``z = (x - offset) / scale`` under which the kernels compute.
+
+    ``offset`` centres every column on its observed mean; ``scale`` is one power of two near the
+    pooled spread, so scaling is exact in floating point. The mixture likelihood is equivariant
+    under the map (:func:`jaxmix.models.mixture.to_internal` maps the parameters), which keeps
+    float32 accurate and lets values near ``1e150`` or ``1e-150`` through.
+
+    Attributes:
+        offset: Column centres, ``(d,)``.
+        scale: One positive scale for the whole matrix.
+    """
+
+    offset: np.ndarray
+    scale: float
+
+    @classmethod
+    def fit(cls, summary: ColumnSummary) -> Standardizer:
+        """Centre on the column means (0 for an empty column), scale near the pooled spread."""
+        offset = summary.column_means()
+        spread = np.sqrt(summary.sq_resid / max(summary.nnz, 1))
+        if not np.isfinite(spread) or spread == 0.0:
+            spread = float(np.max(np.abs(offset))) or 1.0
+        return cls(offset=offset, scale=float(2.0 ** np.round(np.log2(spread))))
+
+    @classmethod
+    def identity(cls, d: int) -> Standardizer:
+        """The map that changes nothing (evaluation in data units)."""
+        return cls(offset=np.zeros(d), scale=1.0)
+
+    def log_likelihood_shift(self, nnz: int) -> float:
+        """Add this to a standardised log-likelihood of ``nnz`` entries to get it in data units."""
+        return -float(nnz) * float(np.log(self.scale))

@@ -1,0 +1,356 @@
+"""The dense layout: the ``(n, d)`` matrix and its mask, and the E-step by matrix products.
+
+:func:`validate_matrix` is the one check every dense input goes through: it copies the input (the
+caller's array is never modified), checks it and returns a float64 array with ``NaN`` at the
+missing entries together with a boolean mask (``True`` = observed).
+
+On the device the matrix is a :class:`DenseArrays` (standardised values with zeros at the missing
+entries, the mask as 0/1, and the per-row ``|C_u|`` and ``|x_{u,C_u}|^2``). Its
+:meth:`~DenseArrays.e_step_stats` evaluates a family's row sums and column sums
+(:mod:`jaxmix.data.base`) as matrix products: ``M t0 + X t1 + X^2 t2`` and ``M^T w``, ``X^T w``,
+``(X^2)^T w`` with ``M`` the mask and ``X`` zero where missing, each at
+``Precision.HIGHEST``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import Array, lax
+from jax.scipy.special import logsumexp
+
+from jaxmix.data.base import ColumnSummary, EStep, RowInfo, Standardizer, prefix_add
+
+__all__ = [
+    "DenseArrays",
+    "DenseLayout",
+    "as_array",
+    "dense_pass",
+    "float_dtype",
+    "validate_matrix",
+]
+
+_HI = lax.Precision.HIGHEST
+
+
+def float_dtype() -> np.dtype:
+    """The floating dtype JAX computes in now: float64 with ``jax_enable_x64``, else float32."""
+    return np.dtype(jax.dtypes.canonicalize_dtype(jnp.float64))
+
+
+def as_array(X: Any, name: str) -> np.ndarray:
+    """``X`` as a NumPy array (pandas objects through ``to_numpy``); a ragged input is a
+    ``ValueError`` naming ``name``."""
+    if hasattr(X, "to_numpy") and not isinstance(X, np.ndarray):  # pandas objects
+        X = X.to_numpy()
+    try:
+        arr = np.asarray(X)
+    except (ValueError, TypeError) as err:  # ragged nested lists and the like
+        raise ValueError(f"{name} could not be read as a rectangular array: {err}") from None
+    return arr
+
+
+def validate_matrix(
+    X: Any, mask: Any = None, *, name: str = "X", allow_all_missing: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Check a partially observed matrix and return a float64 copy with its mask.
+
+    Args:
+        X: Array-like of shape ``(n, d)``; ``NaN`` marks a missing entry. Integer, float16 and
+            other real dtypes are accepted, as are pandas DataFrames.
+        mask: Optional boolean array of shape ``(n, d)``; ``True`` marks an observed entry and
+            overrides the ``NaN`` convention (values at unobserved entries are ignored).
+        name: Name of the argument, used in error messages.
+        allow_all_missing: Accept a matrix with no observed entry (for completion only).
+
+    Returns:
+        ``(values, observed)``: a new float64 array with ``NaN`` at every unobserved entry and a new
+        boolean mask.
+
+    Raises:
+        TypeError: ``X`` is not numeric, or ``mask`` is not boolean.
+        ValueError: ``X`` is not 2-D or is empty; ``mask`` has the wrong shape; an observed entry
+            is infinite or ``NaN``; every entry is missing.
+    """
+    arr = as_array(X, name)
+    if arr.dtype.kind == "b" or arr.dtype.kind not in "iuf":
+        raise TypeError(
+            f"{name} must be an array of real numbers; got dtype {arr.dtype}"
+            + (" (convert strings or objects to floats first)" if arr.dtype.kind in "OUS" else "")
+        )
+    if arr.ndim != 2:
+        raise ValueError(
+            f"{name} must be a 2-D array of shape (n_rows, n_cols); got {arr.ndim}-D with shape "
+            f"{arr.shape}"
+        )
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ValueError(
+            f"{name} is empty (shape {arr.shape}); it needs at least one row and column"
+        )
+    values = arr.astype(np.float64, copy=True)
+    if mask is None:
+        observed = ~np.isnan(values)
+    else:
+        m = as_array(mask, "mask")
+        if m.dtype != np.bool_:
+            raise TypeError(f"mask must be a boolean array (True = observed); got dtype {m.dtype}")
+        if m.shape != values.shape:
+            raise ValueError(f"mask has shape {m.shape} but {name} has shape {values.shape}")
+        observed = m.copy()
+        bad = observed & np.isnan(values)
+        if bad.any():
+            i, j = np.argwhere(bad)[0]
+            raise ValueError(
+                f"{name} is NaN at {int(bad.sum())} entries that mask marks observed "
+                f"(first at row {i}, column {j})"
+            )
+    bad = observed & ~np.isfinite(values)
+    if bad.any():
+        i, j = np.argwhere(bad)[0]
+        raise ValueError(
+            f"{name} has {int(bad.sum())} infinite values (first at row {i}, column {j}); "
+            "mark unknown entries as NaN (or False in mask) instead"
+        )
+    if not allow_all_missing and not observed.any():
+        raise ValueError(f"every entry of {name} is missing; there is nothing to fit")
+    values[~observed] = np.nan
+    return values, observed
+
+
+# ---------------------------------------------------------------------------- kernels
+
+
+def row_sums(tables: Any, x: Array, mask: Array) -> Array:
+    """``M t0 + X t1 + X^2 t2`` (the last two on their leading features), ``(n, F)``."""
+    s = jnp.matmul(mask, tables.t0, precision=_HI)
+    if tables.t1 is not None:
+        s = prefix_add(s, jnp.matmul(x, tables.t1, precision=_HI))
+    if tables.t2 is not None:
+        s = prefix_add(s, jnp.matmul(x * x, tables.t2, precision=_HI))
+    return s
+
+
+def col_sums(weights: Any, x: Array, mask: Array) -> tuple[Array | None, ...]:
+    """``(M^T w, X^T w, (X^2)^T w)`` on the leading weights of each power (``None`` if none)."""
+    w = weights.w
+    G0, G1, G2 = weights.sizes
+    c0 = jnp.matmul(mask.T, w[:, :G0], precision=_HI) if G0 else None
+    c1 = jnp.matmul(x.T, w[:, :G1], precision=_HI) if G1 else None
+    c2 = jnp.matmul((x * x).T, w[:, :G2], precision=_HI) if G2 else None
+    return c0, c1, c2
+
+
+def dense_pass(
+    params: Any,
+    family: Any,
+    x: Array,
+    mask: Array,
+    rows: RowInfo,
+    valid: Array | None = None,
+    with_stats: bool = True,
+) -> tuple[Array, Array, tuple | None, Any]:
+    """E-step and raw statistics of densely stored rows.
+
+    Args:
+        params: Mixture parameters (standardised units).
+        family: The covariance family.
+        x, mask: ``(r, d)`` values (0 where missing) and 0/1 mask.
+        rows: The rows' :class:`RowInfo`.
+        valid: ``(r,)`` 1 for a real row, 0 for padding (``None``: all real).
+        with_stats: Also compute the column sums and row totals.
+
+    Returns:
+        ``(resp (r, K), row_ll (r,), col_sums, totals)``; the last two ``None`` without stats.
+    """
+    log_joint, aux = family.log_joint(params, row_sums(family.row_tables(params), x, mask), rows)
+    row_ll = logsumexp(log_joint, axis=1, keepdims=True)
+    resp = jnp.exp(log_joint - row_ll)
+    row_ll = row_ll[:, 0]
+    if valid is not None:
+        resp = resp * valid[:, None]
+        row_ll = row_ll * valid
+    if not with_stats:
+        return resp, row_ll, None, None
+    cols = col_sums(family.stat_weights(resp, aux), x, mask)
+    return resp, row_ll, cols, family.row_totals(resp, rows)
+
+
+@dataclasses.dataclass(frozen=True)
+class DenseArrays:
+    """A standardised dense matrix on the device (a JAX pytree).
+
+    Attributes:
+        x: Values, zero where missing, ``(n, d)``.
+        mask: 1.0 where observed, 0.0 where missing, ``(n, d)``.
+        n_obs: ``|C_u|``, ``(n,)``.
+        sq_norm: ``|x_{u,C_u}|^2``, ``(n,)``.
+    """
+
+    x: Array
+    mask: Array
+    n_obs: Array
+    sq_norm: Array
+
+    @property
+    def n_slots(self) -> int:
+        """Rows of the responsibilities the E-step returns (the matrix's rows)."""
+        return self.x.shape[0]
+
+    @property
+    def dtype(self) -> Any:
+        """The float dtype of the arrays."""
+        return self.x.dtype
+
+    @property
+    def rows(self) -> RowInfo:
+        """Every row's :class:`RowInfo`."""
+        return RowInfo(self.n_obs, self.sq_norm)
+
+    def local(self) -> DenseArrays:
+        """The block a device works on: the whole matrix."""
+        return self
+
+    def e_step_stats(
+        self, params: Any, family: Any, *, with_stats: bool = True, axis_name: str | None = None
+    ) -> EStep:
+        """Responsibilities, log-likelihood and (optionally) the family's statistics.
+
+        Pure and traceable; ``axis_name`` is accepted for the common protocol (a dense matrix is
+        not split over devices).
+        """
+        resp, row_ll, cols, totals = dense_pass(
+            params, family, self.x, self.mask, self.rows, None, with_stats
+        )
+        stats = None
+        if with_stats:
+            n_rows = jnp.asarray(self.x.shape[0], self.x.dtype)
+            stats = family.suff_stats(cols, totals, n_rows)
+        return EStep(resp, row_ll, jnp.sum(row_ll), stats)
+
+    def distribute(self, fn: Any, args: tuple, out_specs: Any = None) -> Any:
+        """Run ``fn(self, *args, axis_name=None)`` (a dense matrix stays on one device)."""
+        return fn(self, *args, axis_name=None)
+
+    def row_spec(self, batch_dims: int = 0) -> Any:
+        """Partition spec of a per-row output (``None``: not sharded)."""
+        return None
+
+
+jax.tree_util.register_dataclass(
+    DenseArrays, data_fields=["x", "mask", "n_obs", "sq_norm"], meta_fields=[]
+)
+
+
+class DenseLayout:
+    """A validated dense matrix on the host (see :func:`jaxmix.data.as_data`).
+
+    Attributes:
+        values: ``(n, d)`` float64, ``NaN`` at missing entries.
+        observed: ``(n, d)`` boolean mask.
+    """
+
+    kind = "dense"
+
+    def __init__(self, values: np.ndarray, observed: np.ndarray) -> None:
+        self.values = values
+        self.observed = observed
+        self._summary: ColumnSummary | None = None
+
+    def __repr__(self) -> str:
+        n, d = self.shape
+        return f"DenseLayout(shape=({n}, {d}), nnz={self.nnz})"
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(n, d)``."""
+        return self.values.shape
+
+    @property
+    def nnz(self) -> int:
+        """Number of observed entries."""
+        return int(self.observed.sum())
+
+    def zero_filled(self) -> np.ndarray:
+        """The values with zeros at the missing entries."""
+        return np.where(self.observed, self.values, 0.0)
+
+    def summary(self) -> ColumnSummary:
+        """Column counts, sums and spread of the observed entries (computed once)."""
+        if self._summary is None:
+            x0 = self.zero_filled()
+            count = self.observed.sum(axis=0).astype(np.float64)
+            total = x0.sum(axis=0)
+            mean = np.divide(total, count, out=np.zeros_like(total), where=count > 0)
+            resid = np.where(self.observed, self.values - mean, 0.0)
+            self._summary = ColumnSummary(
+                count=count,
+                total=total,
+                sq_resid=float((resid * resid).sum()),
+                sq_total=float(np.sum(x0 * x0)),
+                nnz=self.nnz,
+                n_rows=self.shape[0],
+            )
+        return self._summary
+
+    def row_counts(self) -> np.ndarray:
+        """``|C_u|`` of every row, ``(n,)``."""
+        return self.observed.sum(axis=1)
+
+    def row_sums(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(count, total)`` of every row's observed entries, float64 ``(n,)`` each."""
+        return self.row_counts().astype(np.float64), self.zero_filled().sum(axis=1)
+
+    def split(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Hide the observed entries at ``positions`` (indices into the observed entries in
+        row-major order): ``(X_train, test_mask)``, a copy with ``NaN`` there and their mask."""
+        flat = np.flatnonzero(self.observed)[positions]
+        test = np.zeros(self.values.size, dtype=bool)
+        test[flat] = True
+        test = test.reshape(self.values.shape)
+        train = self.values.copy()
+        train[test] = np.nan
+        return train, test
+
+    def row(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """Row ``i``'s observed columns and values."""
+        cols = np.flatnonzero(self.observed[i])
+        return cols, self.values[i, cols]
+
+    def mean_sq_dist(self, centre: np.ndarray) -> np.ndarray:
+        """Mean squared difference of every row to ``centre`` over its observed entries, ``(n,)``
+        (0 for a row with none): ``|x_C|^2 - 2 x0 . c + M . c^2`` as matrix-vector products."""
+        if not hasattr(self, "_kpp"):
+            x0 = self.zero_filled()
+            self._kpp = (x0, self.observed.astype(np.float64), np.sum(x0 * x0, axis=1))
+        x0, m, sq_norm = self._kpp
+        n_obs = self.row_counts()
+        sq = np.maximum(sq_norm - 2.0 * (x0 @ centre) + m @ (centre * centre), 0.0)
+        return np.divide(sq, n_obs, out=np.zeros(self.shape[0]), where=n_obs > 0)
+
+    def device(self, std: Standardizer, dtype: Any = None, **_: Any) -> DenseArrays:
+        """The standardised matrix as :class:`DenseArrays` in ``dtype`` (JAX's default)."""
+        dtype = float_dtype() if dtype is None else dtype
+        x = np.where(self.observed, (self.values - std.offset) / std.scale, 0.0)
+        return DenseArrays(
+            x=jnp.asarray(x, dtype=dtype),
+            mask=jnp.asarray(self.observed, dtype=dtype),
+            n_obs=jnp.asarray(self.observed.sum(axis=1), dtype=dtype),
+            sq_norm=jnp.asarray((x * x).sum(axis=1), dtype=dtype),
+        )
+
+    def rows_from_slots(self, resp: np.ndarray) -> np.ndarray:
+        """Per-slot results as per-row results (the identity here)."""
+        return np.asarray(resp)
+
+    def to_dense(self) -> np.ndarray:
+        """The ``(n, d)`` float64 matrix, ``NaN`` where missing (a copy)."""
+        return self.values.copy()
+
+    def lookup(self, rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(found, value)`` at entries ``(rows, cols)`` (value ``NaN`` where not observed)."""
+        found = self.observed[rows, cols]
+        return found, np.where(found, self.values[rows, cols], np.nan)

@@ -1,0 +1,687 @@
+"""The triples layout: a matrix as its observed entries, cut into chunks; O(nnz) per pass.
+
+The dense layout spends work on every one of the ``n d`` entries whatever the share observed.
+Here a pass touches the observed entries only. A family's row sums (:class:`RowTables`) become,
+per entry, a gather of the entry's column from the ``(d, F)`` tables and a segment sum into its
+row; its column sums (:class:`ColWeights`) a gather of the entry's row weights and a scatter-add
+into ``(d, G)`` accumulators. The family is called in between, chunk by chunk, so that one pass
+over the data gives the E-step and the M-step's statistics.
+
+Layout (built once on the host, :func:`build_layout`): the rows with at least one entry ("active"
+rows) are cut into *chunks* of consecutive rows holding at most ``chunk_size`` entries and at
+most ``rows_per_chunk`` rows; each chunk's triples are padded to ``chunk_size`` and sorted by
+column (the gathers from the tables and the scatter-adds into the statistics then walk memory
+forwards, which halves the time once ``d K`` floats exceed the cache). A ``lax.scan`` over the
+chunks does, per chunk, the row sums of its rows (a segment sum into a ``(rows_per_chunk, F)``
+block), their responsibilities, and their contribution to the statistics: the largest
+intermediate is ``chunk_size x max(F, G)``, whatever ``nnz``. Rows without entries are handled
+in closed form (the family's log density of a row with nothing observed: their responsibilities
+are the weights). Rows with at least :data:`DENSE_ROW_DENSITY` of their entries observed are
+stored densely instead and go through the dense layout's matrix products (about 20 times
+cheaper per entry than a gather and a scatter, so on a matrix as dense as the course's this
+layout runs at the dense one's speed); their storage is at most ``8 / DENSE_ROW_DENSITY`` bytes
+per observed entry. No ``n x d`` array exists anywhere.
+
+Several devices (a ``mesh``): the rows are split into one block per device (the chunked rows
+balanced by entries, the dense rows by count), the whole fit runs under ``jax.shard_map``
+(:meth:`ChunkedTriples.distribute`), and the statistics are summed over the devices with
+``lax.psum`` inside the pass, so every device takes the same M-step and the same stopping
+decision; only ``(d, G)``-sized statistics cross devices. The result equals the single-device fit
+up to the order of floating-point sums. Across hosts: call ``jax.distributed.initialize()`` in
+every process, load the same matrix in each, and pass a mesh over ``jax.devices()``; each process
+builds the layout and copies only its own devices' blocks, and every process gets the whole
+result.
+
+Precision: the per-column statistics are scatter-added chunk after chunk in JAX's float dtype (in
+float32 about ``1e-5`` relative on a column with 10^5 ratings; the dense layout's blocked matrix
+products are slightly more accurate); the per-row results (log-likelihood, responsibilities) are
+kept per row and summed pairwise after the scan, as on the dense layout.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import Array, lax
+from jax.scipy.special import logsumexp
+
+from jaxmix.data.base import ColumnSummary, EStep, RowInfo, Standardizer, prefix_add
+from jaxmix.data.dense import dense_pass, float_dtype
+from jaxmix.data.ratings import SparseRatings, spans
+
+__all__ = [
+    "DEFAULT_CHUNK_SIZE",
+    "DENSE_ROW_DENSITY",
+    "ChunkedTriples",
+    "DenseRows",
+    "HostLayout",
+    "TriplesLayout",
+    "build_layout",
+    "check_mesh",
+]
+
+#: Entries per chunk of the scan (the bound on the ``chunk x F`` intermediates).
+DEFAULT_CHUNK_SIZE = 1 << 15
+#: Rows with at least this share of observed entries are stored densely and processed by matrix
+#: products (memory at most ``8 / 0.25 = 32`` bytes per entry of those rows; see
+#: ``benchmarks/dense_vs_sparse.py`` for the speed).
+DENSE_ROW_DENSITY = 0.25
+
+
+@dataclasses.dataclass(frozen=True)
+class DenseRows:
+    """The rows dense enough to be processed by matrix products, as in the dense layout.
+
+    Attributes:
+        x: Standardised values, 0 where missing, ``(P, A_dense, d)``.
+        mask: 1.0 where observed, ``(P, A_dense, d)``.
+        n_obs: ``|C_u|``, ``(P, A_dense)``.
+        sq_norm: ``|x_{u,C_u}|^2``, ``(P, A_dense)``.
+        valid: 1.0 for a real row, 0.0 for padding, ``(P, A_dense)``.
+    """
+
+    x: Array
+    mask: Array
+    n_obs: Array
+    sq_norm: Array
+    valid: Array
+
+
+jax.tree_util.register_dataclass(
+    DenseRows, data_fields=["x", "mask", "n_obs", "sq_norm", "valid"], meta_fields=[]
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class ChunkedTriples:
+    """The triples of every device's rows, cut into chunks (device arrays; a JAX pytree).
+
+    Every array but ``counts`` has a leading device axis ``P`` (one block of rows per device).
+    ``A`` is the number of active rows per block (padded), ``R = rows_per_chunk``.
+
+    Attributes:
+        local_row: Row of every entry within its chunk, ``int32`` ``(P, n_chunks, chunk_size)``;
+            padding entries point at the spare row ``R``.
+        col: Column of every entry, ``int32`` ``(P, n_chunks, chunk_size)``; 0 for padding.
+        val: Standardised value of every entry, ``(P, n_chunks, chunk_size)``; 0 for padding.
+        row_start: First active row of every chunk, ``int32`` ``(P, n_chunks)`` (``A`` for a
+            padding chunk).
+        n_rows: Rows in every chunk, ``int32`` ``(P, n_chunks)``.
+        n_obs: ``|C_u|`` of every active row, ``(P, A + R + 1)`` (zero past ``A``).
+        sq_norm: ``|x_{u,C_u}|^2`` (standardised) of every active row, ``(P, A + R + 1)``.
+        counts: ``(n_rows, n_empty)``: the rows of the matrix and those without entries.
+        dense: The rows processed densely (:class:`DenseRows`), or ``None``.
+        rows_per_chunk: ``R`` (static).
+        mesh: The one-axis mesh the row blocks are spread over, or ``None`` (static).
+    """
+
+    local_row: Array
+    col: Array
+    val: Array
+    row_start: Array
+    n_rows: Array
+    n_obs: Array
+    sq_norm: Array
+    counts: Array
+    dense: DenseRows | None = None
+    rows_per_chunk: int = 1
+    mesh: Any = None
+
+    @property
+    def n_slots(self) -> int:
+        """Row slots of a block's responsibilities: dense rows, then chunked rows, then one for
+        the rows without entries (call on a block, :meth:`local`)."""
+        dense = 0 if self.dense is None else self.dense.x.shape[-2]
+        return dense + self.n_obs.shape[-1]
+
+    def local(self) -> ChunkedTriples:
+        """This device's block: every array without its leading device axis (of size 1 here, or
+        under ``shard_map``)."""
+        return dataclasses.replace(
+            jax.tree.map(lambda a: a[0], dataclasses.replace(self, counts=None)),
+            counts=self.counts,
+        )
+
+    @property
+    def dtype(self) -> Any:
+        """The float dtype of the values."""
+        return self.val.dtype
+
+    def e_step_stats(
+        self, params: Any, family: Any, *, with_stats: bool = True, axis_name: str | None = None
+    ) -> EStep:
+        """One pass over one block's chunks (a block from :meth:`local`, inside :meth:`distribute`).
+
+        Returns responsibilities ``(A_dense + A + R + 1, K)`` (the dense rows, then the chunked
+        rows; the last slot holds those of the rows without entries), the per-slot
+        log-likelihood, the total log-likelihood (over every device and the empty rows) and the
+        family's statistics (idem).
+        """
+        data = self
+        resp, row_ll, cols, totals = _scan_chunks(params, family, data, with_stats, axis_name)
+        ll = jnp.sum(row_ll)
+        if data.dense is not None:
+            d = data.dense
+            out = dense_pass(
+                params, family, d.x, d.mask, RowInfo(d.n_obs, d.sq_norm), d.valid, with_stats
+            )
+            resp = jnp.concatenate([out[0], resp])
+            row_ll = jnp.concatenate([out[1], row_ll])
+            ll = ll + jnp.sum(out[1])
+            if with_stats:
+                cols = tuple(None if a is None else a + b for a, b in zip(cols, out[2]))
+                totals = jax.tree.map(jnp.add, totals, out[3])
+        if axis_name is not None:
+            ll, cols, totals = lax.psum((ll, cols, totals), axis_name)
+        # Rows without any entry: the family's log density of an empty row, in closed form.
+        n_total, n_empty = data.counts[0], data.counts[1]
+        F = family.row_tables(params).t0.shape[1]
+        dtype = data.val.dtype
+        empty = RowInfo(jnp.zeros((1,), dtype), jnp.zeros((1,), dtype))
+        log_joint, _ = family.log_joint(params, jnp.zeros((1, F), dtype), empty)
+        ll_empty = logsumexp(log_joint, axis=1)
+        r_empty = jnp.exp(log_joint - ll_empty[:, None])
+        resp = resp.at[-1].set(r_empty[0])
+        ll = ll + n_empty * ll_empty[0]
+        stats = None
+        if with_stats:
+            totals = jax.tree.map(jnp.add, totals, family.row_totals(n_empty * r_empty, empty))
+            stats = family.suff_stats(cols, totals, n_total)
+        return EStep(resp, row_ll, ll, stats)
+
+    def partition_specs(self) -> Any:
+        """Per-leaf partition specs: the row blocks split over the mesh, ``counts`` replicated."""
+        axis = jax.sharding.PartitionSpec(self.mesh.axis_names[0])
+        specs = jax.tree.map(lambda _: axis, self)
+        return dataclasses.replace(specs, counts=jax.sharding.PartitionSpec())
+
+    def row_spec(self, batch_dims: int = 0) -> Any:
+        """Partition spec of a per-row-slot output with ``batch_dims`` leading axes."""
+        if self.mesh is None:
+            return None
+        return jax.sharding.PartitionSpec(*([None] * batch_dims), self.mesh.axis_names[0])
+
+    def distribute(self, fn: Any, args: tuple, out_specs: Any = None) -> Any:
+        """Run ``fn(block, *args, axis_name=...)`` on every device's block of rows (:meth:`local`).
+
+        Without a mesh: ``fn(self.local(), *args, axis_name=None)``. With one: under ``jax.shard_map``,
+        ``args`` replicated, the outputs as ``out_specs`` (a prefix tree of partition specs; per
+        row outputs from :meth:`row_spec`).
+        """
+        if self.mesh is None:
+            return fn(self.local(), *args, axis_name=None)
+        axis = self.mesh.axis_names[0]
+        rep = jax.sharding.PartitionSpec()
+
+        def run(data, *rest):
+            return fn(data.local(), *rest, axis_name=axis)
+
+        sharded = jax.shard_map(
+            run,
+            mesh=self.mesh,
+            in_specs=(self.partition_specs(), *(rep for _ in args)),
+            out_specs=out_specs,
+        )
+        return sharded(self, *args)
+
+
+jax.tree_util.register_dataclass(
+    ChunkedTriples,
+    data_fields=[
+        "local_row",
+        "col",
+        "val",
+        "row_start",
+        "n_rows",
+        "n_obs",
+        "sq_norm",
+        "counts",
+        "dense",
+    ],
+    meta_fields=["rows_per_chunk", "mesh"],
+)
+
+
+def _varying(x: Array, axis_name: str | None) -> Array:
+    return x if axis_name is None else lax.pcast(x, axis_name, to="varying")
+
+
+def _scan_chunks(params, family, data, with_stats, axis_name):
+    """The scan over one device's chunks: per-slot responsibilities and log-likelihoods, and the
+    raw column sums and row totals of the family's statistics."""
+    R = data.rows_per_chunk
+    K = params.weights.shape[-1]
+    dtype = data.val.dtype
+    d = params.mu.shape[-1]
+    tables = family.row_tables(params)
+    F = tables.t0.shape[1]
+    F1 = 0 if tables.t1 is None else tables.t1.shape[1]
+    F2 = 0 if tables.t2 is None else tables.t2.shape[1]
+    table = jnp.concatenate([t for t in tables if t is not None], axis=1)  # (d, F + F1 + F2)
+    n_slots = data.n_obs.shape[0]
+    slots = jnp.arange(R)
+    # Per-row results go to (n_slots, ...) buffers and are summed after the scan (pairwise, as
+    # on the dense layout) rather than accumulated chunk by chunk.
+    carry = [jnp.zeros((n_slots, K), dtype), jnp.zeros((n_slots,), dtype)]
+    sizes = (0, 0, 0)
+    if with_stats:
+        sizes = family.weight_sizes(params)
+        carry += [jnp.zeros((d, g), dtype) for g in sizes if g]
+    carry = [_varying(c, axis_name) for c in carry]
+
+    def body(carry, chunk):
+        resp_buf, ll_buf, *acc = carry
+        lr, c, v, rs, nr = chunk
+        g = table.at[c].get(mode="promise_in_bounds")
+        e = g[:, :F]
+        if F1:
+            e = prefix_add(e, v[:, None] * g[:, F : F + F1])
+        if F2:
+            e = prefix_add(e, (v * v)[:, None] * g[:, F + F1 :])
+        s = jnp.zeros((R + 1, F), dtype).at[lr].add(e, mode="promise_in_bounds")[:R]
+        rows = RowInfo(
+            lax.dynamic_slice_in_dim(data.n_obs, rs, R),
+            lax.dynamic_slice_in_dim(data.sq_norm, rs, R),
+        )
+        log_joint, aux = family.log_joint(params, s, rows)
+        row_ll = logsumexp(log_joint, axis=1)
+        valid = slots < nr
+        resp = jnp.where(valid[:, None], jnp.exp(log_joint - row_ll[:, None]), 0.0)
+        # Rows past the chunk get zeros here; the next chunk overwrites them with its own.
+        resp_buf = lax.dynamic_update_slice_in_dim(resp_buf, resp, rs, axis=0)
+        ll_buf = lax.dynamic_update_slice_in_dim(ll_buf, jnp.where(valid, row_ll, 0.0), rs, 0)
+        if not with_stats:
+            return [resp_buf, ll_buf], None
+        weights = family.stat_weights(resp, aux)
+        w = weights.w
+        wg = jnp.concatenate([w, jnp.zeros((1, w.shape[1]), dtype)])
+        wg = wg.at[lr].get(mode="promise_in_bounds")
+        acc = list(acc)
+        G0, G1, G2 = sizes
+        acc[0] = acc[0].at[c].add(wg[:, :G0], mode="promise_in_bounds")
+        if G1:
+            acc[1] = acc[1].at[c].add(wg[:, :G1] * v[:, None], mode="promise_in_bounds")
+        if G2:
+            acc[2] = acc[2].at[c].add(wg[:, :G2] * (v * v)[:, None], mode="promise_in_bounds")
+        return [resp_buf, ll_buf, *acc], None
+
+    chunks = (data.local_row, data.col, data.val, data.row_start, data.n_rows)
+    out, _ = lax.scan(body, carry, chunks)
+    resp_buf, ll_buf, *acc = out
+    if not with_stats:
+        return resp_buf, ll_buf, None, None
+    cols = tuple(acc[i] if g else None for i, g in enumerate(sizes))
+    return resp_buf, ll_buf, cols, family.row_totals(resp_buf, RowInfo(data.n_obs, data.sq_norm))
+
+
+# ---------------------------------------------------------------------------- layout (host)
+
+
+class HostLayout(NamedTuple):
+    """Host-side result of :func:`build_layout`.
+
+    Attributes:
+        data: :class:`ChunkedTriples` of NumPy arrays with a leading device axis ``P``.
+        chunk_size: Entries per chunk.
+        active_rows: Global row of every device's chunked rows, ``(P, A)``, ``-1`` for padding.
+        dense_rows: Global row of every device's dense rows, ``(P, A_dense)``, ``-1`` for
+            padding.
+        shape: ``(n, d)`` of the matrix.
+        n_empty: Rows without any entry.
+    """
+
+    data: Any
+    chunk_size: int
+    active_rows: np.ndarray
+    dense_rows: np.ndarray
+    shape: tuple[int, int]
+    n_empty: int
+
+
+def _next_pow2(x: float) -> int:
+    return 1 << max(0, math.ceil(math.log2(max(x, 1.0))))
+
+
+def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Concatenation of ``arange(s, s + l)`` for every ``(s, l)``, as int64."""
+    keep = lengths > 0
+    starts, lengths = starts[keep].astype(np.int64), lengths[keep].astype(np.int64)
+    if starts.size == 0:
+        return np.zeros(0, np.int64)
+    step = np.ones(int(lengths.sum()), np.int64)
+    step[0] = starts[0]
+    step[np.cumsum(lengths)[:-1]] = starts[1:] - (starts[:-1] + lengths[:-1] - 1)
+    return np.cumsum(step)
+
+
+def _split(weights: np.ndarray, parts: int) -> np.ndarray:
+    """Bounds of ``parts`` consecutive blocks of items with about equal total weight."""
+    cum = np.concatenate([[0], np.cumsum(weights)])
+    targets = cum[-1] * np.arange(1, parts) / parts
+    bounds = np.concatenate([[0], np.searchsorted(cum, targets), [weights.size]])
+    return np.maximum.accumulate(np.minimum(bounds, weights.size)).astype(np.int64)
+
+
+def build_layout(
+    S: SparseRatings,
+    std: Standardizer,
+    dtype: Any,
+    chunk_size: int | None = None,
+    n_devices: int = 1,
+    dense_row_density: float | None = None,
+) -> HostLayout:
+    """Cut the standardised triples of ``S`` into padded chunks, one block of rows per device.
+
+    Args:
+        S: The matrix (at least one entry).
+        std: Standardisation applied to the values, ``(x - offset[col]) / scale``.
+        dtype: Float dtype of the values on the device.
+        chunk_size: Entries per chunk (default :data:`DEFAULT_CHUNK_SIZE`); raised to the
+            longest row when a row has more entries (a row is never split).
+        n_devices: Number of row blocks ``P``.
+        dense_row_density: Rows with at least this share of observed entries are stored densely
+            (``d`` values and a mask each) and processed by matrix products; ``None``: none.
+
+    Returns:
+        A :class:`HostLayout`.
+    """
+    n, d = S.shape
+    P = n_devices
+    chunk_size = DEFAULT_CHUNK_SIZE if chunk_size is None else chunk_size
+    counts = S.row_counts()
+    offsets = np.concatenate([[0], np.cumsum(counts)])
+    is_dense = np.zeros(n, bool)
+    if dense_row_density is not None:
+        is_dense = counts >= max(dense_row_density * d, 1)
+    active = np.flatnonzero((counts > 0) & ~is_dense)
+    nnz_act = counts[active]
+    n_act = active.size
+    offset, scale = np.asarray(std.offset, np.float64), float(std.scale)
+
+    def standardised(idx):
+        cols = S.cols[idx]
+        return cols, (S.values[idx].astype(np.float64) - offset[cols]) / scale
+
+    # Rows stored densely: consecutive blocks of equal size.
+    dense_all = np.flatnonzero(is_dense)
+    dense = None
+    dense_bounds = _split(np.ones(dense_all.size), P)
+    A_dense = int(np.diff(dense_bounds).max()) if dense_all.size else 0
+    dense_rows = np.full((P, A_dense), -1, np.int64)
+    if dense_all.size:
+        x = np.zeros((P, A_dense, d), dtype)
+        mask = np.zeros((P, A_dense, d), dtype)
+        d_obs = np.zeros((P, A_dense), dtype)
+        d_sq = np.zeros((P, A_dense), dtype)
+        valid = np.zeros((P, A_dense), dtype)
+        for p in range(P):
+            rows = dense_all[dense_bounds[p] : dense_bounds[p + 1]]
+            m = rows.size
+            idx = _ranges(offsets[rows], counts[rows])
+            local = np.repeat(np.arange(m), counts[rows])
+            cols, z = standardised(idx)
+            x[p, local, cols] = z
+            mask[p, local, cols] = 1.0
+            d_obs[p, :m] = counts[rows]
+            d_sq[p, :m] = np.bincount(local, weights=z * z, minlength=m)
+            valid[p, :m] = 1.0
+            dense_rows[p, :m] = rows
+        dense = DenseRows(x, mask, d_obs, d_sq, valid)
+
+    # Chunked rows: device blocks of consecutive rows, balanced by entries.
+    bounds = _split(nnz_act, P)
+    cum = np.concatenate([[0], np.cumsum(nnz_act)])
+    per_dev_nnz = cum[bounds[1:]] - cum[bounds[:-1]]
+    longest = int(nnz_act.max()) if n_act else 1
+    C = max(min(int(chunk_size), int(per_dev_nnz.max())), longest, 1)
+    C = -(-C // 8) * 8
+    mean_len = max(int(nnz_act.sum()) / max(n_act, 1), 1.0)
+    per_dev_rows = np.diff(bounds)
+    R = min(C, _next_pow2(2.0 * C / mean_len), _next_pow2(max(int(per_dev_rows.max()), 1)))
+    plans = []
+    for p in range(P):
+        a, b = int(bounds[p]), int(bounds[p + 1])
+        local = cum[a : b + 1] - cum[a]
+        chunks, s = [], 0
+        while s < b - a:
+            e = int(np.searchsorted(local, local[s] + C, side="right")) - 1
+            e = max(min(e, s + R, b - a), s + 1)
+            chunks.append((s, e))
+            s = e
+        plans.append(chunks)
+    n_chunks = max(1, max(len(c) for c in plans))
+    A = max(1, int(per_dev_rows.max()))
+    local_row = np.full((P, n_chunks, C), R, np.int32)
+    col = np.zeros((P, n_chunks, C), np.int32)
+    val = np.zeros((P, n_chunks, C), dtype)
+    row_start = np.full((P, n_chunks), A, np.int32)
+    n_rows = np.zeros((P, n_chunks), np.int32)
+    n_obs = np.zeros((P, A + R + 1), dtype)
+    sq_norm = np.zeros((P, A + R + 1), dtype)
+    active_rows = np.full((P, A), -1, np.int64)
+    for p, chunks in enumerate(plans):
+        a = int(bounds[p])
+        for i, (s, e) in enumerate(chunks):
+            rows = active[a + s : a + e]
+            idx = _ranges(offsets[rows], counts[rows])
+            lr = np.repeat(np.arange(e - s, dtype=np.int32), counts[rows])
+            cols, z = standardised(idx)
+            # Column order within the chunk: the gathers from the tables and the scatter-adds
+            # into the (d, G) statistics then walk memory forwards (2x faster when d K floats
+            # exceed the cache); the row sums go to a small (R, F) block, cache-resident either
+            # way.
+            order = np.argsort(cols, kind="stable")
+            lr, cols, z = lr[order], cols[order], z[order]
+            m = idx.size
+            local_row[p, i, :m] = lr
+            col[p, i, :m] = cols
+            val[p, i, :m] = z
+            row_start[p, i] = s
+            n_rows[p, i] = e - s
+            sq_norm[p, s:e] = np.bincount(lr, weights=z * z, minlength=e - s)
+        b = int(bounds[p + 1])
+        n_obs[p, : b - a] = nnz_act[a:b]
+        active_rows[p, : b - a] = active[a:b]
+    n_empty = int(n - n_act - dense_all.size)
+    data = ChunkedTriples(
+        local_row,
+        col,
+        val,
+        row_start,
+        n_rows,
+        n_obs,
+        sq_norm,
+        np.asarray([n, n_empty], dtype),
+        dense,
+        rows_per_chunk=R,
+    )
+    return HostLayout(data, C, active_rows, dense_rows, (n, d), n_empty)
+
+
+def check_mesh(mesh: Any) -> Any:
+    """``None``, a one-axis :class:`jax.sharding.Mesh`, or a list of devices made into one."""
+    if mesh is None:
+        return None
+    if not isinstance(mesh, jax.sharding.Mesh):
+        devices = list(mesh)
+        if not devices:
+            raise ValueError("mesh: an empty list of devices")
+        mesh = jax.sharding.Mesh(np.array(devices), ("rows",))
+    if len(mesh.axis_names) != 1:
+        raise ValueError(
+            f"mesh must have one axis (the rows are split over it); got axes {mesh.axis_names}"
+        )
+    return mesh
+
+
+def _gather(x: Any) -> np.ndarray:
+    """A device array as NumPy; across processes (``jax.distributed``) the pieces are gathered."""
+    if isinstance(x, jax.Array) and not x.is_fully_addressable:
+        from jax.experimental import multihost_utils
+
+        return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+    return np.asarray(x)
+
+
+class TriplesLayout:
+    """A :class:`~jaxmix.SparseRatings` on the host (see :func:`jaxmix.data.as_data`).
+
+    Attributes:
+        S: The triples.
+    """
+
+    kind = "triples"
+
+    def __init__(self, S: SparseRatings) -> None:
+        self.S = S
+        self._summary: ColumnSummary | None = None
+        self._host: HostLayout | None = None
+        self._offsets: np.ndarray | None = None
+
+    def __repr__(self) -> str:
+        n, d = self.shape
+        return f"TriplesLayout(shape=({n}, {d}), nnz={self.nnz})"
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(n, d)``."""
+        return self.S.shape
+
+    @property
+    def nnz(self) -> int:
+        """Number of observed entries."""
+        return self.S.nnz
+
+    def summary(self) -> ColumnSummary:
+        """Column counts, sums and spread of the observed entries (chunked; computed once)."""
+        if self._summary is None:
+            S = self.S
+            count, total = S.column_sums()
+            mean = np.divide(total, count, out=np.zeros_like(total), where=count > 0)
+            sq_resid = sq_total = 0.0
+            for s in spans(S.nnz):
+                v = S.values[s].astype(np.float64)
+                r = v - mean[S.cols[s]]
+                sq_resid += float(r @ r)
+                sq_total += float(v @ v)
+            self._summary = ColumnSummary(count, total, sq_resid, sq_total, S.nnz, S.shape[0])
+        return self._summary
+
+    def row_counts(self) -> np.ndarray:
+        """``|C_u|`` of every row, ``(n,)``."""
+        return self.S.row_counts()
+
+    def row_sums(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(count, total)`` of every row's observed entries, float64 ``(n,)`` each."""
+        return self.S.row_sums()
+
+    def split(self, positions: np.ndarray) -> tuple[SparseRatings, SparseRatings]:
+        """Split the observed entries: ``(S_train, S_test)`` with the entries at ``positions``
+        (indices into the triples, which are in row-major order) in ``S_test``."""
+        test = np.zeros(self.S.nnz, dtype=bool)
+        test[positions] = True
+        return self.S.select(~test), self.S.select(test)
+
+    def row(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """Row ``i``'s observed columns and values."""
+        if self._offsets is None:
+            self._offsets = np.concatenate([[0], np.cumsum(self.S.row_counts())])
+        a, b = int(self._offsets[i]), int(self._offsets[i + 1])
+        return self.S.cols[a:b], self.S.values[a:b].astype(np.float64)
+
+    def mean_sq_dist(self, centre: np.ndarray) -> np.ndarray:
+        """Mean squared difference of every row to ``centre`` over its observed entries, ``(n,)``
+        (0 for a row with none), in chunks."""
+        S = self.S
+        n = S.shape[0]
+        total = np.zeros(n)
+        for s in spans(S.nnz):
+            diff = S.values[s].astype(np.float64) - centre[S.cols[s]]
+            total += np.bincount(S.rows[s], weights=diff * diff, minlength=n)
+        counts = S.row_counts()
+        return np.divide(total, counts, out=np.zeros(n), where=counts > 0)
+
+    def device(
+        self,
+        std: Standardizer,
+        dtype: Any = None,
+        *,
+        chunk_size: int | None = None,
+        mesh: Any = None,
+        dense_row_density: float | None = DENSE_ROW_DENSITY,
+    ) -> ChunkedTriples:
+        """:func:`build_layout`, then its arrays moved to the device(s).
+
+        The arrays are copied one at a time and each host copy is released as soon as its
+        device copy exists, so the peak memory is the layout plus one of its arrays (not twice
+        the layout). The host-side row maps are kept for :meth:`rows_from_slots`.
+
+        Args:
+            std, chunk_size, dense_row_density: As in :func:`build_layout`.
+            dtype: Float dtype on the device (JAX's default).
+            mesh: ``None`` (the default device) or a one-axis mesh: device ``p`` of the mesh gets
+                block ``p`` of the rows (each process supplies only its own devices' blocks).
+        """
+        dtype = float_dtype() if dtype is None else dtype
+        n_devices = 1 if mesh is None else mesh.devices.size
+        host = build_layout(self.S, std, dtype, chunk_size, n_devices, dense_row_density)
+        self._host = host._replace(data=None)
+        sharding = None
+        if mesh is not None:
+            axis = jax.sharding.PartitionSpec(mesh.axis_names[0])
+            sharding = jax.sharding.NamedSharding(mesh, axis)
+
+        def put(arr: np.ndarray, shard: bool) -> Array:
+            if sharding is None or not shard:
+                out = jax.device_put(arr)
+            else:
+                out = jax.make_array_from_callback(arr.shape, sharding, lambda idx: arr[idx])
+            return jax.block_until_ready(out)
+
+        fields = {}
+        for name in ("local_row", "col", "val", "row_start", "n_rows", "n_obs", "sq_norm"):
+            fields[name] = put(getattr(host.data, name), True)
+            host = host._replace(data=dataclasses.replace(host.data, **{name: None}))
+        dense = host.data.dense
+        if dense is not None:
+            dense = DenseRows(*(put(getattr(dense, f.name), True) for f in dataclasses.fields(dense)))
+        return ChunkedTriples(
+            **fields,
+            counts=put(host.data.counts, False),
+            dense=dense,
+            rows_per_chunk=host.data.rows_per_chunk,
+            mesh=mesh,
+        )
+
+    def rows_from_slots(self, resp: Any) -> np.ndarray:
+        """``(..., P * (A_dense + A + R + 1), K)`` per-slot results of the last :meth:`device`
+        build, in row order ``(..., n, K)``."""
+        layout = self._host
+        resp = _gather(resp)
+        P, A = layout.active_rows.shape
+        A_dense = layout.dense_rows.shape[1]
+        lead, K = resp.shape[:-2], resp.shape[-1]
+        blocks = resp.reshape(*lead, P, -1, K)
+        out = np.empty((*lead, layout.shape[0], K), resp.dtype)
+        out[...] = blocks[..., 0, -1:, :]  # rows without entries (same on every device)
+        for p in range(P):
+            for rows, first in ((layout.dense_rows[p], 0), (layout.active_rows[p], A_dense)):
+                keep = rows >= 0
+                out[..., rows[keep], :] = blocks[..., p, first : first + rows.size, :][..., keep, :]
+        return out
+
+    def to_dense(self) -> np.ndarray:
+        """The ``(n, d)`` float64 matrix, ``NaN`` where missing."""
+        return self.S.to_dense()
+
+    def lookup(self, rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(found, value)`` at entries ``(rows, cols)`` (value ``NaN`` where not observed)."""
+        if self.S.nnz == 0:
+            return np.zeros(rows.shape, bool), np.full(rows.shape, np.nan)
+        found, pos = self.S.positions(rows, cols)
+        return found, np.where(found, self.S.values[pos].astype(np.float64), np.nan)

@@ -1,0 +1,7 @@
+"""Evaluation: metrics and information criteria, hold-out splits and baselines, model selection,
+and the EM/SVI cross-check."""
+
+from jaxmix.evaluation.baselines import holdout_split, mean_baseline
+from jaxmix.evaluation.metrics import aic, bic, n_parameters, rmse
+
+__all__ = ["aic", "bic", "holdout_split", "mean_baseline", "n_parameters", "rmse"]

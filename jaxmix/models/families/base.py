@@ -1,0 +1,302 @@
+"""What a covariance family is: the :class:`Family` interface, and the pieces families share.
+
+A family owns everything about the mixture that depends on the shape of the components'
+covariances, and nothing else does:
+
+* its parameters: a NamedTuple (``SphericalCov``, ``DiagCov``, ...) carried as
+  ``MixtureParams.cov``, with their shapes, checks, units (:meth:`Family.rescale`) and relabelling
+  (:meth:`Family.permute`);
+* the log density of a row's observed entries under every component, written against the two
+  kinds of sums a data layout provides (:mod:`jaxmix.data.base`): :meth:`Family.row_tables` and
+  :meth:`Family.log_joint`;
+* the expected sufficient statistics (:meth:`Family.stat_weights`, :meth:`Family.row_totals`,
+  :meth:`Family.suff_stats`) and the ML / MAP M-step (:meth:`Family.m_step`);
+* its prior terms (:meth:`Family.log_prior_cov`, :meth:`Family.log_jacobian`), its number of free
+  parameters, its NumPyro sites (:meth:`Family.sample_cov`, :meth:`Family.component_sd`) and the
+  predictive moments of a missing entry (:meth:`Family.predict`).
+
+The generic pieces (weights, means, the variance floor) are the functions of this module, so a
+family module only says what is its own. A family is a stateless object, hashable, passed to
+compiled functions as a static argument.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import jax.numpy as jnp
+import numpy as np
+import numpyro
+import numpyro.distributions as dist
+from jax import Array
+from jax.scipy.special import gammaln
+from numpyro.distributions import constraints
+
+__all__ = [
+    "WEIGHT_EPS",
+    "Family",
+    "floor_variance",
+    "update_means",
+    "update_weights",
+]
+
+#: Added to the weights inside the logarithm, so that an emptied component's log weight stays
+#: finite (the reference's convention).
+WEIGHT_EPS = 1e-16
+
+
+def update_weights(n_k: Array, n_rows: Array, prior: Any) -> Array:
+    """The weights' M-step: ``n_k / n`` (ML) or ``(n_k + alpha - 1) / (n + K (alpha - 1))``
+    (the Dirichlet's mode, MAP)."""
+    if prior is None:
+        return n_k / n_rows
+    alpha = jnp.asarray(prior.alpha, n_k.dtype)
+    K = n_k.shape[0]
+    return (n_k + alpha - 1.0) / (n_rows + K * (alpha - 1.0))
+
+
+def update_means(obs_k: Array, sum_k: Array, mu_old: Array, var_kd: Array, prior: Any) -> Array:
+    """The means' M-step given the variances ``var_kd`` ``(K, d)``.
+
+    ML: ``sum_k / obs_k`` where ``obs_k >= 1``, the old mean elsewhere. MAP: the Normal prior's
+    conjugate update ``(m0 / s0^2 + sum_k / var) / (1 / s0^2 + obs_k / var)`` everywhere.
+    """
+    if prior is None:
+        update = obs_k >= 1.0
+        return jnp.where(update, sum_k / jnp.where(update, obs_k, 1.0), mu_old)
+    m0 = jnp.asarray(prior.mean, sum_k.dtype)
+    s0 = jnp.asarray(prior.mean_sd, sum_k.dtype)
+    prec0 = 1.0 / (s0 * s0)
+    return (m0 * prec0 + sum_k / var_kd) / (prec0 + obs_k / var_kd)
+
+
+def update_variance(resid: Array, count: Array, var_old: Array, min_var: Any, prior: Any) -> Array:
+    """A variance's M-step from the expected squared residual and entry count.
+
+    ML: ``resid / count`` (the old value where ``count`` is 0); MAP: the InverseGamma's
+    conditional mode ``(resid + 2 b) / (count + 2 a + 2)``; then :func:`floor_variance`.
+    """
+    resid = jnp.maximum(resid, 0.0)
+    if prior is None:
+        has_obs = count > 0
+        var = jnp.where(has_obs, resid / jnp.where(has_obs, count, 1.0), var_old)
+    else:
+        a = jnp.asarray(prior.var_shape, resid.dtype)
+        b = jnp.asarray(prior.var_scale, resid.dtype)
+        var = (resid + 2.0 * b) / (count + 2.0 * a + 2.0)
+    return floor_variance(var, min_var)
+
+
+def floor_variance(var: Array, min_var: Any) -> Array:
+    """``var`` floored at ``min_var`` and, so that a fit never degenerates, at the dtype's machine
+    epsilon."""
+    eps = jnp.finfo(var.dtype).eps
+    return jnp.maximum(jnp.maximum(var, min_var), eps)
+
+
+def inverse_gamma_log_density(var: Array, prior: Any) -> Array:
+    """Sum of ``log InvGamma(var; a, b)`` over every entry of ``var`` (normalisers included)."""
+    dtype = var.dtype
+    a = jnp.asarray(prior.var_shape, dtype)
+    b = jnp.asarray(prior.var_scale, dtype)
+    return jnp.sum(a * jnp.log(b) - gammaln(a) - (a + 1.0) * jnp.log(var) - b / var)
+
+
+class Family:
+    """A covariance family. Subclasses set :attr:`name` and :attr:`cov_type` and implement the
+    methods that raise ``NotImplementedError`` here.
+
+    Every traced method takes unbatched parameters in the kernels' (standardised) units;
+    host methods take float64 NumPy values in data units unless they say otherwise.
+    """
+
+    #: The name users pass as ``covariance=``.
+    name: str = ""
+    #: The NamedTuple class of the family's parameters (``MixtureParams.cov``).
+    cov_type: type = tuple
+    #: A one-line description (``jaxmix.models.families.describe``).
+    summary: str = ""
+
+    def __repr__(self) -> str:
+        return f"<covariance family {self.name!r}>"
+
+    # ------------------------------------------------------------------ shapes and checks
+
+    def var_shape(self, K: int, d: int) -> tuple[int, ...]:
+        """Shape of ``cov.var``."""
+        raise NotImplementedError
+
+    def n_parameters(self, K: int, d: int) -> int:
+        """Free parameters of a ``K``-component mixture on ``d`` columns (means, covariance
+        parameters, ``K - 1`` weights)."""
+        return K * d + int(np.prod(self.var_shape(K, d), dtype=np.int64)) + (K - 1)
+
+    def check_cov(self, cov: Any, K: int, d: int, batch: int = 0, label: str = "fitted") -> Any:
+        """Refuse covariance parameters no fit can produce (wrong shape, not finite, not
+        positive); returns a float64 copy. ``batch`` leading axes are allowed."""
+        var = np.asarray(cov.var, np.float64)
+        lead = var.shape[:batch]
+        want = (*lead, *self.var_shape(K, d))
+        noun = "draws'" if label == "draws" else label
+        if var.shape != want:
+            raise ValueError(
+                f"the {noun} variances have shape {var.shape}; the {self.name} family needs "
+                f"{want}"
+            )
+        if not np.all(np.isfinite(var) & (var > 0)):
+            raise ValueError(f"{label} var must be finite and positive")
+        return self.cov_type(var)
+
+    def cov_from_var(self, var: Any, K: int, d: int, *, batch: int = 0) -> Any:
+        """The family's parameters from a variance array given by a user (explicit starting
+        points, files): ``var`` must have :meth:`var_shape` (after ``batch`` axes)."""
+        var = np.asarray(var, np.float64)
+        if var.shape[batch:] != self.var_shape(K, d):
+            raise ValueError(
+                f"init var must have shape {self.var_shape(K, d)} per restart for "
+                f"covariance={self.name!r}; got {var.shape}"
+            )
+        return self.cov_type(var)
+
+    def from_component_variances(self, var: np.ndarray, weights: np.ndarray, d: int) -> Any:
+        """Covariance parameters from one variance per component (what the named
+        initialisations give): ``var`` and ``weights`` ``(R, K)``."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ units and labels
+
+    def rescale(self, cov: Any, factor: Any) -> Any:
+        """The parameters of the data multiplied by ``factor`` (variances times ``factor^2``)."""
+        return cov._replace(var=cov.var * factor * factor)
+
+    def permute(self, cov: Any, perm: Any) -> Any:
+        """The parameters with the components reordered: component ``k`` becomes ``perm[k]``
+        (``perm`` ``(..., K)`` over the leading axes of ``cov``)."""
+        var = np.asarray(cov.var)
+        perm = np.asarray(perm)
+        lead = perm.ndim - 1
+        return cov._replace(var=np.take_along_axis(var, _expand(perm, var.ndim - lead - 1), lead))
+
+    def var_kd(self, cov: Any, K: int, d: int) -> Any:
+        """The variance of every component in every column, ``(..., K, d)`` (NumPy)."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ the E-step
+
+    def row_tables(self, params: Any) -> Any:
+        """Per-column coefficients of the row sums the log density needs (:class:`RowTables`)."""
+        raise NotImplementedError
+
+    def log_joint(self, params: Any, sums: Array, rows: Any) -> tuple[Array, Any]:
+        """``log w_k + log N(x_{u,C_u}; component k)`` for every row and component, ``(r, K)``,
+        from the row sums of :meth:`row_tables` ``(r, F)`` and the rows' :class:`RowInfo`; and
+        whatever per-row quantities :meth:`stat_weights` needs (``aux``)."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ the M-step
+
+    def weight_sizes(self, params: Any) -> tuple[int, int, int]:
+        """``ColWeights.sizes`` of :meth:`stat_weights` (static)."""
+        raise NotImplementedError
+
+    def stat_weights(self, resp: Array, aux: Any) -> Any:
+        """Per-row weights whose column sums are the statistics (:class:`ColWeights`)."""
+        raise NotImplementedError
+
+    def row_totals(self, resp: Array, rows: Any) -> Any:
+        """Statistics that are sums over rows (linear in ``resp``): a pytree of arrays."""
+        raise NotImplementedError
+
+    def suff_stats(self, cols: tuple, totals: Any, n_rows: Array) -> Any:
+        """The family's statistics from the column sums ``(c0, c1, c2)`` (``(d, G_p)``), the row
+        totals and the number of rows."""
+        raise NotImplementedError
+
+    def m_step(self, stats: Any, params: Any, min_var: Any, prior: Any = None) -> Any:
+        """Maximum-likelihood (``prior=None``) or MAP update of the parameters."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ the prior
+
+    def log_prior_cov(self, cov: Any, prior: Any) -> Array:
+        """Log density of the covariance parameters under a resolved prior (InverseGamma on
+        every variance)."""
+        return inverse_gamma_log_density(cov.var, prior)
+
+    def log_jacobian(self, K: int, d: int, scale: float) -> float:
+        """Add this to the covariance parameters' log prior in standardised units to get it in
+        data units: ``-2 log(scale)`` per variance."""
+        n_var = int(np.prod(self.var_shape(K, d), dtype=np.int64))
+        return -2.0 * n_var * math.log(scale)
+
+    # ------------------------------------------------------------------ NumPyro
+
+    def sample_cov(self, prior: Any, K: int, d: int, dtype: Any) -> Any:
+        """The covariance parameters as NumPyro sample sites (``"var"``): ``InverseGamma(a, b)``
+        per entry, or flat on ``(0, inf)`` without a prior."""
+        shape = self.var_shape(K, d)
+        if prior is None:
+            var = numpyro.sample("var", dist.ImproperUniform(constraints.positive, (), shape))
+        else:
+            a = jnp.asarray(prior.var_shape, dtype)
+            b = jnp.asarray(prior.var_scale, dtype)
+            var = numpyro.sample("var", dist.InverseGamma(a, b).expand(shape).to_event(len(shape)))
+        return self.cov_type(var)
+
+    def component_sd(self, cov: Any, z: Array) -> Array:
+        """Standard deviation of every coordinate of a row drawn from component ``z``,
+        broadcastable against ``mu[z]``."""
+        raise NotImplementedError
+
+    def site_constraints(self) -> dict[str, Any]:
+        """The support of every NumPyro site of the parameters, in the order of the fields."""
+        return {"var": constraints.positive}
+
+    def site_values(self, cov: Any) -> dict[str, Any]:
+        """The NumPyro sites' values of the parameters (``{"var": ...}``)."""
+        return {"var": cov.var}
+
+    def from_site_values(self, values: dict[str, Any]) -> Any:
+        """The parameters from NumPyro sites' values."""
+        return self.cov_type(values["var"])
+
+    # ------------------------------------------------------------------ prediction
+
+    def predict(
+        self, params: Any, resp: np.ndarray, cols: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Predictive mean and variance of entries given the rows' responsibilities (NumPy,
+        float64, data units).
+
+        .. math::
+
+            \\hat x_{ul} = \\sum_k p(k \\mid x_{u,C_u}) \\mu_{kl}, \\qquad
+            \\mathrm{var}_{ul} = \\sum_k p(k \\mid x_{u,C_u}) (\\Sigma_{k,ll} + \\mu_{kl}^2)
+                - \\hat x_{ul}^2
+
+        Args:
+            params: The parameters.
+            resp: ``(m, K)`` responsibilities of the rows.
+            cols: ``None``: every column (returns ``(m, d)`` arrays); or ``(m,)``: one column per
+                row (returns ``(m,)`` arrays).
+        """
+        mu = np.asarray(params.mu, np.float64)
+        K, d = mu.shape
+        var_kd = np.asarray(self.var_kd(params.cov, K, d), np.float64)
+        # Work with the means centred per column: the mixture mean does not pick up the column
+        # offset times the rounding of sum_k resp, and the variance avoids cancellation.
+        centre = mu.mean(axis=0)
+        dev = mu - centre
+        if cols is None:
+            shift = resp @ dev
+            second = resp @ (dev * dev) - shift**2
+            return centre + shift, np.maximum(second, 0.0) + resp @ var_kd
+        shift = np.einsum("mk,km->m", resp, dev[:, cols])
+        second = np.einsum("mk,km->m", resp, dev[:, cols] ** 2) - shift**2
+        mix_var = np.einsum("mk,km->m", resp, var_kd[:, cols])
+        return centre[cols] + shift, np.maximum(second, 0.0) + mix_var
+
+
+def _expand(perm: np.ndarray, extra: int) -> np.ndarray:
+    return perm.reshape(perm.shape + (1,) * extra) if extra > 0 else perm

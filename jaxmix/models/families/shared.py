@@ -1,0 +1,120 @@
+"""The shared family: ``Sigma_k = var I`` with one variance for every component.
+
+It is the spherical family with the variances tied: the log density and the statistics are the
+spherical ones (:mod:`jaxmix.models.families.spherical`), and the M-step pools the expected
+squared residuals of all components,
+
+.. math::
+
+    \\mathrm{var} = \\frac{\\sum_k \\sum_u p(k|u) \\lVert x_{u,C_u}-\\mu_{k,C_u}\\rVert^2}
+        {\\sum_u |C_u|} ,
+
+(or the InverseGamma's conditional mode ``(S + 2b) / (N + 2a + 2)`` with a prior). As ``var``
+shrinks to 0 the responsibilities become hard assignments to the nearest mean (with equal
+weights): EM on this family tends to K-means.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, NamedTuple
+
+import jax.numpy as jnp
+import numpy as np
+from jax import Array
+
+from jaxmix.data.base import ColWeights, RowTables
+from jaxmix.models.families.base import (
+    WEIGHT_EPS,
+    Family,
+    update_means,
+    update_variance,
+    update_weights,
+)
+from jaxmix.models.families.spherical import (
+    SphericalStats,
+    component_sq_dist,
+    expected_residual,
+    resp_totals,
+    spherical_stats,
+    sq_tables,
+)
+
+__all__ = ["SHARED", "SharedCov", "SharedFamily"]
+
+
+class SharedCov(NamedTuple):
+    """Parameters of the shared family: ``var`` ``()``, every component's covariance being
+    ``var I``."""
+
+    var: Any
+
+    family = "shared"
+
+
+class SharedFamily(Family):
+    """``Sigma_k = var I`` for every ``k`` (module :mod:`jaxmix.models.families.shared`)."""
+
+    name = "shared"
+    cov_type = SharedCov
+    summary = "one variance shared by every component: Sigma_k = var I (K-means as var -> 0)"
+
+    def var_shape(self, K: int, d: int) -> tuple[int, ...]:
+        return ()
+
+    def cov_from_var(self, var: Any, K: int, d: int, *, batch: int = 0) -> Any:
+        """As the base class; one variance per component (``(K,)`` per restart) is pooled into
+        their mean."""
+        var = np.asarray(var, np.float64)
+        if var.shape[batch:] == (K,):
+            var = var.mean(axis=-1)
+        return super().cov_from_var(var, K, d, batch=batch)
+
+    def from_component_variances(self, var: np.ndarray, weights: np.ndarray, d: int) -> Any:
+        var = np.asarray(var, np.float64)
+        return SharedCov(np.sum(var * np.asarray(weights, np.float64), axis=-1))
+
+    def var_kd(self, cov: Any, K: int, d: int) -> Any:
+        var = np.asarray(cov.var)
+        return np.broadcast_to(var[..., None, None], (*var.shape, K, d))
+
+    def permute(self, cov: Any, perm: Any) -> Any:
+        return cov
+
+    def row_tables(self, params: Any) -> RowTables:
+        return sq_tables(params.mu)
+
+    def log_joint(self, params: Any, sums: Array, rows: Any) -> tuple[Array, None]:
+        var = params.cov.var
+        log_w = jnp.log(params.weights + WEIGHT_EPS)[None, :]
+        log_norm = 0.5 * rows.n_obs[:, None] * jnp.log(2.0 * math.pi * var)
+        sq = component_sq_dist(params, sums, rows)
+        return log_w - log_norm - sq / (2.0 * var), None
+
+    def weight_sizes(self, params: Any) -> tuple[int, int, int]:
+        K = params.weights.shape[-1]
+        return (K, K, 0)
+
+    def stat_weights(self, resp: Array, aux: Any) -> ColWeights:
+        K = resp.shape[1]
+        return ColWeights(resp, (K, K, 0))
+
+    def row_totals(self, resp: Array, rows: Any) -> tuple[Array, Array, Array]:
+        return resp_totals(resp, rows)
+
+    def suff_stats(self, cols: tuple, totals: Any, n_rows: Array) -> SphericalStats:
+        return spherical_stats(cols, totals, n_rows)
+
+    def m_step(self, stats: Any, params: Any, min_var: Any, prior: Any = None) -> Any:
+        var_old = params.cov.var
+        mu = update_means(stats.obs_k, stats.sum_k, params.mu, var_old, prior)
+        resid = jnp.sum(jnp.maximum(expected_residual(stats, mu), 0.0))
+        var = update_variance(resid, jnp.sum(stats.n_obs_k), var_old, min_var, prior)
+        weights = update_weights(stats.n_k, stats.n_rows, prior)
+        return params._replace(mu=mu, cov=SharedCov(var), weights=weights)
+
+    def component_sd(self, cov: Any, z: Array) -> Array:
+        return jnp.sqrt(cov.var)
+
+
+SHARED = SharedFamily()
