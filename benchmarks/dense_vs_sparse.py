@@ -17,7 +17,7 @@ Each path is compiled ahead of time; the time is the best of ``--repeats`` runs 
 CPU time is printed too, as the machine may be shared). The *crossover density* is where the
 ``triples`` time meets the ``dense`` time (log-linear interpolation between the two measured
 densities around it): below it the sparse path is faster. ``jaxmix.fit_em(method="auto")`` uses it
-(``SPARSE_CROSSOVER_DENSITY`` in :mod:`jaxmix.inference.em`).
+(``SPARSE_CROSSOVER_DENSITY`` in :mod:`jaxmix.data`).
 
 Usage::
 
@@ -109,36 +109,39 @@ def time_paths(X: np.ndarray, K: int, iters: int, repeats: int) -> dict[str, Any
     """Seconds per EM iteration of the three paths on ``X`` (float32)."""
     import jax.numpy as jnp
 
-    from jaxmix._data import Standardizer, validate_matrix
-    from jaxmix.inference import em, sparse_em
-    from jaxmix.inference.init import random_rows
-    from jaxmix.sparse import SparseRatings
-    from jaxmix.types import MixtureParams
+    from jaxmix.data import Standardizer, as_data
+    from jaxmix.data.triples import DENSE_ROW_DENSITY
+    from jaxmix.inference.em import EMConstants, run_restarts
+    from jaxmix.inference.init import init_params
+    from jaxmix.models.families import SPHERICAL
+    from jaxmix.models.mixture import as_device, to_internal
 
-    values, observed = validate_matrix(X)
-    std = Standardizer.fit(values, observed)
     f32 = np.float32
-    start = random_rows(values, observed, K, 0)
-    internal = std.to_internal(MixtureParams(*(np.asarray(p)[None] for p in start)))
-    params = MixtureParams(*(jnp.asarray(p, f32) for p in internal))
-    never = jnp.asarray(-1.0, f32)  # the stopping rule never fires
-    min_var = jnp.asarray(0.25 / std.scale**2, f32)
-    shift = jnp.asarray(std.log_likelihood_shift(observed), f32)
-    out: dict[str, Any] = {"density": float(observed.mean()), "nnz": int(observed.sum())}
+    dense_layout = as_data(X, method="dense")
+    std = Standardizer.fit(dense_layout.summary())
+    start = init_params("random_rows", dense_layout, K, n_init=1, seed=0)
+    params = as_device(to_internal(start, std), f32)
+    consts = EMConstants(
+        tol=jnp.asarray(-1.0, f32),  # the stopping rule never fires
+        min_var=jnp.asarray(0.25 / std.scale**2, f32),
+        ll_shift=jnp.asarray(std.log_likelihood_shift(dense_layout.nnz), f32),
+        prior=None,
+        prior_shift=jnp.asarray(0.0, f32),
+    )
+    nnz = dense_layout.nnz
+    out: dict[str, Any] = {"density": nnz / X.size, "nnz": nnz}
+    kw = {"family": SPHERICAL, "max_iter": iters}
 
-    data = std.data(values, observed, f32)
-    args = (params, data, never, min_var, shift)
-    fn = em._fit_batched.lower(*args, max_iter=iters).compile()
+    data = dense_layout.device(std, f32)
+    args = (params, data, consts)
+    fn = run_restarts.lower(*args, **kw).compile()
     out["dense"], out["dense_cpu"], _ = _time(fn, args, repeats)
 
-    S = SparseRatings.from_dense(values, observed, dtype=f32)
-    for name, threshold in (("triples", None), ("sparse", sparse_em.DENSE_ROW_DENSITY)):
-        data, layout = sparse_em.device_layout(S, std, f32, dense_row_density=threshold)
-        counts = jnp.asarray([S.shape[0], layout.n_empty], f32)
-        args = (params, data, counts, never, min_var, shift)
-        fn = sparse_em._fit_batched_sparse.lower(
-            *args, max_iter=iters, rows_per_chunk=layout.rows_per_chunk
-        ).compile()
+    triples = as_data(X, method="sparse")
+    for name, threshold in (("triples", None), ("sparse", DENSE_ROW_DENSITY)):
+        data = triples.device(std, f32, dense_row_density=threshold)
+        args = (params, data, consts)
+        fn = run_restarts.lower(*args, **kw).compile()
         out[name], out[f"{name}_cpu"], _ = _time(fn, args, repeats)
     return out
 

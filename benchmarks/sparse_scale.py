@@ -3,7 +3,7 @@
 For every size and K the script draws a synthetic ratings matrix with
 :func:`jaxmix.simulate_sparse_ratings` (power-law users and items, ratings from a planted
 mixture; no download, never an ``n x d`` array), builds the chunked layout of
-:mod:`jaxmix.inference.sparse_em`, compiles the batched EM loop ahead of time and times ``--iters``
+:mod:`jaxmix.data.triples`, compiles EM's batched loop ahead of time and times ``--iters``
 EM iterations (the stopping rule disabled, so every run does exactly that many). Each (size, K)
 runs in its own subprocess, so the peak resident memory it reports (``resource.getrusage``) is
 that of one fit: the triples, their chunked copy on the device, the ``(n + d) K`` state and
@@ -71,6 +71,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-iter", type=int, default=100, help="iteration cap of --full-fit")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds per run (1800)")
     parser.add_argument("--x64", action="store_true", help="float64 instead of float32")
+    parser.add_argument(
+        "--covariance", default="spherical", help="covariance family (spherical; see FAMILIES)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
     parser.add_argument("--child", type=str, default=None, help=argparse.SUPPRESS)
@@ -116,7 +119,12 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
     if spec["full_fit"]:
         t = time.perf_counter()
         res = jaxmix.fit_em(
-            S, K, max_iter=spec["max_iter"], chunk_size=spec["chunk_size"], mesh=mesh
+            S,
+            K,
+            max_iter=spec["max_iter"],
+            chunk_size=spec["chunk_size"],
+            mesh=mesh,
+            covariance=spec["covariance"],
         )
         out["full_fit_s"] = time.perf_counter() - t
         out["full_fit_iters"] = res.n_iter
@@ -127,39 +135,41 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def _time_iterations(S: Any, spec: dict[str, Any], out: dict[str, Any], mesh: Any) -> None:
-    """Lay out ``S``, compile the batched loop and time ``spec["iters"]`` iterations."""
+    """Lay out ``S``, compile EM's batched loop and time ``spec["iters"]`` iterations."""
     import jax
     import jax.numpy as jnp
     import numpy as np
 
-    from jaxmix._data import float_dtype
-    from jaxmix.inference import sparse_em
-    from jaxmix.types import MixtureParams
+    from jaxmix.data import Standardizer, as_data, float_dtype
+    from jaxmix.inference.em import EMConstants, run_restarts
+    from jaxmix.inference.init import init_params
+    from jaxmix.models.families import get_family
+    from jaxmix.models.mixture import as_device, to_internal
 
-    n, K = S.shape[0], spec["K"]
+    K = spec["K"]
+    family = get_family(spec.get("covariance", "spherical"))
     t = time.perf_counter()
-    std = S.standardizer()
+    layout = as_data(S)
+    std = Standardizer.fit(layout.summary())
     dtype = float_dtype()
-    data, layout = sparse_em.device_layout(S, std, dtype, spec["chunk_size"], mesh)
-    rows_per_chunk = layout.rows_per_chunk
-    out["chunk_size"], out["rows_per_chunk"] = layout.chunk_size, rows_per_chunk
-    out["dense_rows"] = int((layout.dense_rows >= 0).sum())
+    data = layout.device(std, dtype, chunk_size=spec["chunk_size"], mesh=mesh)
+    chunking = layout.chunking
+    out["chunk_size"], out["rows_per_chunk"] = chunking.chunk_size, data.rows_per_chunk
+    out["dense_rows"] = int((chunking.dense_rows >= 0).sum())
     out["layout_s"] = time.perf_counter() - t
 
-    start = sparse_em.random_rows_sparse(S, K, spec["seed"])
-    internal = std.to_internal(MixtureParams(*(np.asarray(p)[None] for p in start)))
-    params = MixtureParams(*(jnp.asarray(p, dtype) for p in internal))
-    args = (
-        params,
-        data,
-        jnp.asarray([n, layout.n_empty], dtype),
-        jnp.asarray(-1.0, dtype),  # tol < 0: the stopping rule never fires
-        jnp.asarray(0.25 / std.scale**2, dtype),
-        jnp.asarray(-S.nnz * np.log(std.scale), dtype),
+    start = init_params("random_rows", layout, K, n_init=1, seed=spec["seed"], covariance=family)
+    consts = EMConstants(
+        tol=jnp.asarray(-1.0, dtype),  # tol < 0: the stopping rule never fires
+        min_var=jnp.asarray(0.25 / std.scale**2, dtype),
+        ll_shift=jnp.asarray(std.log_likelihood_shift(S.nnz), dtype),
+        prior=None,
+        prior_shift=jnp.asarray(0.0, dtype),
     )
-    kw = {"max_iter": spec["iters"], "rows_per_chunk": rows_per_chunk, "mesh": mesh}
+    args = (as_device(to_internal(start, std), dtype), data, consts)
+    kw = {"family": family, "max_iter": spec["iters"]}
     t = time.perf_counter()
-    compiled = sparse_em._fit_batched_sparse.lower(*args, **kw).compile()
+    compiled = run_restarts.lower(*args, **kw).compile()
     out["compile_s"] = time.perf_counter() - t
     t, cpu = time.perf_counter(), time.process_time()
     final = compiled(*args)
@@ -272,6 +282,7 @@ def main(args: argparse.Namespace) -> list[dict[str, Any]]:
                 "max_iter": args.max_iter,
                 "x64": args.x64,
                 "seed": args.seed,
+                "covariance": args.covariance,
             }
             result = _spawn(spec, args.timeout)
             results.append(result)

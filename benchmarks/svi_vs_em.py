@@ -121,17 +121,16 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
 
     jax.config.update("jax_enable_x64", not args.float32)
     import jaxmix
-    from jaxmix.inference import kmeans_plus_plus, random_rows
+    from jaxmix.data import as_data
+    from jaxmix.inference.init import init_params
 
     X = load_data(args.data, args.rows, args.cols)
     observed = ~np.isnan(X)
     n, d = X.shape
     K = args.K
     prior = jaxmix.Prior().resolve(X) if args.prior == "default" else None
-    if args.init == "random_rows":
-        start = random_rows(X, observed, K, args.seed)
-    else:
-        start = kmeans_plus_plus(X, observed, K, args.seed, args.min_var)
+    start = init_params(args.init, as_data(X), K, n_init=1, seed=args.seed, min_var=args.min_var)
+    start = jax.tree.map(lambda a: a[0], start)
     print(
         f"jax {jax.__version__} on {jax.devices()[0].platform} ({os.cpu_count()} CPUs), "
         f"{'float32' if args.float32 else 'float64'}"
@@ -166,7 +165,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         learning_rate=args.lr,
         polish_steps=args.polish,
     )
-    objectives = -svi.loss_history
+    objectives = svi.history
     per_eval = svi.run_time / svi.n_evals
     hit = first_within(objectives, target, args.rtol)
     best = int(np.argmax(objectives))

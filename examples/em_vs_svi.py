@@ -14,8 +14,8 @@ a simulated ratings matrix with missing entries (:func:`jaxmix.simulate_ratings`
 
 The figure (``--out``) shows, for each data set, the objective (log-likelihood + log-prior)
 against wall-clock time, as the gap to the best value found: EM's per-iteration objective with its
-run time spread evenly over the iterations, SVI-MAP's loss history (exactly minus the objective;
-each step timed by its share of loss evaluations), and the mean-field fit's objective at the
+run time spread evenly over the iterations, SVI-MAP's history (exactly the objective; each step
+timed by its share of loss evaluations), and the mean-field fit's objective at the
 transformed variational locations, evaluated at checkpoints. Below, the ratings fit's means,
 variances and weights: EM's point estimates against the mean-field posterior means with
 two-posterior-sd bars. The printed tables give, per matched component, the three fits' weights and
@@ -126,13 +126,16 @@ def fit_three(X: np.ndarray, K: int, args: argparse.Namespace) -> dict[str, Any]
         A dict with the three results, their objective-vs-time curves, the matchings and the
         posterior summaries.
     """
-    import jaxmix
-    from jaxmix.crosscheck import match_components
-    from jaxmix.inference import kmeans_plus_plus
+    import jax
 
-    observed = ~np.isnan(X)
+    import jaxmix
+    from jaxmix.inference.init import kmeans_plus_plus
+    from jaxmix.models.families import SphericalCov
+    from jaxmix.models.mixture import match_components
+
     prior = jaxmix.Prior().resolve(X)
-    start = kmeans_plus_plus(X, observed, K, args.seed)
+    mu, var, weights = kmeans_plus_plus(jaxmix.as_data(X), K, args.seed)
+    start = jaxmix.MixtureParams(mu, SphericalCov(var), weights)
 
     def run_em() -> Any:
         return jaxmix.fit_em(
@@ -159,17 +162,17 @@ def fit_three(X: np.ndarray, K: int, args: argparse.Namespace) -> dict[str, Any]
     )
 
     em_obj = jaxmix.log_objective(X, em.params, prior=prior)
+
+    def snapshot(t: int) -> Any:  # the point estimate after snapshot_steps[t]
+        return jax.tree.map(lambda a: a[t], mf.snapshots)
+
     mf_obj = np.array(
-        [
-            jaxmix.log_objective(
-                X, jaxmix.MixtureParams(*(p[t] for p in mf.snapshots)), prior=prior
-            )
-            for t in range(len(mf.snapshot_steps))
-        ]
+        [jaxmix.log_objective(X, snapshot(t), prior=prior) for t in range(len(mf.snapshot_steps))]
     )
-    draws = mf.sample_posterior(args.samples, seed=args.seed)
-    post_mean = {k: v.mean(axis=0) for k, v in draws.items()}
-    post_sd = {k: v.std(axis=0) for k, v in draws.items()}
+    draws = mf.sample_posterior(args.samples, seed=args.seed)  # MixtureParams, leading axis S
+    sites = {"mu": draws.mu, "var": draws.var, "weights": draws.weights}
+    post_mean = {k: np.mean(v, axis=0) for k, v in sites.items()}
+    post_sd = {k: np.std(v, axis=0) for k, v in sites.items()}
     perm_map = match_components(em.mu, svi.mu)
     perm_mf = match_components(em.mu, post_mean["mu"])
     return {
@@ -184,7 +187,7 @@ def fit_three(X: np.ndarray, K: int, args: argparse.Namespace) -> dict[str, Any]
         "rel_gap": (em_obj - svi.objective) / abs(em_obj),
         "curves": {
             "EM": (em_time * np.arange(1, em.n_iter + 1) / em.n_iter, em.history),
-            "SVI-MAP": (svi.run_time * svi.history_evals / svi.n_evals, -svi.loss_history),
+            "SVI-MAP": (svi.run_time * svi.history_evals / svi.n_evals, svi.history),
             "mean-field SVI (at q's locations)": (  # the checkpoints after step 0
                 mf.run_time * mf.snapshot_steps[1:] / mf.num_steps,
                 mf_obj[1:],
@@ -217,7 +220,7 @@ def print_table(name: str, fit: dict[str, Any]) -> None:
     )
     print(
         f"relative gap (EM - SVI-MAP) / |EM| = {fit['rel_gap']:+.2e}; mean-field final ELBO "
-        f"~ {-np.mean(mf.loss_history[-50:]):.4f} (mean of the last 50 estimates)"
+        f"~ {np.mean(mf.history[-50:]):.4f} (mean of the last 50 estimates)"
     )
     print(
         f"{'k':>2s} {'w EM':>7s} {'w MAP':>7s} {'w q: mean +- sd':>18s} {'var EM':>8s} "

@@ -44,22 +44,49 @@ from jaxmix.data import (
     sparse_ratings,
     validate_matrix,
 )
-from jaxmix.evaluation import aic, bic, holdout_split, mean_baseline, n_parameters, rmse
+from jaxmix.evaluation import (
+    KSelection,
+    aic,
+    bic,
+    holdout_split,
+    mean_baseline,
+    n_parameters,
+    rmse,
+    select_k,
+)
+from jaxmix.evaluation.crosscheck import EMSVIComparison, compare_em_svi
 from jaxmix.inference.em import fit_em, log_objective
 from jaxmix.inference.kmeans import kmeans
+from jaxmix.inference.mcmc import fit_mcmc
+from jaxmix.inference.svi import fit_svi
 from jaxmix.models.families import FAMILIES
 from jaxmix.models.mixture import relabel
+from jaxmix.models.numpyro_model import mixture_model
 from jaxmix.models.prior import Prior
 from jaxmix.params import MixtureParams
-from jaxmix.posterior import complete, responsibilities
+from jaxmix.persistence import load, save
+from jaxmix.posterior import (
+    DiagnosticsWarning,
+    PredictiveSummary,
+    complete,
+    diagnose,
+    predictive_summary,
+    responsibilities,
+    to_inference_data,
+)
 from jaxmix.results import EMResult, KMeansResult, MCMCResult, SVIResult
+from jaxmix.simulate import simulate_ratings, simulate_sparse_ratings
 
 __all__ = [
+    "DiagnosticsWarning",
     "EMResult",
+    "EMSVIComparison",
     "FAMILIES",
     "KMeansResult",
+    "KSelection",
     "MCMCResult",
     "MixtureParams",
+    "PredictiveSummary",
     "Prior",
     "SVIResult",
     "SparseRatings",
@@ -67,19 +94,31 @@ __all__ = [
     "aic",
     "as_data",
     "bic",
+    "compare_em_svi",
     "complete",
+    "diagnose",
     "fit_em",
+    "fit_mcmc",
+    "fit_svi",
     "holdout_split",
     "kmeans",
+    "load",
     "load_ratings",
     "load_sparse_ratings",
     "log_objective",
     "mean_baseline",
+    "mixture_model",
     "n_parameters",
+    "predictive_summary",
     "relabel",
     "responsibilities",
     "rmse",
+    "save",
     "save_ratings",
+    "simulate_ratings",
+    "simulate_sparse_ratings",
+    "select_k",
     "sparse_ratings",
+    "to_inference_data",
     "validate_matrix",
 ]

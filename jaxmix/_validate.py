@@ -63,9 +63,9 @@ def check_seed(seed: Any) -> int:
     return int(seed)
 
 
-def _real(value: Any, name: str) -> float:
+def _real(value: Any, name: str, what: str = "a real number") -> float:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number; got {value!r}")
+        raise TypeError(f"{name} must be {what}; got {value!r}")
     return float(value)
 
 
@@ -79,7 +79,7 @@ def check_nonneg_float(value: Any, name: str) -> float:
 
 def check_positive_float(value: Any, name: str) -> float:
     """A finite, strictly positive real number."""
-    value = _real(value, name)
+    value = _real(value, name, "a positive number")
     if not (math.isfinite(value) and value > 0):
         raise ValueError(f"{name} must be finite and positive; got {value}")
     return value

@@ -41,8 +41,10 @@ class MixtureParams(NamedTuple):
 
     @property
     def var(self) -> Any:
-        """The family's variance parameters (``cov.var``)."""
-        return getattr(self.cov, "var", self.cov)
+        """The family's variance parameters (``cov.var``; a plain array ``cov`` itself)."""
+        if isinstance(self.cov, tuple) and hasattr(self.cov, "_fields"):
+            return self.cov.var
+        return self.cov
 
     @property
     def covariance(self) -> str:

@@ -1,25 +1,27 @@
 """Saving and loading fitted results in a safe, self-describing file format (no pickle).
 
 :func:`save` writes a fitted result (:class:`~jaxmix.EMResult`, :class:`~jaxmix.KMeansResult`,
-...) to a single compressed ``.npz`` archive and :func:`load` reads it back as the same type, with
-every array bit-identical (dtype, shape and values) and every scalar of the same Python type.
+:class:`~jaxmix.SVIResult`, :class:`~jaxmix.MCMCResult`, or a part of one) to a single compressed
+``.npz`` archive and :func:`load` reads it back as the same type, with every array bit-identical
+(dtype, shape and values) and every scalar of the same Python type.
 
-File layout (format ``"jaxmix"``, version 1), a standard zip archive as written by
+File layout (format ``"jaxmix"``, version 2), a standard zip archive as written by
 :func:`numpy.savez_compressed`, readable by ``numpy.load(path, allow_pickle=False)``:
 
 * ``__jaxmix__.npy``: the metadata, a 1-D ``uint8`` array holding UTF-8 JSON::
 
-      {"format": "jaxmix", "format_version": 1, "type": "EMResult",
-       "jaxmix_version": "0.1.0", "tree": NODE}
+      {"format": "jaxmix", "format_version": 2, "type": "EMResult",
+       "jaxmix_version": "0.2.0", "tree": NODE}
 
-* one ``.npy`` entry per array, named by its field path: ``params.mu``, ``params.var``,
+* one ``.npy`` entry per array, named by its field path: ``params.mu``, ``params.cov.var``,
   ``resp``, ``prior.mean``, ... (tuple items add their index, ``field.0``; dict items their key,
   ``field.key``).
 
 ``NODE`` describes one value, by its ``"kind"``:
 
 * ``{"kind": "namedtuple", "type": "MixtureParams", "fields": {"mu": NODE, ...}}``: a registered
-  NamedTuple class, looked up by name (see below), its fields in order;
+  NamedTuple class, looked up by name (see below), its fields in order; the covariance family's
+  parameters are one too (``{"type": "DiagCov", "fields": {"var": NODE}}``);
 * ``{"kind": "array", "entry": "params.mu", "dtype": "<f8", "shape": [2, 8]}``: a NumPy array,
   stored in the entry named; ``"numpy_scalar"`` (same keys, shape ``[]``) a NumPy scalar such as
   ``np.float64(1.5)``, stored as a 0-d array;
@@ -28,16 +30,45 @@ File layout (format ``"jaxmix"``, version 1), a standard zip archive as written 
 * ``{"kind": "tuple" | "list", "items": [NODE, ...]}`` and ``{"kind": "dict", "items": {"key":
   NODE}}`` (keys: non-empty strings of letters, digits, ``_`` and ``-``).
 
-Safety: nothing in a file names code. Classes come from a fixed allow-list, ``_FORMAT_TYPES``,
-looked up by name; every array is read with ``allow_pickle=False`` and an entry holding Python
-objects is refused before it is read. A file that is truncated, corrupted, foreign, of a newer
-format version or of an unknown type raises :class:`ValueError` naming the file and the problem.
+Safety: nothing in a file names code. Classes come from a fixed allow-list, :data:`REGISTRY`
+(built from :data:`FORMAT_TYPES`), looked up by name; every array is read with
+``allow_pickle=False`` and an entry holding Python objects is refused before it is read. A file
+that is truncated, corrupted, foreign, of a newer format version or of an unknown type raises
+:class:`ValueError` naming the file and the problem.
 
-Extending the format: to make a new result type savable, add its class to ``_FORMAT_TYPES`` (one
-line); so must any NamedTuple class nested in it. Its fields may hold anything listed above. A
-field added to a class later needs a default (``field: T = default``): a file written before the
-field existed then loads with the default. A file that holds a field the class no longer has, or
-lacks one without a default, is refused with a message naming the field.
+Reading a file goes in three steps: *decode* the metadata and the entries into a plain tree (a
+registered NamedTuple is a record of its type's name and its fields' values, nothing is built
+yet); *upgrade* that tree, one format version at a time, to the current version (below); *build*
+the objects, checking every type against the allow-list and every field against its class.
+
+Older files: :data:`UPGRADES` maps each older format version ``v`` to the changes from ``v`` to
+``v + 1``, a table ``{type name: function}``; a function takes the fields of one record of that
+type (its nested records already upgraded) and returns the fields in version ``v + 1``. A file of
+version ``v`` goes through the upgrades ``v, v + 1, ..., FORMAT_VERSION - 1``; a file of a newer
+version than :data:`FORMAT_VERSION` is refused (upgrade jaxmix). The upgrades so far:
+
+======= =================== ===============================================================
+from    type                change
+======= =================== ===============================================================
+1       ``MixtureParams``   ``var`` (a plain array) becomes ``cov``, typed by jaxmix 0.1's
+                            rule: ``SphericalCov(var)`` when ``var`` has one axis fewer than
+                            ``mu``, ``DiagCov(var)`` when as many
+1       ``SVIResult``       ``loss_history`` becomes ``history = -loss_history`` (it rises)
+1       ``MCMCResult``      the draws ``mu``, ``var``, ``weights`` become ``draws``, a
+                            ``MixtureParams`` (typed as above); ``num_steps`` becomes
+                            ``n_leapfrog``
+1       ``KMeansResult``    ``covariance = "spherical"``, ``prior = None`` (K-means of 0.1)
+======= =================== ===============================================================
+
+Extending the format: to make a new result type savable, add its class to :data:`FORMAT_TYPES`
+(one line); so must any NamedTuple class nested in it (a covariance family's parameters are
+registered by the family being in :data:`jaxmix.models.families.FAMILIES`). Its fields may hold
+anything listed above. A field added to a class later needs a default (``field: T = default``): a
+file written before the field existed then loads with the default. Any other change to what is
+saved (a field renamed, removed or holding something else, a class renamed) bumps
+:data:`FORMAT_VERSION` and adds the upgrade from the previous version to :data:`UPGRADES`. A file
+that holds a field the class no longer has, or lacks one without a default, is refused with a
+message naming the field.
 
 The file is written at exactly the path given (no ``.npz`` suffix is appended, unlike
 :func:`numpy.savez`), so ``load(path)`` reads what ``save(result, path)`` wrote; ``.npz`` is the
@@ -55,21 +86,34 @@ import os
 import re
 import secrets
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
+from types import MappingProxyType
 from typing import Any
 
 import jax
 import numpy as np
 
-from jaxmix.priors import Prior
-from jaxmix.types import EMResult, KMeansResult, MCMCResult, MixtureParams, SVIResult
+from jaxmix._version import __version__
+from jaxmix.models.families import FAMILIES
+from jaxmix.models.prior import Prior
+from jaxmix.params import MixtureParams
+from jaxmix.results import EMResult, KMeansResult, MCMCResult, SVIResult
 
-__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "load", "save"]
+__all__ = [
+    "FORMAT_NAME",
+    "FORMAT_TYPES",
+    "FORMAT_VERSION",
+    "REGISTRY",
+    "UPGRADES",
+    "build_registry",
+    "load",
+    "save",
+]
 
 #: The ``"format"`` recorded in every file.
 FORMAT_NAME = "jaxmix"
 #: The version of the layout written by :func:`save`; :func:`load` reads this version and older.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 _META_KEY = "__jaxmix__"
 _ZIP_MAGIC = b"PK\x03\x04"
@@ -78,34 +122,42 @@ _DICT_KEY = re.compile(r"[\w-]+")
 # Keyword parameters of numpy.savez_compressed, which array entries must not shadow.
 _SAVEZ_PARAMETERS = frozenset({"file", "allow_pickle"})
 
-#: Every NamedTuple class that may appear in a file, at the top or nested inside another.
-#: To make a new result type savable, add its class here.
-_FORMAT_TYPES: tuple[type, ...] = (
+#: Every NamedTuple class that may appear in a file, at the top or nested inside another: the
+#: results, their parts and every covariance family's parameters. To make a new result type
+#: savable, add its class here.
+FORMAT_TYPES: tuple[type, ...] = (
     EMResult,
     KMeansResult,
     MCMCResult,
     MixtureParams,
     Prior,
     SVIResult,
+    *(family.cov_type for family in FAMILIES.values()),
 )
 
 
-def _build_registry(classes: Iterable[type]) -> dict[str, type]:
-    """Map class names to the allowed classes, checking that they can be saved."""
+def build_registry(classes: Iterable[type]) -> Mapping[str, type]:
+    """Map class names to the allowed classes (read-only), checking that they can be saved.
+
+    Raises:
+        TypeError: A class is not a NamedTuple class, two share a name, or a field would shadow
+            a parameter of :func:`numpy.savez_compressed`.
+    """
     registry: dict[str, type] = {}
     for cls in classes:
-        if not (issubclass(cls, tuple) and hasattr(cls, "_fields")):
-            raise TypeError(f"{cls.__qualname__} is not a NamedTuple class")
+        if not (isinstance(cls, type) and issubclass(cls, tuple) and hasattr(cls, "_fields")):
+            raise TypeError(f"{getattr(cls, '__qualname__', cls)!r} is not a NamedTuple class")
         if cls.__name__ in registry:
             raise TypeError(f"two registered classes are named {cls.__name__!r}")
         clash = _SAVEZ_PARAMETERS.intersection(cls._fields)
         if clash:
             raise TypeError(f"{cls.__name__} has a field named {sorted(clash)[0]!r}: rename it")
         registry[cls.__name__] = cls
-    return registry
+    return MappingProxyType(registry)
 
 
-_REGISTRY: dict[str, type] = _build_registry(_FORMAT_TYPES)
+#: The allow-list: the class of every type name a file may hold (:data:`FORMAT_TYPES`).
+REGISTRY: Mapping[str, type] = build_registry(FORMAT_TYPES)
 
 
 # --------------------------------------------------------------------------- save
@@ -122,7 +174,9 @@ def save(result: Any, path: str | os.PathLike[str]) -> None:
 
     Args:
         result: An :class:`~jaxmix.EMResult`, :class:`~jaxmix.KMeansResult`,
-            :class:`~jaxmix.MixtureParams` or :class:`~jaxmix.Prior`.
+            :class:`~jaxmix.SVIResult`, :class:`~jaxmix.MCMCResult`,
+            :class:`~jaxmix.MixtureParams` or :class:`~jaxmix.Prior` (any type of
+            :data:`REGISTRY`).
         path: The file to write (``str`` or path-like); an existing file is replaced.
 
     Raises:
@@ -143,16 +197,14 @@ def save(result: Any, path: str | os.PathLike[str]) -> None:
         ('EMResult', True, True)
     """
     cls = type(result)
-    if _REGISTRY.get(cls.__name__) is not cls:
-        raise TypeError(f"save() can store {', '.join(sorted(_REGISTRY))}; got {cls.__qualname__}")
-    import jaxmix
-
+    if REGISTRY.get(cls.__name__) is not cls:
+        raise TypeError(f"save() can store {', '.join(sorted(REGISTRY))}; got {cls.__qualname__}")
     arrays: dict[str, np.ndarray] = {}
     meta = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
         "type": cls.__name__,
-        "jaxmix_version": jaxmix.__version__,
+        "jaxmix_version": __version__,
         "tree": _encode(result, "", arrays),
     }
     text = json.dumps(meta, allow_nan=False, separators=(",", ":"))
@@ -162,18 +214,17 @@ def save(result: Any, path: str | os.PathLike[str]) -> None:
 
 def _encode(value: Any, where: str, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
     """The JSON node of ``value`` at field path ``where``, its arrays added to ``arrays``."""
-
-    def child(name: str) -> str:
-        return f"{where}.{name}" if where else name
-
     kind = type(value)
     if isinstance(value, tuple) and hasattr(kind, "_fields"):
-        if _REGISTRY.get(kind.__name__) is not kind:
+        if REGISTRY.get(kind.__name__) is not kind:
             raise TypeError(
                 f"{where}: cannot save a {kind.__qualname__}, a NamedTuple that is not registered "
-                "(add it to jaxmix.persistence._FORMAT_TYPES)"
+                "(add it to jaxmix.persistence.FORMAT_TYPES)"
             )
-        fields = {f: _encode(v, child(f), arrays) for f, v in zip(kind._fields, value, strict=True)}
+        fields = {
+            f: _encode(v, _child(where, f), arrays)
+            for f, v in zip(kind._fields, value, strict=True)
+        }
         return {"kind": "namedtuple", "type": kind.__name__, "fields": fields}
     if isinstance(value, jax.Array):
         value = np.asarray(value)
@@ -197,7 +248,7 @@ def _encode(value: Any, where: str, arrays: dict[str, np.ndarray]) -> dict[str, 
     if kind in (bool, int, str):
         return {"kind": kind.__name__, "value": value}
     if kind in (tuple, list):
-        items = [_encode(v, child(str(i)), arrays) for i, v in enumerate(value)]
+        items = [_encode(v, _child(where, str(i)), arrays) for i, v in enumerate(value)]
         return {"kind": kind.__name__, "items": items}
     if kind is dict:
         for key in value:
@@ -208,7 +259,7 @@ def _encode(value: Any, where: str, arrays: dict[str, np.ndarray]) -> dict[str, 
                 )
         return {
             "kind": "dict",
-            "items": {k: _encode(v, child(k), arrays) for k, v in value.items()},
+            "items": {k: _encode(v, _child(where, k), arrays) for k, v in value.items()},
         }
     raise TypeError(f"{where}: cannot save a value of type {kind.__qualname__}")
 
@@ -243,19 +294,156 @@ def _write_atomically(path: str | os.PathLike[str], entries: dict[str, np.ndarra
         raise
 
 
-# --------------------------------------------------------------------------- load
+# --------------------------------------------------------------------------- upgrades
 
 
 class _FormatError(Exception):
     """A problem with the content of a file (reported as ``ValueError`` by :func:`load`)."""
 
 
+class _Record:
+    """A saved NamedTuple before it is built: its type's name and its fields' values (nested
+    NamedTuples are records too). The upgrades rewrite records; only then are classes built."""
+
+    __slots__ = ("fields", "type")
+
+    def __init__(self, type_name: str, fields: dict[str, Any]) -> None:
+        self.type = type_name
+        self.fields = fields
+
+
+#: An upgrade of one type's records: their fields in one format version -> in the next.
+_Upgrade = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def _field(fields: dict[str, Any], name: str, type_name: str) -> Any:
+    if name not in fields:
+        raise _FormatError(f"the field {name!r} of {type_name} is missing")
+    return fields[name]
+
+
+def _take(fields: dict[str, Any], name: str, type_name: str) -> Any:
+    """Remove a field that the next version no longer has, returning its value."""
+    value = _field(fields, name, type_name)
+    del fields[name]
+    return value
+
+
+def _put(fields: dict[str, Any], name: str, value: Any, type_name: str) -> None:
+    """Add a field that the next version introduces (the old version cannot have it)."""
+    if name in fields:
+        raise _FormatError(f"{type_name} has a field {name!r} that its format version did not have")
+    fields[name] = value
+
+
+def _v1_cov(mu: Any, var: Any, what: str) -> _Record:
+    """jaxmix 0.1's covariance parameters, typed: ``var`` with one axis fewer than ``mu`` is the
+    spherical family, with as many axes the diagonal family (the version 2 type names)."""
+    arrays = (np.ndarray, np.generic)
+    if not (isinstance(mu, arrays) and isinstance(var, arrays)):
+        raise _FormatError(f"the mu and var of {what} are not arrays")
+    if var.ndim == mu.ndim - 1:
+        return _Record("SphericalCov", {"var": var})
+    if var.ndim == mu.ndim:
+        return _Record("DiagCov", {"var": var})
+    raise _FormatError(
+        f"the var of {what} has shape {var.shape} with mu of shape {mu.shape}: neither spherical "
+        "(one axis fewer than mu) nor diag (as many axes)"
+    )
+
+
+def _v1_mixture_params(fields: dict[str, Any], what: str = "MixtureParams") -> dict[str, Any]:
+    """``MixtureParams(mu, var, weights)`` -> ``MixtureParams(mu, cov, weights)``."""
+    fields = dict(fields)
+    var = _take(fields, "var", what)
+    _put(fields, "cov", _v1_cov(_field(fields, "mu", what), var, what), what)
+    return fields
+
+
+def _v1_svi_result(fields: dict[str, Any]) -> dict[str, Any]:
+    """``loss_history`` -> ``history = -loss_history`` (negation is exact: the loss comes back
+    bit for bit as ``-history``)."""
+    fields = dict(fields)
+    loss = _take(fields, "loss_history", "SVIResult")
+    if not (isinstance(loss, np.ndarray) and loss.dtype.kind == "f"):
+        raise _FormatError("the loss_history of SVIResult is not a float array")
+    _put(fields, "history", np.negative(loss, out=np.empty_like(loss)), "SVIResult")
+    return fields
+
+
+def _v1_mcmc_result(fields: dict[str, Any]) -> dict[str, Any]:
+    """The draws ``mu``, ``var``, ``weights`` -> ``draws`` (MixtureParams); ``num_steps`` ->
+    ``n_leapfrog``."""
+    fields = dict(fields)
+    draws = {name: _take(fields, name, "MCMCResult") for name in ("mu", "var", "weights")}
+    draws = _Record("MixtureParams", _v1_mixture_params(draws, "MCMCResult's draws"))
+    _put(fields, "draws", draws, "MCMCResult")
+    _put(fields, "n_leapfrog", _take(fields, "num_steps", "MCMCResult"), "MCMCResult")
+    return fields
+
+
+def _v1_kmeans_result(fields: dict[str, Any]) -> dict[str, Any]:
+    """K-means of jaxmix 0.1: a spherical mixture without a prior."""
+    fields = dict(fields)
+    _put(fields, "covariance", "spherical", "KMeansResult")
+    _put(fields, "prior", None, "KMeansResult")
+    return fields
+
+
+#: The upgrades of older files: ``{v: {type name: upgrade}}`` turns the records of format version
+#: ``v`` into those of version ``v + 1``; an upgrade maps the fields of one record of its type
+#: (its nested records already upgraded) to the new fields. There is one table for every version
+#: older than :data:`FORMAT_VERSION`.
+UPGRADES: Mapping[int, Mapping[str, _Upgrade]] = MappingProxyType(
+    {
+        1: MappingProxyType(
+            {
+                "KMeansResult": _v1_kmeans_result,
+                "MCMCResult": _v1_mcmc_result,
+                "MixtureParams": _v1_mixture_params,
+                "SVIResult": _v1_svi_result,
+            }
+        ),
+    }
+)
+
+
+def _child(where: str, name: str) -> str:
+    return f"{where}.{name}" if where else name
+
+
+def _upgrade(value: Any, version: int, where: str = "") -> Any:
+    """The decoded tree ``value`` of format ``version``, upgraded to the next version."""
+    if isinstance(value, _Record):
+        fields = {k: _upgrade(v, version, _child(where, k)) for k, v in value.fields.items()}
+        upgrade = UPGRADES[version].get(value.type)
+        if upgrade is not None:
+            try:
+                fields = upgrade(fields)
+            except _FormatError as err:
+                raise _FormatError(
+                    f"cannot upgrade format version {version} at {where or 'the top'}: {err}"
+                ) from None
+        return _Record(value.type, fields)
+    if isinstance(value, (tuple, list)):
+        items = [_upgrade(v, version, _child(where, str(i))) for i, v in enumerate(value)]
+        return tuple(items) if isinstance(value, tuple) else items
+    if isinstance(value, dict):
+        return {k: _upgrade(v, version, _child(where, k)) for k, v in value.items()}
+    return value
+
+
+# --------------------------------------------------------------------------- load
+
+
 def load(path: str | os.PathLike[str]) -> Any:
-    """Load a result saved by :func:`save`.
+    """Load a result saved by :func:`save` (by this jaxmix or an older one).
 
     Only classes of jaxmix's fixed allow-list are built, and no array is ever unpickled
     (``allow_pickle=False`` throughout): loading a file never runs code from it. The file is read
-    into memory whole.
+    into memory whole. A file of an older format version is upgraded to the current types as it
+    is read (see :mod:`jaxmix.persistence`): a result saved by jaxmix 0.1 loads as the same fit in
+    today's types, with its arrays bit-identical in their new places.
 
     Args:
         path: The file written by :func:`save` (the same path; no suffix is added).
@@ -300,7 +488,7 @@ class _Reader:
         self._writer_version = "unknown"
 
     def read(self) -> Any:
-        """Check the metadata, then rebuild the saved object."""
+        """Check the metadata, decode the tree, upgrade it to the current version, build it."""
         member = f"{_META_KEY}.npy"
         if member not in self._members:
             found = ", ".join(sorted(m.removesuffix(".npy") for m in self._members)[:8])
@@ -309,18 +497,18 @@ class _Reader:
                 f"{found or 'none'})"
             )
         meta = self._metadata()
-        tree = _get(meta, "tree", dict, "metadata")
-        result = self._decode(tree, "")
-        if type(result).__name__ != meta["type"]:
-            raise _FormatError(
-                f"the metadata says {meta['type']!r} but its tree holds {type(result).__name__!r}"
-            )
+        tree = self._decode(_get(meta, "tree", dict, "metadata"), "")
+        held = tree.type if isinstance(tree, _Record) else type(tree).__name__
+        if held != meta["type"]:
+            raise _FormatError(f"the metadata says {meta['type']!r} but its tree holds {held!r}")
         unused = self._members - self._used - {member}
         if unused:
             raise _FormatError(
                 f"entries not described by the metadata: {', '.join(sorted(unused)[:8])}"
             )
-        return result
+        for version in range(meta["format_version"], FORMAT_VERSION):
+            tree = _upgrade(tree, version)
+        return self._build(tree, "")
 
     def _metadata(self) -> dict[str, Any]:
         raw = self._array(_META_KEY)
@@ -338,18 +526,16 @@ class _Reader:
         if type(version) is not int or version < 1:
             raise _FormatError(f"invalid format version {version!r}")
         if version > FORMAT_VERSION:
-            import jaxmix
-
             raise _FormatError(
                 f"written in jaxmix file format version {version} (by jaxmix "
-                f"{self._writer_version}); this jaxmix {jaxmix.__version__} reads version "
+                f"{self._writer_version}); this jaxmix {__version__} reads version "
                 f"{FORMAT_VERSION}: upgrade jaxmix"
             )
         type_name = _get(meta, "type", str, "metadata")
-        if type_name not in _REGISTRY:
+        if type_name not in REGISTRY:
             raise _FormatError(
                 f"unknown result type {type_name!r} (this jaxmix loads "
-                f"{', '.join(sorted(_REGISTRY))}; written by jaxmix {self._writer_version})"
+                f"{', '.join(sorted(REGISTRY))}; written by jaxmix {self._writer_version})"
             )
         return meta
 
@@ -395,17 +581,17 @@ class _Reader:
         return array
 
     def _decode(self, node: Any, where: str) -> Any:
-        """Rebuild the value described by ``node`` (at field path ``where``)."""
+        """The value described by ``node`` (at field path ``where``), a NamedTuple as a
+        :class:`_Record` (built by :meth:`_build` once upgraded)."""
         at = where or "the top"
         if not isinstance(node, dict):
             raise _FormatError(f"malformed metadata at {at}")
         kind = _get(node, "kind", str, at)
-
-        def child(name: str) -> str:
-            return f"{where}.{name}" if where else name
-
         if kind == "namedtuple":
-            return self._namedtuple(node, where)
+            type_name = _get(node, "type", str, at)
+            fields = _get(node, "fields", dict, at)
+            decoded = {k: self._decode(v, _child(where, k)) for k, v in fields.items()}
+            return _Record(type_name, decoded)
         if kind in ("array", "numpy_scalar"):
             entry = _get(node, "entry", str, at)
             dtype = _get(node, "dtype", str, at)
@@ -441,35 +627,44 @@ class _Reader:
             return _get(node, "value", str, at)
         if kind in ("tuple", "list"):
             items = _get(node, "items", list, at)
-            values = [self._decode(item, child(str(i))) for i, item in enumerate(items)]
+            values = [self._decode(item, _child(where, str(i))) for i, item in enumerate(items)]
             return tuple(values) if kind == "tuple" else values
         if kind == "dict":
             items = _get(node, "items", dict, at)
-            return {key: self._decode(item, child(key)) for key, item in items.items()}
+            return {key: self._decode(item, _child(where, key)) for key, item in items.items()}
         raise _FormatError(f"malformed metadata at {at}: unknown kind {kind!r}")
 
-    def _namedtuple(self, node: dict[str, Any], where: str) -> Any:
+    def _build(self, value: Any, where: str) -> Any:
+        """The objects of an upgraded tree: every record built as its registered class."""
+        if isinstance(value, _Record):
+            return self._namedtuple(value, where)
+        if isinstance(value, (tuple, list)):
+            items = [self._build(v, _child(where, str(i))) for i, v in enumerate(value)]
+            return tuple(items) if isinstance(value, tuple) else items
+        if isinstance(value, dict):
+            return {k: self._build(v, _child(where, k)) for k, v in value.items()}
+        return value
+
+    def _namedtuple(self, record: _Record, where: str) -> Any:
         at = where or "the top"
-        type_name = _get(node, "type", str, at)
-        cls = _REGISTRY.get(type_name)
+        type_name = record.type
+        cls = REGISTRY.get(type_name)
         if cls is None:
             raise _FormatError(
                 f"unknown type {type_name!r} at {at} (this jaxmix loads "
-                f"{', '.join(sorted(_REGISTRY))}; written by jaxmix {self._writer_version})"
+                f"{', '.join(sorted(REGISTRY))}; written by jaxmix {self._writer_version})"
             )
-        fields = _get(node, "fields", dict, at)
+        fields = record.fields
         extra = [name for name in fields if name not in cls._fields]
         if extra:
-            import jaxmix
-
             raise _FormatError(
-                f"{type_name} has no field {extra[0]!r} in this jaxmix {jaxmix.__version__} (the "
+                f"{type_name} has no field {extra[0]!r} in this jaxmix {__version__} (the "
                 f"file was written by jaxmix {self._writer_version})"
             )
         values = {}
         for name in cls._fields:
             if name in fields:
-                values[name] = self._decode(fields[name], f"{where}.{name}" if where else name)
+                values[name] = self._build(fields[name], _child(where, name))
             elif name in cls._field_defaults:
                 values[name] = cls._field_defaults[name]
             else:

@@ -95,6 +95,8 @@ class EMResult(NamedTuple):
             (maximum likelihood). Pass it to :func:`jaxmix.mixture_model` or
             :func:`jaxmix.log_objective` to use exactly the same numbers.
         restart_objectives: Final objective of every restart, shape ``(R,)``.
+        restart_params: Every restart's parameters after its last M-step, with a leading axis
+            ``R`` (``params`` is entry ``best_restart``).
     """
 
     params: MixtureParams
@@ -112,6 +114,7 @@ class EMResult(NamedTuple):
     min_var: float = 0.25
     prior: Prior | None = None
     restart_objectives: np.ndarray | None = None
+    restart_params: MixtureParams | None = None
 
 
 @_point

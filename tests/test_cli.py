@@ -1,4 +1,4 @@
-"""Tests of the command line (``jaxmix.cli``), run in-process through ``main``."""
+"""Tests of the command line (the package ``jaxmix.cli``), run in-process through ``main``."""
 
 from __future__ import annotations
 
@@ -198,10 +198,83 @@ def test_demo_impossible_k_is_one_line(capsys):
     assert "K" in line
 
 
+def test_fit_with_shared_covariance(tmp_path, capsys):
+    data = tmp_path / "ratings.txt"
+    X = _ratings_file(data)
+    model, completed = tmp_path / "model.npz", tmp_path / "completed.txt"
+    args = ["fit", str(data), "-K", "2", "--restarts", "2", "--covariance", "shared", "-q"]
+    assert main([*args, "--save-fit", str(model), "--output", str(completed)]) == 0
+    out, err = capsys.readouterr()
+    assert err == ""
+    assert "K=2, shared covariance" in out and "mixture K=2" in out
+    result = jaxmix.load(model)
+    assert result.covariance == "shared" and np.shape(result.var) == ()
+    assert result.mu.shape == (2, X.shape[1])
+    filled = np.loadtxt(completed)
+    np.testing.assert_array_equal(filled[~np.isnan(X)], X[~np.isnan(X)])
+    assert np.isfinite(filled).all()
+    # The saved shared-covariance fit completes the matrix exactly as fit did.
+    again = tmp_path / "again.txt"
+    assert main(["complete", str(data), "--fit", str(model), "--output", str(again), "-q"]) == 0
+    assert again.read_bytes() == completed.read_bytes()
+
+
+def _report_lines(out, *starts):
+    return [line for line in out.splitlines() if line.startswith(starts)]
+
+
+def test_fit_triples_takes_the_same_path_as_the_matrix(tmp_path, capsys):
+    """The same ratings as a matrix file and as a triples file: the same hold-out, the same fit,
+    the same scores; only the data lines differ (rows and columns against users and items)."""
+    matrix = tmp_path / "ratings.txt"
+    X = _ratings_file(matrix)
+    observed = ~np.isnan(X)
+    assert observed.any(axis=0).all() and observed.any(axis=1).all()  # same shape as triples
+    rows, cols = np.nonzero(observed)
+    triples = tmp_path / "ratings.csv"
+    lines = ["userId,movieId,rating,timestamp"]
+    lines += [f"{r + 1},{c + 1},{X[r, c]:g},0" for r, c in zip(rows, cols, strict=True)]
+    triples.write_text("\n".join(lines) + "\n")
+
+    common = ["-K", "2", "--restarts", "2", "--covariance", "diag", "-q"]
+    fits = {}
+    reports = {}
+    for name, path, fmt in (("matrix", matrix, "matrix"), ("triples", triples, "triples")):
+        fits[name] = tmp_path / f"{name}.npz"
+        argv = ["fit", str(path), "--format", fmt, *common, "--save-fit", str(fits[name])]
+        assert main(argv) == 0
+        reports[name], err = capsys.readouterr()
+        assert err == ""
+    n, d = X.shape
+    nnz = int(observed.sum())
+    n_test = round(0.1 * nnz)
+    assert f"{n} rows x {d} columns" in reports["matrix"]
+    assert f"{n_test} of {nnz} observed entries (10%)" in reports["matrix"]
+    assert f"{n} users x {d} items, {nnz} ratings" in reports["triples"]
+    assert f"{n_test} of {nnz} ratings (10%)" in reports["triples"]
+    shared = ("restart", "  ", "log-likelihood", "BIC", "AIC", "RMSE", "mixture", "user", "item")
+    shared += ("global", "model")
+    assert _report_lines(reports["matrix"], *shared) == _report_lines(reports["triples"], *shared)
+    dense_fit, sparse_fit = jaxmix.load(fits["matrix"]), jaxmix.load(fits["triples"])
+    assert dense_fit.covariance == sparse_fit.covariance == "diag"
+    np.testing.assert_allclose(sparse_fit.mu, dense_fit.mu, rtol=1e-6)
+    np.testing.assert_allclose(sparse_fit.var, dense_fit.var, rtol=1e-6)
+    np.testing.assert_allclose(sparse_fit.weights, dense_fit.weights, rtol=1e-6)
+
+    # What needs the dense matrix is refused before the file is read.
+    out = tmp_path / "out.txt"
+    for option in ("--output", "--output-std", "--plot"):
+        argv = ["fit", str(triples), "--format", "triples", "-K", "2", option, str(out)]
+        assert "need the dense matrix" in _assert_one_line_error(main(argv), capsys)
+    assert not out.exists()
+
+
 @pytest.mark.parametrize(
     "args",
     [
         ["demo", "--holdout", "1.5"],
+        ["demo", "--covariance", "full"],
+        ["fit", "ratings.txt", "-K", "2", "--covariance", "Diag"],
         ["demo", "--restarts", "0"],
         ["demo", "--init", "nope"],
         ["fit"],
@@ -219,7 +292,9 @@ def test_help_and_version_exit_0(capsys):
     assert main(["--version"]) == 0
     assert jaxmix.__version__ in capsys.readouterr().out
     assert main(["fit", "--help"]) == 0
-    assert "--output-std" in capsys.readouterr().out
+    help_text = capsys.readouterr().out
+    assert "--output-std" in help_text
+    assert "--covariance {" + ",".join(jaxmix.FAMILIES) + "}" in help_text
     assert main(["complete", "--help"]) == 0
     assert "--fit" in capsys.readouterr().out
 

@@ -7,19 +7,30 @@ missing entries, so the whole file runs in seconds.
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import dense_arrays, jax_params, numpy_params
 from scipy.special import logsumexp
 from scipy.stats import norm
 
 import jaxmix
-import jaxmix.inference.em as em_mod
 from jaxmix import MixtureParams
-from jaxmix._data import Standardizer, masked_data, validate_matrix
-from jaxmix.inference.em import e_step, m_step, suff_stats
+from jaxmix.data import Standardizer, as_data
+from jaxmix.inference.em import (
+    EMConstants,
+    e_step,
+    init_state,
+    loop,
+    m_step,
+    step,
+    suff_stats,
+)
 from jaxmix.inference.init import init_params
-from jaxmix.models.mixture import row_log_likelihood
+from jaxmix.models.families import get_family
+from jaxmix.models.mixture import as_device, to_internal
+from jaxmix.testing import count_traces
 
 # ---------------------------------------------------------------- helpers and oracles
 
@@ -45,13 +56,12 @@ def random_params(K, d, seed, zero_weight=False):
     return MixtureParams(rng.normal(0.0, 2.0, (K, d)), rng.uniform(0.3, 3.0, K), w)
 
 
-def as_jax(params):
-    return MixtureParams(*(jnp.asarray(np.asarray(p, np.float64)) for p in params))
+as_jax = jax_params
 
 
 def oracle_log_joint(X, params):
     """log(w_k + 1e-16) + sum over the row's observed coordinates of norm.logpdf, (n, K)."""
-    mu, var, w = (np.asarray(p, np.float64) for p in params)
+    mu, var, w = (np.asarray(p, np.float64) for p in (params.mu, params.var, params.weights))
     n, K = X.shape[0], len(w)
     out = np.empty((n, K))
     for u in range(n):
@@ -144,8 +154,8 @@ LL_CONFIGS = [
 def test_row_log_likelihood_matches_scipy(n, d, K, missing, empty_rows, zero_weight):
     X = make_data(n, d, K, missing, seed=n * d + K, empty_rows=empty_rows)
     params = random_params(K, d, seed=K, zero_weight=zero_weight)
-    values, observed = validate_matrix(X)
-    got = np.asarray(row_log_likelihood(as_jax(params), masked_data(values, observed)))
+    observed = ~np.isnan(X)
+    got = np.asarray(e_step(as_jax(params), dense_arrays(X)).row_ll)
     expected = logsumexp(oracle_log_joint(X, params), axis=1)
     np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
     # A row with nothing observed: logsumexp_k log(w_k + 1e-16) = log(sum_k (w_k + 1e-16)).
@@ -160,9 +170,9 @@ def test_row_log_likelihood_matches_scipy(n, d, K, missing, empty_rows, zero_wei
 def test_e_step_matches_brute_force(n, d, K, missing, empty_rows, zero_weight):
     X = make_data(n, d, K, missing, seed=n + d + K, empty_rows=empty_rows)
     params = random_params(K, d, seed=7 * K, zero_weight=zero_weight)
-    values, observed = validate_matrix(X)
-    resp, ll = e_step(as_jax(params), masked_data(values, observed))
-    resp = np.asarray(resp)
+    observed = ~np.isnan(X)
+    out = e_step(as_jax(params), dense_arrays(X))
+    resp, ll = np.asarray(out.resp), out.log_likelihood
     # brute force, one row at a time: softmax of the brackets
     expected = np.empty((n, K))
     for u in range(n):
@@ -228,13 +238,9 @@ def _mstep_case():
 @pytest.mark.parametrize("min_var", [0.0, 0.25, 1.0, 50.0])
 def test_m_step_matches_loop_oracle(min_var):
     X, resp, old = _mstep_case()
-    values, observed = validate_matrix(X)
-    data = masked_data(values, observed)
-    got = m_step(suff_stats(jnp.asarray(resp), data), as_jax(old), min_var)
+    got = m_step(suff_stats(jnp.asarray(resp), dense_arrays(X), "spherical"), as_jax(old), min_var)
     expected = oracle_m_step(X, resp, old, min_var)
-    assert_params_close(
-        MixtureParams(*(np.asarray(p) for p in got)), expected, rtol=1e-12, atol=1e-12
-    )
+    assert_params_close(numpy_params(got), expected, rtol=1e-12, atol=1e-12)
     # the case really exercises the rule: kept means in column 1 for all, column 3 for k = 1, 2
     np.testing.assert_array_equal(np.asarray(got.mu)[:, 1], old.mu[:, 1])
     np.testing.assert_array_equal(np.asarray(got.mu)[1:, 3], old.mu[1:, 3])
@@ -248,14 +254,8 @@ def test_m_step_random_against_oracle(rng):
     X = make_data(30, 7, 4, 0.5, seed=3, empty_rows=2)
     resp = rng.dirichlet(np.full(4, 0.3), size=30)  # peaked: many masses below 1
     old = random_params(4, 7, seed=11)
-    values, observed = validate_matrix(X)
-    got = m_step(suff_stats(jnp.asarray(resp), masked_data(values, observed)), as_jax(old), 0.25)
-    assert_params_close(
-        MixtureParams(*(np.asarray(p) for p in got)),
-        oracle_m_step(X, resp, old, 0.25),
-        1e-12,
-        1e-12,
-    )
+    got = m_step(suff_stats(jnp.asarray(resp), dense_arrays(X), "spherical"), as_jax(old), 0.25)
+    assert_params_close(numpy_params(got), oracle_m_step(X, resp, old, 0.25), 1e-12, 1e-12)
 
 
 def test_m_step_floor_on_collapsed_component():
@@ -263,8 +263,7 @@ def test_m_step_floor_on_collapsed_component():
     X = np.array([[1.0, 2.0], [1.0, 2.0], [1.0, 2.0], [5.0, 9.0], [6.0, 7.0]])
     resp = np.array([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
     old = MixtureParams(np.zeros((2, 2)), np.ones(2), np.full(2, 0.5))
-    values, observed = validate_matrix(X)
-    got = m_step(suff_stats(jnp.asarray(resp), masked_data(values, observed)), as_jax(old), 0.3)
+    got = m_step(suff_stats(jnp.asarray(resp), dense_arrays(X), "spherical"), as_jax(old), 0.3)
     np.testing.assert_allclose(np.asarray(got.mu), [[1.0, 2.0], [5.5, 8.0]], rtol=1e-14)
     assert float(got.var[0]) == 0.3
     assert float(got.var[1]) == pytest.approx((0.25 + 1 + 0.25 + 1) / 4, rel=1e-14)
@@ -324,7 +323,7 @@ def test_fit_em_matches_numpy_em_from_explicit_start(n, d, K, missing, empty_row
     """The whole pipeline (validation, standardisation, compiled loop) vs a plain NumPy loop."""
     X = make_data(n, d, K, missing, seed=n + K, empty_rows=empty_rows)
     start = random_params(K, d, seed=d)
-    start = start._replace(var=np.maximum(start.var, min_var))
+    start = start._replace(cov=np.maximum(start.var, min_var))
     res = jaxmix.fit_em(X, K, init=start, tol=0.0, max_iter=6, min_var=min_var)
     # tol = 0 still stops once the LL stops increasing (rounding); compare what was run
     n_iter = res.n_iter
@@ -357,27 +356,36 @@ def test_batched_restart_equals_single_run(init):
 def test_batched_kernel_every_restart_equals_single_kernel(init):
     """Every restart of the vmapped loop (not only the winner) equals the unbatched loop."""
     X = make_data(70, 6, 4, 0.3, seed=6, empty_rows=1)
-    values, observed = validate_matrix(X)
-    start = init_params(init, values, observed, 4, n_init=4, seed=0, min_var=0.25)
-    std = Standardizer.fit(values, observed)
-    data = std.data(values, observed)
-    internal = std.to_internal(start)
-    args = (
-        jnp.asarray(1e-6),
-        jnp.asarray(0.25 / std.scale**2),
-        jnp.asarray(std.log_likelihood_shift(observed)),
+    layout = as_data(X)
+    start = init_params(init, layout, 4, n_init=4, seed=0, min_var=0.25)
+    std = Standardizer.fit(layout.summary())
+    data = layout.device(std).local()
+    internal = as_device(to_internal(start, std), jnp.float64)
+    consts = EMConstants(
+        tol=jnp.asarray(1e-6),
+        min_var=jnp.asarray(0.25 / std.scale**2),
+        ll_shift=jnp.asarray(std.log_likelihood_shift(layout.nnz)),
+        prior=None,
+        prior_shift=jnp.asarray(0.0),
     )
-    batched = em_mod._fit_batched(as_jax(internal), data, *args, max_iter=200)
+    family = get_family("spherical")
+
+    def run(p):
+        state = init_state(p, data.n_slots, data.dtype, 200)
+        return loop(lambda s: step(s, data, family, consts), state, 200)
+
+    batched = jax.jit(jax.vmap(run))(internal)
     n_iters = []
     for r in range(4):
-        one = MixtureParams(*(p[r : r + 1] for p in internal))
-        single = em_mod._fit_batched(as_jax(one), data, *args, max_iter=200)
-        assert int(batched.n_iter[r]) == int(single.n_iter[0])
-        n_iters.append(int(single.n_iter[0]))
-        for a, b in zip(batched.params, single.params, strict=True):
-            np.testing.assert_allclose(np.asarray(a)[r], np.asarray(b)[0], rtol=1e-12, atol=1e-12)
-        np.testing.assert_allclose(batched.history[r], single.history[0], rtol=1e-12)
-        np.testing.assert_allclose(batched.resp[r], single.resp[0], rtol=1e-12, atol=1e-12)
+        single = jax.jit(run)(jax.tree.map(lambda a, r=r: a[r], internal))
+        assert int(batched.n_iter[r]) == int(single.n_iter)
+        n_iters.append(int(single.n_iter))
+        for a, b in zip(
+            jax.tree.leaves(batched.params), jax.tree.leaves(single.params), strict=True
+        ):
+            np.testing.assert_allclose(np.asarray(a)[r], np.asarray(b), rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(batched.history[r], single.history, rtol=1e-12)
+        np.testing.assert_allclose(batched.resp[r], single.resp, rtol=1e-12, atol=1e-12)
     assert len(set(n_iters)) > 1
 
 
@@ -386,13 +394,16 @@ def test_same_shapes_do_not_recompile():
     X1 = make_data(41, 13, 3, 0.3, seed=1)
     X2 = make_data(41, 13, 3, 0.4, seed=2) * 3.0 + 1.0
     jaxmix.fit_em(X1, 3, n_init=2, max_iter=53)
-    before = em_mod._trace_count
     # different values, seed, init method, tol and min_var: same compiled function
-    jaxmix.fit_em(X2, 3, n_init=2, max_iter=53, seed=5, init="random_rows", tol=1e-5, min_var=0.1)
-    assert em_mod._trace_count == before
+    with count_traces() as traces:
+        jaxmix.fit_em(
+            X2, 3, n_init=2, max_iter=53, seed=5, init="random_rows", tol=1e-5, min_var=0.1
+        )
+    assert traces["em"] == 0
     # a different shape does retrace (the counter works)
-    jaxmix.fit_em(make_data(43, 13, 3, 0.3, seed=3), 3, n_init=2, max_iter=53)
-    assert em_mod._trace_count == before + 1
+    with count_traces() as traces:
+        jaxmix.fit_em(make_data(43, 13, 3, 0.3, seed=3), 3, n_init=2, max_iter=53)
+    assert traces["em"] == 1
 
 
 # ---------------------------------------------------------------- explicit initialisation
@@ -457,7 +468,7 @@ def _good():
             _good()._replace(mu=np.zeros((2, 5))), 1, r"init mu must have shape", id="mu-K"
         ),
         pytest.param(_good()._replace(mu=np.zeros(5)), 1, r"init mu must have shape", id="mu-1d"),
-        pytest.param(_good()._replace(var=np.ones(2)), 1, r"init var must have shape", id="var"),
+        pytest.param(_good()._replace(cov=np.ones(2)), 1, r"init var must have shape", id="var"),
         pytest.param(
             _good()._replace(weights=np.full(4, 0.25)), 1, r"init weights must have shape", id="w"
         ),
@@ -473,7 +484,7 @@ def _good():
             r"n_init=3 does not match",
             id="n_init-mismatch",
         ),
-        pytest.param(_good()._replace(var=np.array([1.0, 0.0, 1.0])), 1, r"var must be", id="var0"),
+        pytest.param(_good()._replace(cov=np.array([1.0, 0.0, 1.0])), 1, r"var must be", id="var0"),
         pytest.param(_good()._replace(weights=np.full(3, 0.5)), 1, r"sum to 1", id="w-sum"),
         pytest.param(
             _good()._replace(mu=np.full((3, 5), np.nan)), 1, r"must be finite", id="mu-nan"

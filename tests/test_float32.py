@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 assert not jax.config.jax_enable_x64, "the child must run without x64"
 import jaxmix
-from jaxmix._data import float_dtype
+from jaxmix.data import float_dtype
 assert float_dtype() == np.float32 and jnp.zeros(1).dtype == jnp.float32
 
 spec = json.loads(sys.argv[1])

@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import math
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -21,10 +22,13 @@ from scipy import stats
 from scipy.special import logsumexp
 
 import jaxmix
-from jaxmix._data import Standardizer
-from jaxmix.diagnostics import import_arviz
+from jaxmix.data import Standardizer, as_data
 from jaxmix.inference import mcmc as mcmc_module
-from jaxmix.priors import standardize_prior
+from jaxmix.models.families import SharedCov, get_family
+from jaxmix.models.mixture import permute_components, to_internal
+from jaxmix.models.prior import standardize_prior
+from jaxmix.posterior.diagnostics import import_arviz
+from jaxmix.testing import count_traces
 
 az = import_arviz()
 
@@ -62,6 +66,15 @@ def diag():
     return X, res
 
 
+@pytest.fixture(scope="module")
+def shared():
+    X = _planted(3, n=40, d=4, K=2, missing=0.3)
+    res = jaxmix.fit_mcmc(
+        X, 2, covariance="shared", num_chains=2, num_warmup=60, num_samples=40, seed=2
+    )
+    return X, res
+
+
 def _leaves_are_storable(obj) -> bool:
     """Only arrays, scalars, strings, None and NamedTuples of those (what a generic saver takes)."""
     if obj is None or isinstance(obj, (np.ndarray, np.generic, int, float, bool, str)):
@@ -83,26 +96,30 @@ def test_result_shapes_and_point_estimate(case, request):
     assert (C, K) == (2, 2)
     assert isinstance(res, jaxmix.MCMCResult)
     assert _leaves_are_storable(res)
-    assert res.mu.shape == (C, S, K, d)
-    assert res.var.shape == ((C, S, K) if case == "spherical" else (C, S, K, d))
-    assert res.weights.shape == (C, S, K)
-    for name in ("diverging", "accept_prob", "num_steps", "tree_depth", "potential_energy"):
+    assert res.draws.mu.shape == (C, S, K, d)
+    assert res.draws.var.shape == ((C, S, K) if case == "spherical" else (C, S, K, d))
+    assert res.draws.weights.shape == (C, S, K)
+    assert res.mu.shape == (K, d) and res.weights.shape == (K,)  # the posterior mean
+    assert res.n_iter == res.num_warmup + S
+    for name in ("diverging", "accept_prob", "n_leapfrog", "tree_depth", "potential_energy"):
         assert getattr(res, name).shape == (C, S)
     assert res.diverging.dtype == np.bool_
     assert res.step_size.shape == (C,)
     assert res.permutation.shape == (C, S, K)
     assert res.covariance == case
     assert res.init == "map_em"
-    np.testing.assert_allclose(res.weights.sum(-1), 1.0, rtol=1e-10)
-    assert np.all(res.var > 0) and np.all(np.isfinite(res.mu))
+    np.testing.assert_allclose(res.draws.weights.sum(-1), 1.0, rtol=1e-10)
+    assert np.all(res.draws.var > 0) and np.all(np.isfinite(res.draws.mu))
     for name in ("mu", "var", "weights"):
-        np.testing.assert_allclose(getattr(res.params, name), getattr(res, name).mean(axis=(0, 1)))
+        np.testing.assert_allclose(
+            getattr(res.params, name), getattr(res.draws, name).mean(axis=(0, 1))
+        )
     assert res.n_relabelled == int(np.any(res.permutation != np.arange(K), axis=-1).sum())
     np.testing.assert_array_equal(
-        res.tree_depth, np.floor(np.log2(np.maximum(res.num_steps, 1))).astype(int) + 1
+        res.tree_depth, np.floor(np.log2(np.maximum(res.n_leapfrog, 1))).astype(int) + 1
     )
     # well-separated clusters: the posterior mean sits next to the MAP it started from
-    ref_sd = np.sqrt(res.reference.var if case == "diag" else res.reference.var[:, None])
+    ref_sd = np.sqrt(get_family(case).var_kd(res.reference.cov, K, d))
     assert np.max(np.abs(res.params.mu - res.reference.mu) / ref_sd) < 0.5
     # the point estimate completes the matrix like any fitted result
     filled = jaxmix.complete(X, res)
@@ -114,19 +131,15 @@ def test_result_shapes_and_point_estimate(case, request):
 def test_potential_energy_is_minus_log_objective_minus_jacobian(case, request):
     """The sampler targets log_objective: -potential = log p(params, X) + log|J| (standardised)."""
     X, res = request.getfixturevalue(case)
-    values = X
-    observed = ~np.isnan(X)
-    std = Standardizer.fit(values, observed)
-    X_int = (values - std.offset) / std.scale
+    std = Standardizer.fit(as_data(X).summary())
+    X_int = (X - std.offset) / std.scale
     prior_int = standardize_prior(res.prior, std.offset, std.scale)
     simplex = biject_to(constraints.simplex)
     for c, s in [(0, 0), (0, 77), (1, 42), (1, res.num_samples - 1)]:
         perm = res.permutation[c, s]
         inverse = np.argsort(perm)  # back to the sampler's order (the Jacobian is not symmetric)
-        draw = jaxmix.MixtureParams(
-            res.mu[c, s][inverse], res.var[c, s][inverse], res.weights[c, s][inverse]
-        )
-        internal = std.to_internal(draw)
+        draw = permute_components(jax.tree.map(lambda a, i=(c, s): a[i], res.draws), inverse)
+        internal = to_internal(draw, std)
         log_joint = jaxmix.log_objective(X_int, internal, prior=prior_int)
         u = simplex.inv(jnp.asarray(internal.weights))
         log_jac = float(simplex.log_abs_det_jacobian(u, jnp.asarray(internal.weights)))
@@ -161,7 +174,11 @@ def test_posterior_moments_match_a_grid_oracle():
     log_post += L  # density of log var
     w = np.exp(log_post - log_post.max())
     w /= w.sum()
-    draws = {"mu1": res.mu[..., 0, 0], "mu2": res.mu[..., 0, 1], "var": res.var[..., 0]}
+    draws = {
+        "mu1": res.draws.mu[..., 0, 0],
+        "mu2": res.draws.mu[..., 0, 1],
+        "var": res.draws.var[..., 0],
+    }
     grid = {"mu1": A, "mu2": B, "var": v}
     ess = az.ess(az.convert_to_dataset(draws))
     for name, values in draws.items():
@@ -170,36 +187,39 @@ def test_posterior_moments_match_a_grid_oracle():
         se = sd / math.sqrt(float(ess[name]))
         assert abs(values.mean() - mean) < 4.5 * se, name
         assert values.std() == pytest.approx(sd, rel=0.12), name
-    np.testing.assert_allclose(res.weights, 1.0)
+    np.testing.assert_allclose(res.draws.weights, 1.0)
 
 
 def test_second_fit_of_same_shape_does_not_recompile(spherical):
     X, _ = spherical
-    before = mcmc_module._trace_count
     other = np.where(np.isnan(X), np.nan, X + 0.5)  # new values, same shape and settings
-    res = jaxmix.fit_mcmc(other, 2, num_chains=2, num_warmup=150, num_samples=150, seed=5)
-    assert mcmc_module._trace_count == before
-    assert res.mu.shape == (2, 150, 2, 5)
+    with count_traces() as traces:
+        res = jaxmix.fit_mcmc(other, 2, num_chains=2, num_warmup=150, num_samples=150, seed=5)
+    assert traces["mcmc"] == 0
+    assert res.draws.mu.shape == (2, 150, 2, 5)
 
 
 def test_relabelling_inside_fit_mcmc(monkeypatch, spherical):
     """Draws coming out of the sampler with swapped labels are put back in the reference order."""
     X, fitted = spherical
     ref = fitted.reference
-    std = Standardizer.fit(X, ~np.isnan(X))
-    internal = std.to_internal(ref)
+    std = Standardizer.fit(as_data(X).summary())
+    internal = to_internal(ref, std)
     C, S = 2, 6
     swap = np.zeros((C, S), bool)
     swap[0, 1] = swap[1, 2] = swap[1, 5] = True
     order = np.where(swap[..., None], [1, 0], [0, 1])  # sampler's component j holds ref order[j]
 
     def fake_sample_chains(*args, **kwargs):
-        mu = internal.mu[order]
-        var = internal.var[order]
-        weights = internal.weights[order]
+        batched = jax.tree.map(lambda a: np.broadcast_to(a, (C, S, *np.shape(a))), internal)
         zeros = np.zeros((C, S))
         return mcmc_module.ChainDraws(
-            mu, var, weights, zeros.astype(bool), zeros + 0.9, zeros + 7, zeros, zeros + 0.1
+            permute_components(batched, order),
+            zeros.astype(bool),
+            zeros + 0.9,
+            zeros + 7,
+            zeros,
+            zeros + 0.1,
         )
 
     monkeypatch.setattr(mcmc_module, "sample_chains", fake_sample_chains)
@@ -207,8 +227,9 @@ def test_relabelling_inside_fit_mcmc(monkeypatch, spherical):
     assert res.init == "given"
     assert res.n_relabelled == 3
     np.testing.assert_array_equal(res.permutation, order)
-    np.testing.assert_allclose(res.mu, np.broadcast_to(ref.mu, res.mu.shape), atol=1e-9)
-    np.testing.assert_allclose(res.weights, np.broadcast_to(ref.weights, res.weights.shape))
+    mu, weights = res.draws.mu, res.draws.weights
+    np.testing.assert_allclose(mu, np.broadcast_to(ref.mu, mu.shape), atol=1e-9)
+    np.testing.assert_allclose(weights, np.broadcast_to(ref.weights, weights.shape))
 
 
 def test_fit_mcmc_rejects_bad_options():
@@ -219,6 +240,8 @@ def test_fit_mcmc_rejects_bad_options():
         jaxmix.fit_mcmc(X, 2, chain_method="parallel")
     with pytest.raises(ValueError, match="num_warmup"):
         jaxmix.fit_mcmc(X, 2, num_warmup=-1)
+    with pytest.raises(TypeError, match="num_warmup must be an integer"):
+        jaxmix.fit_mcmc(X, 2, num_warmup=2.5)
     with pytest.raises(ValueError, match="target_accept_prob"):
         jaxmix.fit_mcmc(X, 2, target_accept_prob=1.0)
     bad = jaxmix.MixtureParams(np.zeros((3, 3)), np.ones(3), np.ones(3) / 3)
@@ -229,6 +252,66 @@ def test_fit_mcmc_rejects_bad_options():
     diag_init = jaxmix.MixtureParams(np.zeros((2, 3)), np.ones((2, 3)), np.ones(2) / 2)
     with pytest.raises(ValueError, match="diagonal"):
         jaxmix.fit_mcmc(X, 2, init=diag_init)
+
+
+@pytest.mark.slow
+def test_shared_family_draws_and_point_estimate(shared):
+    """One variance for every component: draws (C, S), a scalar posterior mean, no relabelling
+    of the variance."""
+    X, res = shared
+    n, d = X.shape
+    C, S, K = res.num_chains, res.num_samples, res.n_components
+    assert res.covariance == "shared" and isinstance(res.cov, SharedCov)
+    assert isinstance(res.draws.cov, SharedCov)
+    assert res.draws.mu.shape == (C, S, K, d) and res.draws.var.shape == (C, S)
+    assert res.draws.weights.shape == (C, S, K)
+    assert res.mu.shape == (K, d) and np.shape(res.var) == () and res.weights.shape == (K,)
+    assert res.reference.var.shape == ()
+    assert np.all(np.isfinite(res.draws.mu)) and np.all(res.draws.var > 0)
+    np.testing.assert_allclose(res.draws.weights.sum(-1), 1.0, rtol=1e-10)
+    np.testing.assert_allclose(res.var, res.draws.var.mean())
+    np.testing.assert_allclose(res.mu, res.draws.mu.mean(axis=(0, 1)))
+    assert np.all(np.isfinite(res.potential_energy)) and res.step_size.shape == (C,)
+    # the point estimate completes the matrix like any fitted result
+    filled = jaxmix.complete(X, res)
+    assert filled.shape == (n, d) and np.all(np.isfinite(filled))
+
+
+@pytest.mark.slow
+def test_shared_family_inference_data_and_diagnose(shared):
+    X, res = shared
+    n, d = X.shape
+    C, S = res.num_chains, res.num_samples
+    idata = jaxmix.to_inference_data(res, X, seed=1)
+    post = idata.posterior
+    assert post["var"].dims == ("chain", "draw")
+    assert post["mu"].dims == ("chain", "draw", "component", "item")
+    np.testing.assert_array_equal(post["var"].values, res.draws.var)
+    ll = idata.log_likelihood["x"].values
+    assert ll.shape == (C, S, n) and np.all(np.isfinite(ll))
+    draws = res.draws
+    c, s = 1, S - 1
+    expected = []
+    for row in X:  # the oracle: every component has the same variance
+        o = ~np.isnan(row)
+        sd = np.sqrt(draws.var[c, s])
+        terms = [
+            np.log(draws.weights[c, s, k])
+            + stats.norm.logpdf(row[o], draws.mu[c, s, k, o], sd).sum()
+            for k in range(res.n_components)
+        ]
+        expected.append(logsumexp(terms))
+    np.testing.assert_allclose(ll[c, s], expected, rtol=1e-9, atol=1e-9)
+    pp = idata.posterior_predictive["x_missing"].values
+    assert pp.shape == (C, S, int(np.isnan(X).sum())) and np.all(np.isfinite(pp))
+    report = jaxmix.diagnose(res, verbose=False, warn=False)
+    assert [v.name for v in report.variables] == ["mu", "var", "weights"]
+    assert np.isfinite(report.max_r_hat) and report.min_ess_bulk > 0
+    assert report.num_chains == C and report.num_draws == S
+    table = jaxmix.predictive_summary(res, X, 0.9, num_samples=50, seed=3)
+    assert table.n_entries == int(np.isnan(X).sum())
+    assert np.all(np.isfinite(table.mean)) and np.all(table.sd > 0)
+    assert np.all(table.lower < table.upper)
 
 
 # --------------------------------------------------------------------------------------------
@@ -275,7 +358,8 @@ def test_relabel_keeps_batch_shape_and_recovers_known_swaps(rng):
     np.testing.assert_allclose(out.weights, np.broadcast_to(ref.weights, (2, 2, 3)))
     np.testing.assert_allclose(out.mu, np.broadcast_to(ref.mu, (2, 2, 3, 2)), atol=0.5)
     with pytest.raises(ValueError, match="reference has K=3"):
-        jaxmix.relabel(jaxmix.MixtureParams(mu[..., :2, :], ref.var[:2], ref.weights[:2]), ref)
+        two = jaxmix.MixtureParams(mu[..., :2, :], draws.cov[..., :2], draws.weights[..., :2])
+        jaxmix.relabel(two, ref)
 
 
 # --------------------------------------------------------------------------------------------
@@ -300,17 +384,18 @@ def test_inference_data_groups_dims_and_log_likelihood_oracle(spherical):
     assert post["mu"].dims == ("chain", "draw", "component", "item")
     assert post["var"].dims == ("chain", "draw", "component")
     assert post["weights"].dims == ("chain", "draw", "component")
-    np.testing.assert_array_equal(post["mu"].values, res.mu)
+    np.testing.assert_array_equal(post["mu"].values, res.draws.mu)
     assert post.attrs["n_relabelled"] == res.n_relabelled
     ll = idata.log_likelihood["x"]
     assert ll.dims == ("chain", "draw", "row") and ll.shape == (2, res.num_samples, n)
+    draws = res.draws
     for c, s in [(0, 3), (1, 100)]:
         rows = []
         for row in X:
             o = ~np.isnan(row)
             terms = [
-                np.log(res.weights[c, s, k])
-                + stats.norm.logpdf(row[o], res.mu[c, s, k, o], np.sqrt(res.var[c, s, k])).sum()
+                np.log(draws.weights[c, s, k])
+                + stats.norm.logpdf(row[o], draws.mu[c, s, k, o], np.sqrt(draws.var[c, s, k])).sum()
                 for k in range(2)
             ]
             rows.append(logsumexp(terms))

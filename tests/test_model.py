@@ -17,10 +17,11 @@ from scipy import stats
 from scipy.special import logsumexp
 
 import jaxmix
-from jaxmix.models.mixture import WEIGHT_EPS
+from jaxmix.models.families import WEIGHT_EPS, SharedCov, get_family
 
 RTOL = 1e-9
 K, N_ROWS, N_COLS = 3, 25, 4
+COVARIANCES = ["spherical", "diag", "shared"]  # every family of jaxmix.FAMILIES
 
 
 def _matrix(rng, missing: float) -> np.ndarray:
@@ -32,11 +33,11 @@ def _matrix(rng, missing: float) -> np.ndarray:
 
 
 def _params(rng, covariance: str) -> jaxmix.MixtureParams:
-    """Arbitrary (not fitted) parameters."""
-    var_shape = (K,) if covariance == "spherical" else (K, N_COLS)
+    """Arbitrary (not fitted) parameters of the family."""
+    family = get_family(covariance)
     return jaxmix.MixtureParams(
         mu=rng.normal(3.0, 1.5, (K, N_COLS)),
-        var=rng.uniform(0.3, 3.0, var_shape),
+        cov=family.cov_type(rng.uniform(0.3, 3.0, family.var_shape(K, N_COLS))),
         weights=rng.dirichlet(np.full(K, 2.0)),
     )
 
@@ -61,7 +62,12 @@ def _numpyro_log_density(X, params, prior, covariance):
 
 def _scipy_objective(X, params, prior, covariance):
     """Row-by-row log-likelihood and the prior's densities, all from SciPy."""
-    var = params.var if covariance == "diag" else np.repeat(params.var[:, None], X.shape[1], axis=1)
+    d = X.shape[1]
+    var = {  # every component's variance in every column, written out per family
+        "spherical": lambda v: np.repeat(v[:, None], d, axis=1),
+        "diag": lambda v: v,
+        "shared": lambda v: np.full((K, d), v),
+    }[covariance](np.asarray(params.var))
     total = 0.0
     for row in X:
         c = ~np.isnan(row)
@@ -82,7 +88,7 @@ def _scipy_objective(X, params, prior, covariance):
 
 @pytest.mark.parametrize("missing", [0.0, 0.3, 0.7])
 @pytest.mark.parametrize("prior_name", list(PRIORS))
-@pytest.mark.parametrize("covariance", ["spherical", "diag"])
+@pytest.mark.parametrize("covariance", COVARIANCES)
 def test_numpyro_log_density_equals_em_objective(rng, covariance, prior_name, missing):
     X = _matrix(rng, missing)
     prior = PRIORS[prior_name]
@@ -95,7 +101,7 @@ def test_numpyro_log_density_equals_em_objective(rng, covariance, prior_name, mi
         assert ours == pytest.approx(_scipy_objective(X, params, resolved, covariance), rel=RTOL)
 
 
-@pytest.mark.parametrize("covariance", ["spherical", "diag"])
+@pytest.mark.parametrize("covariance", COVARIANCES)
 def test_trace_enum_elbo_with_point_mass_guide_is_minus_objective(rng, covariance):
     """The ELBO of a point-mass guide is the log joint: what SVI with AutoDelta maximises."""
     import numpyro
@@ -124,7 +130,7 @@ def test_trace_enum_elbo_with_point_mass_guide_is_minus_objective(rng, covarianc
     assert float(loss) == pytest.approx(-jaxmix.log_objective(X, params, prior=prior), rel=RTOL)
 
 
-@pytest.mark.parametrize("covariance", ["spherical", "diag"])
+@pytest.mark.parametrize("covariance", COVARIANCES)
 def test_model_sites_shapes_and_enumeration(rng, covariance):
     X = _matrix(rng, 0.3)
     params = _params(rng, covariance)
@@ -141,6 +147,30 @@ def test_model_sites_shapes_and_enumeration(rng, covariance):
     assert tr["x"]["is_observed"] and tr["x"]["fn"].event_shape == (N_COLS,)
     assert tr["x"]["fn"].batch_shape == (N_ROWS,)
     assert bool(jnp.all(jnp.isfinite(tr["x"]["value"])))  # NaNs replaced before the likelihood
+
+
+def test_every_family_is_covered():
+    assert sorted(COVARIANCES) == sorted(jaxmix.FAMILIES)
+
+
+@pytest.mark.parametrize("prior_name", ["none", "default"])
+def test_shared_model_is_the_spherical_one_with_tied_variances(rng, prior_name):
+    """The shared family's model is the spherical one with every variance equal (the likelihood);
+    with a prior the two differ by the InverseGamma terms of the K - 1 extra variances."""
+    X = _matrix(rng, 0.4)
+    prior = None if PRIORS[prior_name] is None else PRIORS[prior_name].resolve(X)
+    shared = _params(rng, "shared")
+    assert isinstance(shared.cov, SharedCov) and np.shape(shared.var) == ()
+    tied = shared._replace(cov=get_family("spherical").cov_type(np.full(K, shared.var)))
+    lp_shared = _numpyro_log_density(X, shared, prior, "shared")
+    lp_tied = _numpyro_log_density(X, tied, prior, "spherical")
+    extra = 0.0
+    if prior is not None:
+        extra = (K - 1) * stats.invgamma.logpdf(
+            float(shared.var), float(prior.var_shape), scale=float(prior.var_scale)
+        )
+    assert lp_tied == pytest.approx(lp_shared + extra, rel=RTOL)
+    assert lp_shared == pytest.approx(jaxmix.log_objective(X, shared, prior=prior), rel=RTOL)
 
 
 def test_flat_priors_contribute_nothing(rng):

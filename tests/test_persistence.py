@@ -1,5 +1,7 @@
-"""Tests of ``jaxmix.save`` / ``jaxmix.load`` (``jaxmix.persistence``): exact round trips and a
-safe, clear refusal of every truncated, corrupted, foreign or malicious file."""
+"""Tests of ``jaxmix.save`` / ``jaxmix.load`` (``jaxmix.persistence``): exact round trips of a fit
+of every covariance family and every result type, files of jaxmix 0.1 (format version 1) loaded
+exactly in today's types, and a safe, clear refusal of every truncated, corrupted, foreign or
+malicious file."""
 
 from __future__ import annotations
 
@@ -15,19 +17,27 @@ import pytest
 
 import jaxmix
 from jaxmix import persistence
+from jaxmix.models.families import FAMILIES, SphericalCov
 
 META = "__jaxmix__"
+FIXTURES = Path(__file__).parent / "fixtures"
 
-# Fits to round-trip: keyword arguments of fit_em (or "kmeans").
-CASES: dict[str, Any] = {
-    "em-spherical": {},
-    "em-diag": {"covariance": "diag"},
-    "em-map": {"prior": "Prior"},
-    "em-map-diag": {"prior": "Prior", "covariance": "diag"},
-    "kmeans": "kmeans",
-    "svi-map": "svi-map",
-    "svi-meanfield": "svi-meanfield",
-    "mcmc": "mcmc",
+# Fits to round-trip: (fit function, keyword arguments). Every covariance family and every
+# result type is covered.
+CASES: dict[str, tuple[str, dict[str, Any]]] = {
+    "em-spherical": ("em", {}),
+    "em-diag": ("em", {"covariance": "diag"}),
+    "em-shared": ("em", {"covariance": "shared"}),
+    "em-map": ("em", {"prior": "Prior"}),
+    "em-map-diag": ("em", {"prior": "Prior", "covariance": "diag"}),
+    "em-map-shared": ("em", {"prior": "Prior", "covariance": "shared"}),
+    "kmeans": ("kmeans", {}),
+    "svi-map": ("svi", {"guide": "map"}),
+    "svi-map-shared": ("svi", {"guide": "map", "covariance": "shared"}),
+    "svi-meanfield": ("svi", {"guide": "meanfield"}),
+    "svi-meanfield-diag": ("svi", {"guide": "meanfield", "covariance": "diag", "record_every": 10}),
+    "mcmc": ("mcmc", {}),
+    "mcmc-diag": ("mcmc", {"covariance": "diag"}),
 }
 
 
@@ -38,23 +48,18 @@ def X() -> np.ndarray:
 
 @pytest.fixture(scope="module", params=list(CASES))
 def fitted(request, X):
-    """A fitted result of every kind (skipping kinds this version of jaxmix does not have)."""
-    case = CASES[request.param]
-    if case == "kmeans":
-        return jaxmix.kmeans(X, 2, n_init=2)
-    if isinstance(case, str) and case.startswith("svi-"):
-        return jaxmix.fit_svi(X, 2, guide=case[4:], num_steps=50, polish_steps=20)
-    if case == "mcmc":
-        return jaxmix.fit_mcmc(X, 2, num_chains=1, num_warmup=20, num_samples=20)
-    kwargs = dict(case)
+    """A fitted result of every kind."""
+    kind, kwargs = CASES[request.param]
+    kwargs = dict(kwargs)
     if kwargs.get("prior") == "Prior":
-        if not hasattr(jaxmix, "Prior"):
-            pytest.skip("jaxmix.Prior does not exist yet")
         kwargs["prior"] = jaxmix.Prior()
-    try:
-        return jaxmix.fit_em(X, 2, n_init=2, min_var=0.1, **kwargs)
-    except (TypeError, ValueError) as err:
-        pytest.skip(f"fit_em does not support {kwargs}: {err}")
+    if kind == "kmeans":
+        return jaxmix.kmeans(X, 2, n_init=2)
+    if kind == "svi":
+        return jaxmix.fit_svi(X, 2, num_steps=50, polish_steps=20, **kwargs)
+    if kind == "mcmc":
+        return jaxmix.fit_mcmc(X, 2, num_chains=1, num_warmup=20, num_samples=20, **kwargs)
+    return jaxmix.fit_em(X, 2, n_init=2, min_var=0.1, **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -125,6 +130,7 @@ def test_round_trip_is_exact(tmp_path, fitted, X):
     jaxmix.save(fitted, path)
     loaded = jaxmix.load(path)
     assert_identical(loaded, fitted)
+    assert type(loaded.params.cov) is FAMILIES[fitted.covariance].cov_type
     filled, sd = jaxmix.complete(X, loaded, return_std=True)
     filled0, sd0 = jaxmix.complete(X, fitted, return_std=True)
     np.testing.assert_array_equal(filled, filled0)
@@ -132,9 +138,13 @@ def test_round_trip_is_exact(tmp_path, fitted, X):
 
 
 def test_parts_round_trip_alone(tmp_path, em_result):
-    parts = [em_result.params]
-    if hasattr(jaxmix, "Prior"):
-        parts += [jaxmix.Prior(), jaxmix.Prior(alpha=1.5, mean=np.arange(6.0), var_scale=2)]
+    parts = [
+        em_result.params,
+        em_result.params.cov,
+        jaxmix.Prior(),
+        jaxmix.Prior(alpha=1.5, mean=np.arange(6.0), var_scale=2),
+    ]
+    parts += [family.cov_type(np.full((2, 6), 0.5)) for family in FAMILIES.values()]
     for i, part in enumerate(parts):
         jaxmix.save(part, tmp_path / f"{i}.npz")
         assert_identical(jaxmix.load(tmp_path / f"{i}.npz"), part)
@@ -142,14 +152,16 @@ def test_parts_round_trip_alone(tmp_path, em_result):
 
 def test_file_is_a_plain_npz_with_the_documented_layout(saved, em_result):
     meta, entries = read_entries(saved)
-    assert meta["format"] == "jaxmix" and meta["format_version"] == 1
+    assert meta["format"] == "jaxmix" and meta["format_version"] == 2 == persistence.FORMAT_VERSION
     assert meta["type"] == "EMResult" and meta["jaxmix_version"] == jaxmix.__version__
     tree = meta["tree"]
     assert tree["kind"] == "namedtuple" and list(tree["fields"]) == list(em_result._fields)
     assert tree["fields"]["params"]["type"] == "MixtureParams"
+    cov = tree["fields"]["params"]["fields"]["cov"]
+    assert cov["type"] == "SphericalCov" and list(cov["fields"]) == ["var"]
     assert tree["fields"]["n_iter"] == {"kind": "int", "value": em_result.n_iter}
     assert tree["fields"]["covariance"] == {"kind": "str", "value": em_result.covariance}
-    assert {"params.mu", "params.var", "params.weights", "resp", "history"} <= set(entries)
+    assert {"params.mu", "params.cov.var", "params.weights", "resp", "history"} <= set(entries)
     np.testing.assert_array_equal(entries["params.mu"], em_result.mu)
     assert zipfile.ZipFile(saved).testzip() is None
     assert all(i.compress_type == zipfile.ZIP_DEFLATED for i in zipfile.ZipFile(saved).infolist())
@@ -187,13 +199,15 @@ def test_save_replaces_atomically_and_cleans_up(tmp_path, em_result, X, monkeypa
 
 def test_fields_added_later_take_their_defaults(tmp_path, saved, em_result):
     meta, entries = read_entries(saved)
-    for field in ("restart_objectives", "prior", "min_var", "covariance"):
-        meta["tree"]["fields"].pop(field)
-        entries.pop(field, None)
+    fields = meta["tree"]["fields"]
+    for field in ("restart_params", "restart_objectives", "prior", "min_var", "covariance"):
+        if fields.pop(field, None) is not None:
+            entries = {k: v for k, v in entries.items() if k.split(".")[0] != field}
     path = tmp_path / "old.npz"
     write_entries(path, meta, entries)
     loaded = jaxmix.load(path)
     assert loaded.restart_objectives is None and loaded.prior is None
+    assert loaded.restart_params is None
     assert loaded.min_var == jaxmix.EMResult._field_defaults["min_var"]
     assert_identical(loaded.params, em_result.params)
 
@@ -211,7 +225,7 @@ class Box(NamedTuple):
 
 
 def test_registered_type_with_every_kind_of_value_round_trips(tmp_path, monkeypatch):
-    monkeypatch.setitem(persistence._REGISTRY, "Box", Box)
+    monkeypatch.setattr(persistence, "REGISTRY", {**persistence.REGISTRY, "Box": Box})
     rng = np.random.default_rng(0)
     box = Box(
         arrays=(
@@ -225,12 +239,12 @@ def test_registered_type_with_every_kind_of_value_round_trips(tmp_path, monkeypa
         ),
         table={"a": np.arange(3), "b": {"deep": (np.ones(2), None)}, "c": []},
         items=[1, 2**70, -0.0, float("nan"), float("inf"), float("-inf"), True, "x"],
-        params=jaxmix.MixtureParams(np.ones((2, 3)), np.ones(2), np.full(2, 0.5)),
+        params=jaxmix.MixtureParams(np.ones((2, 3)), SphericalCov(np.ones(2)), np.full(2, 0.5)),
         scalars=(np.float32(1.5), np.int64(-3), np.bool_(True), np.float64(2.5), np.str_("s")),
     )
     jaxmix.save(box, tmp_path / "box.npz")
     assert_identical(jaxmix.load(tmp_path / "box.npz"), box)
-    monkeypatch.delitem(persistence._REGISTRY, "Box")
+    monkeypatch.undo()
     assert "unknown result type 'Box'" in load_error(tmp_path / "box.npz")
 
 
@@ -272,15 +286,202 @@ def test_save_rejects_what_it_cannot_store_safely(tmp_path, em_result, make):
 
 
 def test_registry(tmp_path):
-    assert {"EMResult", "KMeansResult", "MixtureParams", "Prior"} <= set(persistence._REGISTRY)
-    for cls in persistence._FORMAT_TYPES:
-        assert persistence._REGISTRY[cls.__name__] is cls
+    results = {"EMResult", "KMeansResult", "MCMCResult", "SVIResult", "MixtureParams", "Prior"}
+    assert results <= set(persistence.REGISTRY)
+    for family in FAMILIES.values():  # every covariance family's parameters, by being a family
+        assert persistence.REGISTRY[family.cov_type.__name__] is family.cov_type
+    for cls in persistence.FORMAT_TYPES:
+        assert persistence.REGISTRY[cls.__name__] is cls
+    assert len(persistence.REGISTRY) == len(persistence.FORMAT_TYPES)
+    with pytest.raises(TypeError):
+        persistence.REGISTRY["Box"] = Box  # read-only
     with pytest.raises(TypeError, match="not a NamedTuple"):
-        persistence._build_registry([dict])
+        persistence.build_registry([dict])
     with pytest.raises(TypeError, match="two registered"):
-        persistence._build_registry([Box, Box])
+        persistence.build_registry([Box, Box])
     with pytest.raises(TypeError, match="'file'"):
-        persistence._build_registry([NamedTuple("Bad", [("file", int)])])
+        persistence.build_registry([NamedTuple("Bad", [("file", int)])])
+
+
+# --------------------------------------------------------------------------- files of jaxmix 0.1
+
+V1 = FIXTURES / "format_v1"
+# Every file of tests/fixtures/format_v1 (written by jaxmix 0.1.0): its type and family.
+V1_FILES = {
+    "em_spherical": ("EMResult", "spherical"),
+    "em_diag_map": ("EMResult", "diag"),
+    "kmeans": ("KMeansResult", "spherical"),
+    "svi_map": ("SVIResult", "spherical"),
+    "svi_meanfield": ("SVIResult", "diag"),
+    "mcmc": ("MCMCResult", "spherical"),
+}
+# The fields of version 1 that moved (besides every MixtureParams' ``var``, now ``cov.var``);
+# "-history": the values are minus those of ``history``.
+V1_MOVED = {
+    "SVIResult": {"loss_history": "-history"},
+    "MCMCResult": {
+        "mu": "draws.mu",
+        "var": "draws.cov.var",
+        "weights": "draws.weights",
+        "num_steps": "n_leapfrog",
+    },
+}
+
+
+def v1_new_place(type_name: str, path: str) -> str:
+    """Where the value at ``path`` of a version-1 file of ``type_name`` is in today's types."""
+    moved = V1_MOVED.get(type_name, {})
+    if path in moved:
+        return moved[path]
+    head, _, last = path.rpartition(".")
+    if head and last == "var":  # params, reference, variational_loc, variational_scale
+        return f"{head}.cov.var"
+    return path
+
+
+def v1_leaves(node: dict[str, Any], path: str = "") -> list[tuple[str, dict[str, Any]]]:
+    """Every value of a version-1 metadata tree but the NamedTuples, with its field path."""
+    if node["kind"] == "namedtuple":
+        return [
+            leaf
+            for name, child in node["fields"].items()
+            for leaf in v1_leaves(child, f"{path}.{name}" if path else name)
+        ]
+    assert node["kind"] in ("array", "int", "float", "bool", "str", "none"), node
+    return [(path, node)]
+
+
+def value_at(result: Any, place: str) -> Any:
+    negate = place.startswith("-")
+    value = result
+    for name in place.lstrip("-").split("."):
+        value = getattr(value, name)
+    return -value if negate else value
+
+
+def test_v1_fixtures_are_all_listed():
+    assert sorted(p.stem for p in V1.glob("*.npz")) == sorted([*V1_FILES, "expected_v1"])
+
+
+@pytest.mark.parametrize("name", list(V1_FILES))
+def test_v1_file_loads_every_value_in_its_new_place(name):
+    type_name, covariance = V1_FILES[name]
+    path = V1 / f"{name}.npz"
+    meta, raw = read_entries(path)
+    assert meta["format_version"] == 1 and meta["jaxmix_version"] == "0.1.0"
+    result = jaxmix.load(path)
+    assert type(result) is getattr(jaxmix, type_name)
+    assert result.covariance == covariance
+    cov_type = FAMILIES[covariance].cov_type
+    for part in ("params", "reference", "draws", "variational_loc", "variational_scale"):
+        params = getattr(result, part, None)
+        if params is not None:
+            assert type(params) is jaxmix.MixtureParams, part
+            assert type(params.cov) is cov_type, part
+    leaves = v1_leaves(meta["tree"])
+    entries = [node["entry"] for _, node in leaves if node["kind"] == "array"]
+    assert sorted(entries) == sorted(raw)  # every array of the file is checked
+    for path_v1, node in leaves:
+        place = v1_new_place(type_name, path_v1)
+        got = value_at(result, place)
+        if node["kind"] == "array":
+            assert_identical(got, raw[node["entry"]], f"{path_v1} -> {place}")
+        elif node["kind"] == "none":
+            assert got is None, place
+        else:
+            assert_identical(
+                got,
+                {"int": int, "float": float, "bool": bool, "str": str}[node["kind"]](node["value"]),
+                place,
+            )
+    if type_name == "KMeansResult":  # fields that 0.1 did not have
+        assert result.covariance == "spherical" and result.prior is None
+    if type_name == "EMResult":
+        assert result.restart_params is None
+
+
+@pytest.mark.parametrize("name", list(V1_FILES))
+def test_v1_file_predicts_what_jaxmix_0_1_did(name):
+    X = np.loadtxt(V1 / "data.txt")
+    fit = jaxmix.load(V1 / f"{name}.npz")
+    with np.load(V1 / "expected_v1.npz", allow_pickle=False) as npz:
+        expected = {key: npz[f"{name}.{key}"] for key in ("complete", "sd", "resp")}
+    filled, sd = jaxmix.complete(X, fit, return_std=True)
+    resp = jaxmix.responsibilities(X, fit)
+    np.testing.assert_allclose(filled, expected["complete"], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(sd, expected["sd"], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(resp, expected["resp"], rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", list(V1_FILES))
+def test_v1_file_saved_again_is_the_current_format(tmp_path, name):
+    fit = jaxmix.load(V1 / f"{name}.npz")
+    jaxmix.save(fit, tmp_path / "again.npz")
+    meta, entries = read_entries(tmp_path / "again.npz")
+    assert meta["format_version"] == persistence.FORMAT_VERSION
+    assert "params.cov.var" in entries and "params.var" not in entries
+    assert_identical(jaxmix.load(tmp_path / "again.npz"), fit)
+
+
+def test_every_older_version_has_its_upgrades():
+    assert sorted(persistence.UPGRADES) == list(range(1, persistence.FORMAT_VERSION))
+    for table in persistence.UPGRADES.values():
+        assert set(table) <= set(persistence.REGISTRY)
+
+
+def _v1_var_axes(m, e):
+    e = {**e, "params.var": e["params.var"][:, None, None]}
+    m["tree"]["fields"]["params"]["fields"]["var"]["shape"] += [1, 1]
+    return m, e
+
+
+def _v1_drop(type_path, field):
+    def edit(m, e):
+        node = m["tree"]
+        for name in type_path:
+            node = node["fields"][name]
+        entry = node["fields"].pop(field).get("entry")
+        return m, {k: v for k, v in e.items() if k != entry}
+
+    return edit
+
+
+def _v1_add_cov(m, e):
+    m["tree"]["fields"]["params"]["fields"]["cov"] = {"kind": "none"}
+    return m, e
+
+
+def _v1_int_loss(m, e):
+    m["tree"]["fields"]["loss_history"] = {"kind": "int", "value": 3}
+    return m, {k: v for k, v in e.items() if k != "loss_history"}
+
+
+def _v1_as_v2(m, e):
+    m["format_version"] = 2
+    return m, e
+
+
+# name: (fixture file, edit of its (meta, entries), expected words in the message)
+BAD_V1_FILES = {
+    "var-axes": ("em_spherical", _v1_var_axes, "neither spherical"),
+    "no-var": ("kmeans", _v1_drop(["params"], "var"), "'var' of MixtureParams is missing"),
+    "no-draws": ("mcmc", _v1_drop([], "weights"), "'weights' of MCMCResult is missing"),
+    "no-num-steps": ("mcmc", _v1_drop([], "num_steps"), "'num_steps' of MCMCResult is missing"),
+    "no-loss": ("svi_map", _v1_drop([], "loss_history"), "'loss_history' of SVIResult"),
+    "int-loss": ("svi_map", _v1_int_loss, "not a float array"),
+    "cov-in-v1": ("em_spherical", _v1_add_cov, "'cov' that its format version did not have"),
+    "v1-tree-as-v2": ("em_diag_map", _v1_as_v2, "MixtureParams has no field 'var'"),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_V1_FILES))
+def test_bad_v1_files_give_clear_value_errors(tmp_path, name):
+    source, edit, expected = BAD_V1_FILES[name]
+    meta, entries = edit(*read_entries(V1 / f"{source}.npz"))
+    path = tmp_path / f"{name}.npz"
+    write_entries(path, meta, entries)
+    message = load_error(path)
+    assert expected in message, message
 
 
 # --------------------------------------------------------------------------- bad files
@@ -335,7 +536,10 @@ BAD_FILES = {
     "not-json": (lambda m, e: ("{not json", e), "not valid JSON"),
     "json-not-object": (lambda m, e: ("[1, 2]", e), "format 'jaxmix'"),
     "other-format": (lambda m, e: _edit(m, e, format="other"), "format 'jaxmix'"),
-    "future-version": (lambda m, e: _edit(m, e, format_version=2), "version 2"),
+    "future-version": (
+        lambda m, e: _edit(m, e, format_version=persistence.FORMAT_VERSION + 1),
+        f"version {persistence.FORMAT_VERSION + 1}",
+    ),
     "bad-version": (lambda m, e: _edit(m, e, format_version="1"), "invalid format version"),
     "unknown-type": (lambda m, e: _edit(m, e, type="os.system"), "unknown result type"),
     "type-mismatch": (lambda m, e: _edit(m, e, type="KMeansResult"), "metadata says"),
@@ -370,7 +574,7 @@ def test_bad_files_give_clear_value_errors(tmp_path, saved, name):
 
 def test_future_version_message_says_upgrade(tmp_path, saved):
     meta, entries = read_entries(saved)
-    meta.update(format_version=2, jaxmix_version="9.0")
+    meta.update(format_version=persistence.FORMAT_VERSION + 1, jaxmix_version="9.0")
     write_entries(tmp_path / "new.npz", meta, entries)
     message = load_error(tmp_path / "new.npz")
     assert "9.0" in message and "upgrade jaxmix" in message

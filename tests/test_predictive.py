@@ -81,6 +81,22 @@ def test_plug_in_interval_matches_normal_quantiles_when_the_component_is_certain
     assert np.max(np.abs(centre)) < 0.15
 
 
+@pytest.mark.slow
+def test_shared_family_plug_in_is_that_of_complete(calibration_data):
+    """The shared family (one variance): the plug-in mean and sd are complete()'s."""
+    X = calibration_data.X[:80]
+    em = jaxmix.fit_em(X, 3, covariance="shared", prior=jaxmix.Prior(), n_init=2, min_var=0.0)
+    assert np.shape(em.var) == ()
+    table = jaxmix.predictive_summary(em, X, HDI, num_samples=200, seed=1)
+    filled, sd = jaxmix.complete(X, em, return_std=True)
+    rows, cols = np.nonzero(np.isnan(X))
+    np.testing.assert_array_equal(table.row, rows)
+    np.testing.assert_allclose(table.mean, filled[rows, cols], rtol=1e-12)
+    np.testing.assert_allclose(table.sd, sd[rows, cols], rtol=1e-12)
+    assert np.all(table.sd >= np.sqrt(em.var) * (1 - 1e-12))  # at least the shared variance
+    assert np.all(table.lower < table.mean) and np.all(table.mean < table.upper)
+
+
 def test_chosen_entries_and_table_helpers(calibration_data, em_fit):
     X = calibration_data.X
     rows, cols = np.nonzero(np.isnan(X))
@@ -195,7 +211,7 @@ def test_map_svi_result_uses_the_plug_in_predictive(calibration_data):
         params=em.params,
         objective=0.0,
         log_likelihood=0.0,
-        loss_history=np.zeros(1),
+        history=np.zeros(1),
         num_steps=0,
         resp=em.resp,
         guide="map",

@@ -251,7 +251,7 @@ def test_permuting_columns_permutes_mu_var_and_completion_and_keeps_the_fit(
     start = random_start(X, K, seed, covariance, min_var)
     perm = np.random.default_rng(perm_seed).permutation(X.shape[1])
     start_p = start._replace(
-        mu=start.mu[:, perm], var=start.var[:, perm] if covariance == "diag" else start.var
+        mu=start.mu[:, perm], cov=start.var[:, perm] if covariance == "diag" else start.var
     )
     a, b = _fit_pair(X, start, X[:, perm], start_p, K, covariance, prior, min_var)
     _assert_close_rel(b.mu, a.mu[:, perm], PERMUTE_RTOL, "mu")
@@ -304,7 +304,7 @@ import jax
 assert not jax.config.jax_enable_x64, "the child must compute in float32"
 import jaxmix
 from jaxmix import MixtureParams
-from jaxmix._data import float_dtype
+from jaxmix.data import float_dtype
 assert float_dtype() == np.float32
 
 spec = json.loads(sys.argv[1])

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import re
 
-import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import dense_arrays, jax_params
 
 import jaxmix
-from jaxmix._data import masked_data, validate_matrix
+from jaxmix.data import as_data
 from jaxmix.inference.em import e_step, m_step, suff_stats
 from jaxmix.inference.init import random_rows
 
@@ -98,22 +98,20 @@ def netflix(ref_dir):
 
 def test_small_initialisation_matches_reference(small):
     X, _, sol = small
-    values, observed = validate_matrix(X)
-    p0 = random_rows(values, observed, 4, seed=0)
-    np.testing.assert_array_equal(p0.mu, sol["init_mu"])
-    np.testing.assert_allclose(p0.var, sol["init_var"], rtol=0, atol=1e-12)
-    np.testing.assert_array_equal(p0.weights, np.full(4, 0.25))
+    mu, var, weights = random_rows(as_data(X), 4, seed=0)
+    np.testing.assert_array_equal(mu, sol["init_mu"])
+    np.testing.assert_allclose(var, sol["init_var"], rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(weights, np.full(4, 0.25))
 
 
 def test_small_first_e_and_m_step(small):
     X, _, sol = small
-    values, observed = validate_matrix(X)
-    p0 = jaxmix.MixtureParams(*(jnp.asarray(p) for p in random_rows(values, observed, 4, seed=0)))
-    data = masked_data(values, observed)
-    resp, ll = e_step(p0, data)
-    assert float(ll) == pytest.approx(SMALL_FIRST_ESTEP_LL, rel=1e-12)
-    np.testing.assert_allclose(resp, sol["estep_post"], atol=1e-8)  # printed to 8 places
-    p1 = m_step(suff_stats(resp, data), p0, 0.25)
+    p0 = jax_params(jaxmix.MixtureParams(*random_rows(as_data(X), 4, seed=0)))
+    data = dense_arrays(X)
+    out = e_step(p0, data)
+    assert float(out.log_likelihood) == pytest.approx(SMALL_FIRST_ESTEP_LL, rel=1e-12)
+    np.testing.assert_allclose(out.resp, sol["estep_post"], atol=1e-8)  # printed to 8 places
+    p1 = m_step(suff_stats(out.resp, data, "spherical"), p0, 0.25)
     np.testing.assert_allclose(p1.mu, sol["mstep_mu"], atol=1e-8)
     np.testing.assert_allclose(p1.var, sol["mstep_var"], atol=1e-8)
     np.testing.assert_allclose(p1.weights, sol["mstep_w"], atol=1e-8)

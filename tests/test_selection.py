@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import jaxmix
-from jaxmix.diagnostics import import_arviz
+from jaxmix.posterior.diagnostics import import_arviz
 
 import_arviz()  # ArviZ's once-a-day import notice is filtered there (the example imports arviz)
 
@@ -40,7 +40,7 @@ def test_toy_data_best_k_is_three_by_bic_and_loo(ref_dir):
 
 
 # K = 4 overfits three clusters: a few rows can get a high Pareto k with 300 draws. select_k
-# reports that once, as our own DiagnosticsWarning (tested with 5 draws in test_inputs_all.py).
+# reports that once, as our own DiagnosticsWarning (tested with 5 draws in test_inputs.py).
 @pytest.mark.filterwarnings("ignore:PSIS-LOO:jaxmix.DiagnosticsWarning")
 def test_known_number_of_components_is_recovered():
     sim = jaxmix.simulate_ratings(150, 8, 3, missing=0.3, stars=None, seed=3)

@@ -25,7 +25,7 @@ SCRIPT = textwrap.dedent(
     jax.config.update("jax_enable_x64", True)
     import numpy as np
     import jaxmix
-    from jaxmix.inference import sparse_em
+    from jaxmix.data import Standardizer, as_data
 
     assert len(jax.devices()) == 4, jax.devices()
     rng = np.random.default_rng(0)
@@ -43,16 +43,19 @@ SCRIPT = textwrap.dedent(
         assert np.array_equal(a.restart_n_iter, b.restart_n_iter)
         np.testing.assert_allclose(a.restart_objectives, b.restart_objectives, rtol=rtol)
         np.testing.assert_allclose(a.history, b.history, rtol=rtol)
-        for p, q in zip(a.params, b.params):
+        for p, q in zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params)):
             np.testing.assert_allclose(p, q, rtol=rtol, atol=rtol)
         np.testing.assert_allclose(a.resp, b.resp, rtol=rtol, atol=rtol)
 
     # the data really are split: one shard of the chunks per device
-    placed, layout = sparse_em.device_layout(S, S.standardizer(), np.float64, 64, mesh4, 0.5)
+    layout = as_data(S)
+    std = Standardizer.fit(layout.summary())
+    placed = layout.device(std, np.float64, chunk_size=64, mesh=mesh4, dense_row_density=0.5)
     assert len(placed.col.addressable_shards) == 4
     assert {s.device for s in placed.val.addressable_shards} == set(jax.devices())
     assert placed.dense is not None and placed.dense.x.shape[0] == 4
-    assert (layout.active_rows >= 0).sum(axis=1).min() > 0   # every device has chunked rows
+    active = layout.chunking.active_rows
+    assert (active >= 0).sum(axis=1).min() > 0   # every device has chunked rows
 
     configs = [
         dict(covariance="spherical", n_init=3, dense_row_density=None),
@@ -61,8 +64,8 @@ SCRIPT = textwrap.dedent(
         dict(covariance="diag", init="random_rows", n_init=2),
     ]
     for cfg in configs:
-        one = sparse_em.fit_sparse_em(S, K, chunk_size=64, min_var=0.05, **cfg)
-        four = sparse_em.fit_sparse_em(S, K, chunk_size=64, min_var=0.05, mesh=mesh4, **cfg)
+        one = jaxmix.fit_em(S, K, method="sparse", chunk_size=64, min_var=0.05, **cfg)
+        four = jaxmix.fit_em(S, K, chunk_size=64, min_var=0.05, mesh=mesh4, **cfg)
         same(one, four, 1e-10)
     # three devices (uneven blocks), a plain list of devices, and fit_em's dispatch
     one = jaxmix.fit_em(S, K, n_init=2, chunk_size=50)

@@ -14,13 +14,26 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jax
 import numpy as np
 import pytest
 
 import jaxmix
 from jaxmix import SparseRatings, sparse_ratings
-from jaxmix.inference import sparse_em
-from jaxmix.inference.sparse_em import build_layout, fit_sparse_em
+from jaxmix.data import Standardizer, as_data
+from jaxmix.data.triples import build_layout
+from jaxmix.inference.init import init_params
+from jaxmix.testing import count_traces
+
+
+def fit_sparse_em(S, K, **kw):
+    """EM through the triples layout."""
+    return jaxmix.fit_em(S, K, method="sparse", **kw)
+
+
+def standardizer(S):
+    return Standardizer.fit(as_data(S).summary())
+
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -273,14 +286,10 @@ def test_sparse_em_equals_dense_em(cfg):
 
 @pytest.mark.parametrize("init", ["random_rows", "kmeans++"])
 def test_sparse_initialisations_equal_dense(init):
-    from jaxmix._data import validate_matrix
-    from jaxmix.inference.init import init_params
-
     X = make_data(seed=3)
-    values, observed = validate_matrix(X)
-    dense = init_params(init, values, observed, 4, n_init=3, seed=5, min_var=0.1)
-    sparse = sparse_em.init_params_sparse(init, sparse_ratings(X), 4, n_init=3, seed=5, min_var=0.1)
-    for p, q in zip(dense, sparse, strict=True):
+    dense = init_params(init, as_data(X), 4, n_init=3, seed=5, min_var=0.1)
+    sparse = init_params(init, as_data(sparse_ratings(X)), 4, n_init=3, seed=5, min_var=0.1)
+    for p, q in zip(jax.tree.leaves(dense), jax.tree.leaves(sparse), strict=True):
         np.testing.assert_allclose(p, q, rtol=1e-12, atol=1e-12)
 
 
@@ -313,14 +322,14 @@ def test_progress_bar(capsys):
 
 
 def test_auto_takes_the_sparse_path_for_large_sparse_dense_input(monkeypatch):
-    from jaxmix.inference import em
+    import jaxmix.data
 
     X = make_data(seed=4)
-    monkeypatch.setattr(em, "AUTO_MIN_ENTRIES", 10)
-    monkeypatch.setattr(em, "SPARSE_CROSSOVER_DENSITY", 0.99)
-    before = sparse_em._trace_count
-    jaxmix.fit_em(X, 2, max_iter=7, n_init=3)
-    assert sparse_em._trace_count == before + 1
+    monkeypatch.setattr(jaxmix.data, "AUTO_MIN_ENTRIES", 10)
+    monkeypatch.setattr(jaxmix.data, "SPARSE_CROSSOVER_DENSITY", 0.99)
+    with count_traces() as traces:
+        jaxmix.fit_em(X, 2, max_iter=7, n_init=3)
+    assert traces["em[ChunkedTriples]"] == 1
 
 
 def test_golden_netflix_through_the_triples(ref_dir):
@@ -346,7 +355,7 @@ def test_golden_netflix_through_the_triples(ref_dir):
 def test_results_do_not_depend_on_the_chunk_size(chunk):
     X = make_data(n=70, seed=5)
     S = sparse_ratings(X)
-    layout = build_layout(S, S.standardizer(), np.float64, chunk)
+    layout = build_layout(S, standardizer(S), np.float64, chunk)
     assert layout.chunk_size < S.nnz or chunk == 1000
     kw = dict(n_init=2, covariance="diag", prior=jaxmix.Prior(), dense_row_density=None)
     assert_same_fit(fit_sparse_em(S, 3, **kw), fit_sparse_em(S, 3, chunk_size=chunk, **kw))
@@ -355,14 +364,14 @@ def test_results_do_not_depend_on_the_chunk_size(chunk):
 def test_layout_shapes_are_bounded():
     X = make_data(n=200, d=30, seed=6)
     S = sparse_ratings(X)
-    layout = build_layout(S, S.standardizer(), np.float64, 64, dense_row_density=None)
+    layout = build_layout(S, standardizer(S), np.float64, 64, dense_row_density=None)
     data = layout.data
     n_chunks, C = data.col.shape[1:]
     assert C == 64 and data.dense is None
     assert n_chunks * C < 2 * S.nnz + 2 * C  # padding stays small
-    assert data.n_obs.shape[1] <= S.shape[0] + layout.rows_per_chunk + 1
+    assert data.n_obs.shape[1] <= S.shape[0] + data.rows_per_chunk + 1
     # every entry is in exactly one chunk, rows never split
-    assert int((data.local_row < layout.rows_per_chunk).sum()) == S.nnz
+    assert int((data.local_row < data.rows_per_chunk).sum()) == S.nnz
 
 
 def test_never_allocates_n_by_d():
@@ -384,21 +393,22 @@ def test_same_layout_does_not_recompile():
     X = make_data(n=41, d=13, seed=7)
     S = sparse_ratings(X)
     fit_sparse_em(S, 3, n_init=2, max_iter=21, dense_row_density=None)
-    before = sparse_em._trace_count
-    fit_sparse_em(
-        S,
-        3,
-        n_init=2,
-        max_iter=21,
-        seed=9,
-        init="random_rows",
-        tol=1e-3,
-        min_var=0.1,
-        dense_row_density=None,
-    )
-    assert sparse_em._trace_count == before
-    fit_sparse_em(S, 3, n_init=3, max_iter=21, dense_row_density=None)
-    assert sparse_em._trace_count == before + 1
+    with count_traces() as traces:
+        fit_sparse_em(
+            S,
+            3,
+            n_init=2,
+            max_iter=21,
+            seed=9,
+            init="random_rows",
+            tol=1e-3,
+            min_var=0.1,
+            dense_row_density=None,
+        )
+    assert traces["em"] == 0
+    with count_traces() as traces:
+        fit_sparse_em(S, 3, n_init=3, max_iter=21, dense_row_density=None)
+    assert traces["em"] == 1
 
 
 # ---------------------------------------------------------------- completion and metrics

@@ -91,7 +91,7 @@ def validate_matrix(
         raise ValueError(
             f"{name} is empty (shape {arr.shape}); it needs at least one row and column"
         )
-    values = arr.astype(np.float64, copy=True)
+    values = np.array(arr, dtype=np.float64, order="C", copy=True)  # C order: same sums always
     if mask is None:
         observed = ~np.isnan(values)
     else:
@@ -100,7 +100,7 @@ def validate_matrix(
             raise TypeError(f"mask must be a boolean array (True = observed); got dtype {m.dtype}")
         if m.shape != values.shape:
             raise ValueError(f"mask has shape {m.shape} but {name} has shape {values.shape}")
-        observed = m.copy()
+        observed = np.array(m, order="C", copy=True)
         bad = observed & np.isnan(values)
         if bad.any():
             i, j = np.argwhere(bad)[0]
@@ -230,6 +230,21 @@ class DenseArrays:
             n_rows = jnp.asarray(self.x.shape[0], self.x.dtype)
             stats = family.suff_stats(cols, totals, n_rows)
         return EStep(resp, row_ll, jnp.sum(row_ll), stats)
+
+    def log_joint(self, params: Any, family: Any) -> tuple[Array, Any]:
+        """``log w_k + log N(x_{u,C_u}; component k)`` of every row and component, ``(n, K)``,
+        and the family's per-row ``aux``."""
+        return family.log_joint(
+            params, row_sums(family.row_tables(params), self.x, self.mask), self.rows
+        )
+
+    def suff_stats(self, resp: Array, family: Any, aux: Any = None) -> Any:
+        """The family's statistics of given responsibilities ``(n, K)`` (and the family's
+        per-row ``aux`` from its ``log_joint``, where it needs one): the M-step's input for any
+        ``resp``, not only an E-step's."""
+        cols = col_sums(family.stat_weights(resp, aux), self.x, self.mask)
+        n_rows = jnp.asarray(self.x.shape[0], self.x.dtype)
+        return family.suff_stats(cols, family.row_totals(resp, self.rows), n_rows)
 
     def distribute(self, fn: Any, args: tuple, out_specs: Any = None) -> Any:
         """Run ``fn(self, *args, axis_name=None)`` (a dense matrix stays on one device)."""

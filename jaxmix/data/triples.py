@@ -174,7 +174,9 @@ class ChunkedTriples:
             row_ll = jnp.concatenate([out[1], row_ll])
             ll = ll + jnp.sum(out[1])
             if with_stats:
-                cols = tuple(None if a is None else a + b for a, b in zip(cols, out[2]))
+                cols = tuple(
+                    None if a is None else a + b for a, b in zip(cols, out[2], strict=True)
+                )
                 totals = jax.tree.map(jnp.add, totals, out[3])
         if axis_name is not None:
             ll, cols, totals = lax.psum((ll, cols, totals), axis_name)
@@ -209,9 +211,9 @@ class ChunkedTriples:
     def distribute(self, fn: Any, args: tuple, out_specs: Any = None) -> Any:
         """Run ``fn(block, *args, axis_name=...)`` on every device's block of rows (:meth:`local`).
 
-        Without a mesh: ``fn(self.local(), *args, axis_name=None)``. With one: under ``jax.shard_map``,
-        ``args`` replicated, the outputs as ``out_specs`` (a prefix tree of partition specs; per
-        row outputs from :meth:`row_spec`).
+        Without a mesh: ``fn(self.local(), *args, axis_name=None)``. With one: under
+        ``jax.shard_map``, ``args`` replicated, the outputs as ``out_specs`` (a prefix tree of
+        partition specs; per-row outputs from :meth:`row_spec`).
         """
         if self.mesh is None:
             return fn(self.local(), *args, axis_name=None)
@@ -260,9 +262,6 @@ def _scan_chunks(params, family, data, with_stats, axis_name):
     d = params.mu.shape[-1]
     tables = family.row_tables(params)
     F = tables.t0.shape[1]
-    F1 = 0 if tables.t1 is None else tables.t1.shape[1]
-    F2 = 0 if tables.t2 is None else tables.t2.shape[1]
-    table = jnp.concatenate([t for t in tables if t is not None], axis=1)  # (d, F + F1 + F2)
     n_slots = data.n_obs.shape[0]
     slots = jnp.arange(R)
     # Per-row results go to (n_slots, ...) buffers and are summed after the scan (pairwise, as
@@ -277,12 +276,11 @@ def _scan_chunks(params, family, data, with_stats, axis_name):
     def body(carry, chunk):
         resp_buf, ll_buf, *acc = carry
         lr, c, v, rs, nr = chunk
-        g = table.at[c].get(mode="promise_in_bounds")
-        e = g[:, :F]
-        if F1:
-            e = prefix_add(e, v[:, None] * g[:, F : F + F1])
-        if F2:
-            e = prefix_add(e, (v * v)[:, None] * g[:, F + F1 :])
+        e = tables.t0.at[c].get(mode="promise_in_bounds")
+        if tables.t1 is not None:
+            e = prefix_add(e, v[:, None] * tables.t1.at[c].get(mode="promise_in_bounds"))
+        if tables.t2 is not None:
+            e = prefix_add(e, (v * v)[:, None] * tables.t2.at[c].get(mode="promise_in_bounds"))
         s = jnp.zeros((R + 1, F), dtype).at[lr].add(e, mode="promise_in_bounds")[:R]
         rows = RowInfo(
             lax.dynamic_slice_in_dim(data.n_obs, rs, R),
@@ -649,7 +647,9 @@ class TriplesLayout:
             host = host._replace(data=dataclasses.replace(host.data, **{name: None}))
         dense = host.data.dense
         if dense is not None:
-            dense = DenseRows(*(put(getattr(dense, f.name), True) for f in dataclasses.fields(dense)))
+            dense = DenseRows(
+                *(put(getattr(dense, f.name), True) for f in dataclasses.fields(dense))
+            )
         return ChunkedTriples(
             **fields,
             counts=put(host.data.counts, False),
@@ -657,6 +657,12 @@ class TriplesLayout:
             rows_per_chunk=host.data.rows_per_chunk,
             mesh=mesh,
         )
+
+    @property
+    def chunking(self) -> HostLayout | None:
+        """How the last :meth:`device` build cut the rows (:class:`HostLayout` without its
+        arrays: the rows of every device's blocks), or ``None`` before any build."""
+        return self._host
 
     def rows_from_slots(self, resp: Any) -> np.ndarray:
         """``(..., P * (A_dense + A + R + 1), K)`` per-slot results of the last :meth:`device`

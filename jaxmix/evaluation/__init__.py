@@ -3,5 +3,15 @@ and the EM/SVI cross-check."""
 
 from jaxmix.evaluation.baselines import holdout_split, mean_baseline
 from jaxmix.evaluation.metrics import aic, bic, n_parameters, rmse
+from jaxmix.evaluation.selection import KSelection, select_k
 
-__all__ = ["aic", "bic", "holdout_split", "mean_baseline", "n_parameters", "rmse"]
+__all__ = [
+    "KSelection",
+    "aic",
+    "bic",
+    "holdout_split",
+    "mean_baseline",
+    "n_parameters",
+    "rmse",
+    "select_k",
+]

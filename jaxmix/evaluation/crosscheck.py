@@ -14,51 +14,29 @@ from __future__ import annotations
 import time
 from typing import Any, NamedTuple
 
+import jax
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
-from jaxmix._data import (
-    Standardizer,
+from jaxmix._validate import (
+    check_choice,
     check_n_components,
     check_nonneg_float,
     check_positive_int,
-    float_dtype,
-    validate_matrix,
+    check_seed,
 )
-from jaxmix.inference.em import _check_covariance, _check_seed, fit_em, log_objective
+from jaxmix.data import Standardizer, as_data, float_dtype
+from jaxmix.inference.em import fit_em, log_objective
 from jaxmix.inference.init import init_params
 from jaxmix.inference.svi import fit_svi
-from jaxmix.priors import Prior, resolve_prior
-from jaxmix.types import EMResult, MixtureParams, SVIResult
+from jaxmix.models.families import get_family
+from jaxmix.models.mixture import match_components, permute_components
+from jaxmix.models.prior import Prior, resolve_prior
+from jaxmix.params import MixtureParams
+from jaxmix.results import EMResult, SVIResult
 
-__all__ = ["SVI_STARTS", "EMSVIComparison", "compare_em_svi", "match_components"]
+__all__ = ["SVI_STARTS", "EMSVIComparison", "compare_em_svi"]
 
 SVI_STARTS = ("same", "em")
-
-
-def match_components(mu_ref: Any, mu_other: Any) -> np.ndarray:
-    """The matching of two sets of component means that minimises the total squared distance.
-
-    Hungarian algorithm (:func:`scipy.optimize.linear_sum_assignment`) on the ``(K, K)`` matrix
-    of squared Euclidean distances ``|mu_ref_k - mu_other_j|^2``.
-
-    Args:
-        mu_ref: Means ``(K, d)``.
-        mu_other: Means ``(K, d)``.
-
-    Returns:
-        ``perm`` of shape ``(K,)``: component ``perm[k]`` of ``other`` matches component ``k`` of
-        ``ref`` (so ``mu_other[perm]`` lines up with ``mu_ref``).
-    """
-    a = np.asarray(mu_ref, np.float64)
-    b = np.asarray(mu_other, np.float64)
-    if a.ndim != 2 or a.shape != b.shape:
-        raise ValueError(f"means must both be (K, d); got {a.shape} and {b.shape}")
-    cost = ((a[:, None, :] - b[None, :, :]) ** 2).sum(axis=-1)
-    rows, cols = linear_sum_assignment(cost)
-    perm = np.empty(len(rows), dtype=np.int64)
-    perm[rows] = cols
-    return perm
 
 
 class EMSVIComparison(NamedTuple):
@@ -159,11 +137,14 @@ class EMSVIComparison(NamedTuple):
 
 
 def _distances(em: MixtureParams, svi: MixtureParams, perm: np.ndarray) -> tuple[float, ...]:
+    """``max |d mu|``, ``max |d var| / var`` and ``max |d weights|`` of SVI's parameters permuted
+    onto EM's components (the family permutes its own variances: a shared one stays put)."""
+    matched = permute_components(svi, perm)
     var_em = np.asarray(em.var, np.float64)
     return (
-        float(np.max(np.abs(em.mu - svi.mu[perm]))),
-        float(np.max(np.abs(var_em - svi.var[perm]) / var_em)),
-        float(np.max(np.abs(em.weights - svi.weights[perm]))),
+        float(np.max(np.abs(em.mu - matched.mu))),
+        float(np.max(np.abs(var_em - np.asarray(matched.var, np.float64)) / var_em)),
+        float(np.max(np.abs(em.weights - matched.weights))),
     )
 
 
@@ -173,7 +154,7 @@ def compare_em_svi(
     *,
     mask: Any = None,
     prior: Prior | None = None,
-    covariance: str = "spherical",
+    covariance: Any = "spherical",
     seed: int = 0,
     init: Any = "kmeans++",
     num_steps: int = 1000,
@@ -193,8 +174,9 @@ def compare_em_svi(
     (Adam, then an L-BFGS polish). The start is computed once (``init``, ``seed``) and handed to
     both as explicit parameters; the prior is resolved once, so both use the same numbers. The
     components are then matched by the Hungarian algorithm on the means
-    (:func:`match_components`) and the report gives the relative gap of the objectives and the
-    largest differences of the matched parameters.
+    (:func:`jaxmix.models.mixture.match_components`, the matching MCMC's relabelling uses) and the
+    report gives the relative gap of the objectives and the largest differences of the matched
+    parameters (the variances permuted by their family: a shared variance is compared as it is).
 
     What to expect (float64, the defaults). Where both end in the same optimum, the objectives
     agree far inside the acceptance test ``rtol = 1e-4``: to 1e-11 relative or better on the
@@ -245,7 +227,7 @@ def compare_em_svi(
         K: Number of components.
         mask: Optional boolean ``(n, d)``, ``True`` = observed.
         prior: ``None`` (maximum likelihood) or a :class:`~jaxmix.Prior`.
-        covariance: ``"spherical"`` or ``"diag"``.
+        covariance: The covariance family: ``"spherical"``, ``"diag"`` or ``"shared"``.
         seed: Seed of the starting point (and of SVI's random stream).
         init: ``"kmeans++"``, ``"random_rows"``, explicit parameters or a previous result.
         num_steps: SVI's Adam steps.
@@ -272,21 +254,20 @@ def compare_em_svi(
         >>> report.agree, report.permutation.shape
         (True, (2,))
     """
-    values, observed = validate_matrix(X, mask)
+    layout = as_data(X, mask, "dense")
+    values, observed = layout.values, layout.observed
     K = check_n_components(K, values.shape[0])
-    covariance = _check_covariance(covariance)
-    seed = _check_seed(seed)
+    family = get_family(covariance)
+    seed = check_seed(seed)
     min_var = check_nonneg_float(min_var, "min_var")
     rtol = check_nonneg_float(rtol, "rtol")
     max_iter = check_positive_int(max_iter, "max_iter")
-    if svi_start not in SVI_STARTS:
-        raise ValueError(f"svi_start must be one of {SVI_STARTS}; got {svi_start!r}")
+    check_choice(svi_start, "svi_start", SVI_STARTS)
+    summary = layout.summary()
     if prior is not None:
-        prior = resolve_prior(prior, values, observed)
-    start = init_params(
-        init, values, observed, K, n_init=1, seed=seed, min_var=min_var, covariance=covariance
-    )
-    start = MixtureParams(*(np.asarray(p[0]) for p in start))
+        prior = resolve_prior(prior, summary)
+    start = init_params(init, layout, K, n_init=1, seed=seed, min_var=min_var, covariance=family)
+    start = jax.tree.map(lambda a: np.asarray(a[0]), start)
 
     def run_em() -> EMResult:
         return fit_em(
@@ -298,7 +279,7 @@ def compare_em_svi(
             max_iter=max_iter,
             min_var=min_var,
             prior=prior,
-            covariance=covariance,
+            covariance=family,
         )
 
     begin = time.perf_counter()
@@ -313,7 +294,7 @@ def compare_em_svi(
         mask=observed,
         guide="map",
         prior=prior,
-        covariance=covariance,
+        covariance=family,
         num_steps=num_steps,
         seed=seed,
         init=start if svi_start == "same" else em,
@@ -325,7 +306,7 @@ def compare_em_svi(
     perm = match_components(em.mu, svi.mu)
     dmu, dvar, dw = _distances(em.params, svi.params, perm)
     # EM floors every variance at min_var and, in its standardised units, at the dtype's epsilon.
-    eps_floor = float(np.finfo(float_dtype()).eps) * Standardizer.fit(values, observed).scale ** 2
+    eps_floor = float(np.finfo(float_dtype()).eps) * Standardizer.fit(summary).scale ** 2
     floor = bool(np.any(em.var <= max(min_var, eps_floor) * (1.0 + 1e-9)))
     return EMSVIComparison(
         em_objective=em_objective,

@@ -14,6 +14,7 @@ import numpy as np
 from jaxmix.data import SparseRatings
 from jaxmix.inference.em import log_objective
 from jaxmix.models.families import as_params, family_of, get_family
+from jaxmix.params import MixtureParams
 from jaxmix.results import MCMCResult
 
 __all__ = ["aic", "bic", "n_parameters", "rmse"]
@@ -36,13 +37,12 @@ def _fit_stats(X: Any, result: Any) -> tuple[float, int, int, int, str]:
             "by PSIS-LOO instead (jaxmix.select_k, or arviz.loo(jaxmix.to_inference_data(result, "
             "X)))"
         )
-    try:
-        params = as_params(result, what="result")
-    except (TypeError, ValueError):
+    if isinstance(result, MixtureParams) or not hasattr(result, "params"):
         raise TypeError(
-            f"expected a fitted mixture result (from fit_em, kmeans or fit_svi) or MixtureParams; "
-            f"got {type(result).__name__}"
-        ) from None
+            "expected a fitted mixture result (from fit_em, kmeans or fit_svi); got "
+            f"{type(result).__name__}"
+        )
+    params = as_params(result, what="result")
     shape = X.shape if isinstance(X, SparseRatings) else np.shape(X)
     if len(shape) != 2:
         raise ValueError(f"X must be 2-D (n_rows, n_cols); got shape {shape}")
@@ -51,7 +51,7 @@ def _fit_stats(X: Any, result: Any) -> tuple[float, int, int, int, str]:
     if d != d_fit:
         raise ValueError(f"X has {d} columns but the result was fit on {d_fit}")
     ll = getattr(result, "log_likelihood", None)
-    if ll is None:  # K-means, explicit parameters: the log-likelihood of X at the parameters
+    if ll is None:  # K-means: the log-likelihood of X at its retrofitted mixture
         ll = log_objective(X, params)
     return float(ll), n, int(K), d, family_of(params).name
 
@@ -70,9 +70,8 @@ def bic(X: Any, result: Any) -> float:
             result without a log-likelihood, such as K-means's, whose log-likelihood on ``X`` is
             computed).
         result: A point estimate: a result of :func:`jaxmix.fit_em`, :func:`jaxmix.kmeans`
-            (its retrofitted mixture) or :func:`jaxmix.fit_svi`, or
-            :class:`~jaxmix.MixtureParams`. An :class:`~jaxmix.MCMCResult` is refused (use
-            PSIS-LOO).
+            (its retrofitted mixture, scored on ``X``) or :func:`jaxmix.fit_svi`. An
+            :class:`~jaxmix.MCMCResult` is refused (use PSIS-LOO).
 
     Returns:
         The score as a float.

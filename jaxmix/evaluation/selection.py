@@ -29,18 +29,21 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from jaxmix._data import (
+from jaxmix._validate import (
     check_n_components,
     check_nonneg_float,
+    check_nonneg_int,
     check_positive_int,
-    validate_matrix,
+    check_seed,
 )
-from jaxmix.diagnostics import DiagnosticsWarning, import_arviz, to_inference_data
-from jaxmix.inference.em import _check_covariance, _check_seed, fit_em
-from jaxmix.inference.mcmc import _check_nonneg_int, fit_mcmc
-from jaxmix.metrics import bic as bic_score
-from jaxmix.priors import Prior, resolve_prior
-from jaxmix.types import EMResult, MCMCResult
+from jaxmix.data import as_data
+from jaxmix.evaluation.metrics import bic as bic_score
+from jaxmix.inference.em import fit_em
+from jaxmix.inference.mcmc import fit_mcmc
+from jaxmix.models.families import get_family
+from jaxmix.models.prior import Prior, resolve_prior
+from jaxmix.posterior.diagnostics import DiagnosticsWarning, import_arviz, to_inference_data
+from jaxmix.results import EMResult, MCMCResult
 
 __all__ = ["KSelection", "select_k"]
 
@@ -129,7 +132,8 @@ def select_k(
         ks: Numbers of components to compare (distinct, each ``1 <= K <= n``).
         mask: Optional boolean ``(n, d)``, ``True`` = observed.
         prior: The (proper) prior of the MCMC fits.
-        covariance: ``"spherical"`` or ``"diag"``, for every fit.
+        covariance: The covariance family (``"spherical"``, ``"diag"``, ``"shared"``), for every
+            fit.
         n_init: EM restarts per ``K``.
         min_var: Variance floor of the maximum-likelihood EM fits (the reference's 0.25).
         num_chains, num_warmup, num_samples: MCMC settings per ``K``.
@@ -147,8 +151,9 @@ def select_k(
         >>> sel.best_k_bic, sel.best_k_loo  # doctest: +SKIP
         (2, 2)
     """
-    values, observed = validate_matrix(X, mask)
-    n = values.shape[0]
+    layout = as_data(X, mask, "dense")
+    values, observed = layout.values, layout.observed
+    n = layout.shape[0]
     if isinstance(ks, (str, bytes)) or not (
         isinstance(ks, Sequence) or (isinstance(ks, np.ndarray) and ks.ndim == 1)
     ):
@@ -156,9 +161,9 @@ def select_k(
     ks = [check_n_components(K, n) for K in ks]
     if not ks or len(set(ks)) != len(ks):
         raise ValueError(f"ks must be a non-empty sequence of distinct integers; got {ks}")
-    covariance = _check_covariance(covariance)
+    covariance = get_family(covariance).name
     n_init = check_positive_int(n_init, "n_init")
-    seed = _check_seed(seed)
+    seed = check_seed(seed)
     check_nonneg_float(min_var, "min_var")
     # fit_mcmc's own checks, done before the first (EM) fit rather than after it.
     if prior is None:
@@ -166,10 +171,10 @@ def select_k(
             "fit_mcmc needs a proper prior (with flat priors the mixture's posterior is "
             "improper); use prior=jaxmix.Prior() or your own jaxmix.Prior"
         )
-    resolve_prior(prior, values, observed)
+    resolve_prior(prior, layout.summary())
     check_positive_int(num_chains, "num_chains")
     check_positive_int(num_samples, "num_samples")
-    _check_nonneg_int(num_warmup, "num_warmup")
+    check_nonneg_int(num_warmup, "num_warmup")
     az = import_arviz()
 
     em_fits, mcmc_fits, loos, notes = [], [], [], []

@@ -85,7 +85,9 @@ __all__ = [
     "log_objective",
     "loop",
     "m_step",
+    "run_restarts",
     "step",
+    "suff_stats",
 ]
 
 
@@ -129,6 +131,12 @@ class EMConstants(NamedTuple):
     ll_shift: Array
     prior: Prior | None
     prior_shift: Array
+
+
+def suff_stats(resp: Array, data: Any, family: Any) -> Any:
+    """The family's sufficient statistics of given responsibilities ``(n, K)`` on dense device
+    arrays (:meth:`jaxmix.data.DenseArrays.suff_stats`)."""
+    return data.suff_stats(resp, get_family(family))
 
 
 def e_step(params: MixtureParams, data: Any) -> EStep:
@@ -216,9 +224,33 @@ def loop(one: Any, state: EMState, max_iter: int, progress: bool = False) -> EMS
 
 
 @functools.partial(jax.jit, static_argnames=("family", "max_iter", "progress"))
-def _fit_batched(start, data, consts, *, family, max_iter, progress=False):
-    """Every restart (leading axis of ``start``) to convergence, in one compiled program."""
+def run_restarts(
+    start: MixtureParams,
+    data: Any,
+    consts: EMConstants,
+    *,
+    family: Family,
+    max_iter: int,
+    progress: bool = False,
+) -> EMState:
+    """Every restart to convergence, in one compiled program: the core of :func:`fit_em`.
+
+    Args:
+        start: Starting parameters with a leading restart axis ``R``, in the units of ``data``.
+        data: A layout's device arrays (:meth:`jaxmix.data.DenseLayout.device` or
+            :meth:`jaxmix.data.TriplesLayout.device`; split over devices when built with a mesh).
+        consts: Tolerance, floor, unit shifts and prior (:class:`EMConstants`); a negative
+            ``tol`` never stops (every restart runs ``max_iter`` iterations).
+        family: The covariance family (static).
+        max_iter: Iteration cap (static).
+        progress: Report the iterations to :mod:`jaxmix._progress` (static).
+
+    Returns:
+        The final :class:`EMState` of every restart (leading axis ``R``; ``resp`` per row slot of
+        the layout).
+    """
     _tracing.note("em")
+    _tracing.note(f"em[{type(data).__name__}]")
 
     def run_all(block, start, consts, axis_name):
         def run(p):
@@ -398,7 +430,7 @@ def fit_em(
     )
     R = start.mu.shape[0]
     with _progress.progress_bar(progress, f"EM K={K} x{R}"):
-        final = _fit_batched(
+        final = run_restarts(
             as_device(to_internal(start, std), dtype),
             data,
             consts,
@@ -423,9 +455,9 @@ def _to_result(
         )
     best = int(np.argmax(objs))
     n_iter = int(final.n_iter[best])
-    winner = jax.tree.map(lambda a: np.asarray(a)[best], final.params)
+    restarts = to_data(final.params, std)
     return EMResult(
-        params=to_data(winner, std),
+        params=jax.tree.map(lambda a: a[best], restarts),
         log_likelihood=float(lls[best]),
         objective=float(objs[best]),
         restart_log_likelihoods=lls,
@@ -440,6 +472,7 @@ def _to_result(
         min_var=min_var,
         prior=prior,
         restart_objectives=objs,
+        restart_params=restarts,
     )
 
 

@@ -143,19 +143,13 @@ def kmeans_plus_plus(
 def check_params(init: Any, K: int, d: int, covariance: Any = "spherical") -> MixtureParams:
     """Validate explicit starting parameters; returns a batched float64 copy ``(R, K, ...)``.
 
-    ``init`` is anything :func:`~jaxmix.models.families.as_params` reads. A ``var`` that is not
-    typed is read for the family of ``covariance`` (a spherical ``(K,)`` repeated over the
-    columns for ``"diag"``, pooled for ``"shared"``); typed parameters must be of that family.
+    ``init`` is anything :func:`~jaxmix.models.families.as_params` reads. Its variances are read
+    for the family of ``covariance`` (:meth:`~jaxmix.models.families.base.Family.cov_from_var`:
+    a spherical ``(K,)`` is repeated over the columns for ``"diag"`` and pooled for
+    ``"shared"``; any other shape than the family's is refused).
     """
     family = get_family(covariance)
-    raw = init if isinstance(init, MixtureParams) else None
-    if raw is None:
-        raw = as_params(init, what="init")
-    typed = getattr(type(raw.cov), "family", None)
-    if typed is not None and typed != family.name:
-        raise ValueError(
-            f"init has {typed} covariance parameters but covariance={family.name!r}"
-        )
+    raw = init if isinstance(init, MixtureParams) else as_params(init, what="init", forms=True)
     mu = np.array(raw.mu, dtype=np.float64)
     var = np.array(raw.var, dtype=np.float64)
     weights = np.array(raw.weights, dtype=np.float64)

@@ -2,7 +2,8 @@
 
 The sampler runs on :func:`jaxmix.models.mixture_model`: the discrete site ``z`` is enumerated
 (funsor sums it out in every evaluation of the potential), so NUTS moves on the continuous
-parameters ``(weights, var, mu)`` alone, with target density
+parameters ``(weights, var, mu)`` alone (``var`` standing for the covariance family's sites), with
+target density
 
 .. math::
 
@@ -29,8 +30,14 @@ Three choices are worth knowing:
   parametrisation (it differs from the data-unit one by a constant).
 * **Labels.** The posterior is invariant under permutations of the components, so a chain may
   swap labels. Every draw is relabelled to the reference solution (the MAP) by optimal matching
-  (:func:`jaxmix.relabel`); the permutations and their count are returned and every summary
-  (``params``, :func:`jaxmix.diagnose`, :func:`jaxmix.to_inference_data`) uses relabelled draws.
+  (:func:`jaxmix.relabel`, :func:`jaxmix.models.mixture.relabel`); the permutations and their
+  count are returned and every summary (``params``, :func:`jaxmix.diagnose`,
+  :func:`jaxmix.to_inference_data`) uses relabelled draws.
+
+Every covariance family works (:data:`jaxmix.models.families.FAMILIES`): the family names the
+model's covariance sites and their supports, and the unconstrained coordinates of a start and the
+constrained values of a draw go through :func:`jaxmix.models.variational.unconstrain` and
+:func:`~jaxmix.models.variational.constrain`.
 
 The sampler is NumPyro's NUTS kernel in its functional form (``numpyro.infer.hmc.hmc(...,
 algo="NUTS")``, the kernel behind ``numpyro.infer.NUTS``) on the model's potential, with warm-up
@@ -46,7 +53,6 @@ which changes global settings, and jaxmix never does that.
 from __future__ import annotations
 
 import functools
-import numbers
 from typing import Any, NamedTuple
 
 import jax
@@ -54,58 +60,52 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 from numpyro.contrib.funsor import enum
-from numpyro.distributions import constraints
-from numpyro.distributions.transforms import biject_to
 from numpyro.infer.hmc import hmc
 from numpyro.infer.util import potential_energy
 
-from jaxmix._data import (
-    Standardizer,
+from jaxmix import _progress, _tracing
+from jaxmix._validate import (
     check_n_components,
     check_nonneg_float,
+    check_nonneg_int,
     check_positive_int,
-    float_dtype,
-    validate_matrix,
+    check_seed,
 )
-from jaxmix.diagnostics import relabel
-from jaxmix.inference.em import _check_covariance, _check_seed, fit_em
-from jaxmix.models.model import mixture_model
-from jaxmix.priors import Prior, resolve_prior, standardize_prior
-from jaxmix.types import MCMCResult, MixtureParams
+from jaxmix.data import Standardizer, as_data, float_dtype
+from jaxmix.inference.em import fit_em
+from jaxmix.models.families import Family, as_params, family_of, get_family
+from jaxmix.models.mixture import as_device, relabel, to_data, to_internal
+from jaxmix.models.numpyro_model import mixture_model
+from jaxmix.models.prior import Prior, resolve_prior, standardize_prior
+from jaxmix.models.variational import constrain, unconstrain
+from jaxmix.params import MixtureParams
+from jaxmix.results import MCMCResult
 
-__all__ = ["fit_mcmc"]
+__all__ = ["CHAIN_METHODS", "ChainDraws", "fit_mcmc", "reference_params", "sample_chains"]
 
 CHAIN_METHODS = ("sequential", "vectorized")
+
+#: The sampler reports its progress every this many iterations (and at the last one).
+PROGRESS_EVERY = 10
 
 
 class ChainDraws(NamedTuple):
     """What :func:`sample_chains` returns: per chain ``C`` and kept draw ``S``.
 
     Attributes:
-        mu, var, weights: Constrained draws (standardised units), ``(C, S, K, d)``,
-            ``(C, S, K[, d])``, ``(C, S, K)``.
-        diverging, accept_prob, num_steps, potential_energy, step_size: NUTS statistics of every
-            draw, ``(C, S)``.
+        params: Constrained draws (standardised units), :class:`~jaxmix.MixtureParams` with
+            leading axes ``(C, S)``.
+        diverging, accept_prob, n_leapfrog, potential_energy, step_size: NUTS statistics of every
+            draw, ``(C, S)`` (``n_leapfrog``: the trajectory's leapfrog steps, NumPyro's
+            ``num_steps``).
     """
 
-    mu: jax.Array
-    var: jax.Array
-    weights: jax.Array
+    params: MixtureParams
     diverging: jax.Array
     accept_prob: jax.Array
-    num_steps: jax.Array
+    n_leapfrog: jax.Array
     potential_energy: jax.Array
     step_size: jax.Array
-
-
-_trace_count = 0  # incremented each time the sampler is traced (tests check recompilation)
-_progress_bar: Any = None
-_PROGRESS_EVERY = 10
-
-
-def _progress_callback(i):
-    if _progress_bar is not None:
-        _progress_bar.update(_PROGRESS_EVERY * int(np.size(i)))
 
 
 @functools.partial(
@@ -149,12 +149,14 @@ def sample_chains(
 
     Args:
         rng_keys: One key per chain, ``(C, 2)``.
-        init_params: Unconstrained start per chain: ``mu`` ``(C, K, d)``, ``var`` (``log var``)
-            ``(C, K[, d])``, ``weights`` (stick-breaking) ``(C, K - 1)``.
+        init_params: Unconstrained start per chain, the model's sites
+            (:func:`jaxmix.models.variational.unconstrain`) with a leading axis ``C``: ``mu``
+            ``(C, K, d)``, the family's sites (``var``: ``log var``), ``weights``
+            (stick-breaking) ``(C, K - 1)``.
         x0: Values, zero at missing entries, ``(n, d)``.
         mask: Boolean ``(n, d)``, ``True`` = observed.
         prior: A resolved :class:`~jaxmix.Prior` of arrays in the units of ``x0``.
-        K, covariance: The model (static).
+        K, covariance: The model (static; ``covariance`` a family's name).
         num_warmup, num_samples: Iterations per chain (static).
         chain_method: ``"sequential"`` (``lax.map`` over chains) or ``"vectorized"``
             (``vmap``: lockstep, every chain runs as long as the longest trajectory).
@@ -164,9 +166,10 @@ def sample_chains(
     Returns:
         A :class:`ChainDraws` of device arrays.
     """
-    global _trace_count
-    _trace_count += 1
+    _tracing.note("mcmc")
     model = enum(mixture_model, first_available_dim=-2)  # the only plate is "rows" at dim -1
+    num_chains = rng_keys.shape[0]
+    total = num_warmup + num_samples
 
     def potential_fn_gen(x0, mask, prior):
         return functools.partial(
@@ -176,18 +179,23 @@ def sample_chains(
     init_kernel, sample_kernel = hmc(potential_fn_gen=potential_fn_gen, algo="NUTS")
     args = (x0, mask, prior)
 
-    def advance(i, state):
-        state = sample_kernel(state, model_args=args)
-        if progress:
-            lax.cond(
-                (i + 1) % _PROGRESS_EVERY == 0,
-                lambda: jax.debug.callback(_progress_callback, i),
-                lambda: None,
-            )
-        return state
-
     def chain(inputs):
-        key, z = inputs
+        key, z, c = inputs
+
+        def advance(i, state):
+            state = sample_kernel(state, model_args=args)
+            if progress:
+                done = i + 1
+                # iterations done by all chains: sequential chains run one after the other,
+                # vectorized ones in lockstep
+                count = done * num_chains if chain_method == "vectorized" else c * total + done
+                lax.cond(
+                    (done % PROGRESS_EVERY == 0) | (done == total),
+                    lambda: _progress.report(count),
+                    lambda: None,
+                )
+            return state
+
         state = init_kernel(
             z,
             num_warmup,
@@ -211,63 +219,79 @@ def sample_chains(
 
         _, out = lax.scan(keep, state, num_warmup + jnp.arange(num_samples))
         z, *stats = out
-        var = jnp.exp(z["var"])
-        weights = biject_to(constraints.simplex)(z["weights"])
-        return ChainDraws(z["mu"], var, weights, *stats)
+        return ChainDraws(constrain(covariance, z), *stats)
 
+    inputs = (rng_keys, init_params, jnp.arange(num_chains))
     if chain_method == "vectorized":
-        return jax.vmap(chain)((rng_keys, init_params))
-    return lax.map(chain, (rng_keys, init_params))
+        return jax.vmap(chain)(inputs)
+    return lax.map(chain, inputs)
 
 
-def _check_nonneg_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
-        raise ValueError(f"{name} must be a non-negative integer; got {value!r}")
-    return int(value)
-
-
-def reference_params(init: Any, K: int, d: int, covariance: str) -> MixtureParams:
+def reference_params(init: Any, K: int, d: int, covariance: Any) -> MixtureParams:
     """The starting / reference solution from ``init``: checked float64 :class:`MixtureParams`.
 
     Args:
         init: :class:`~jaxmix.MixtureParams` or a fitted result with ``params``.
         K: Number of components.
         d: Number of columns.
-        covariance: ``"spherical"`` or ``"diag"``; a spherical ``var`` ``(K,)`` is broadcast to
-            ``(K, d)`` for ``"diag"``.
+        covariance: The covariance family (a name or a family). Parameters of another family are
+            converted where the family can hold them (``Family.cov_from_var``: a spherical
+            ``var`` ``(K,)`` is repeated over the columns for ``"diag"``, averaged for
+            ``"shared"``).
 
     Returns:
         The parameters, float64, weights renormalised to sum to one.
     """
-    params = init if isinstance(init, MixtureParams) else getattr(init, "params", None)
-    if not isinstance(params, MixtureParams):
+    family = get_family(covariance)
+    want = family.var_shape(K, d)
+    try:
+        params = as_params(init, what="init")
+    except TypeError:
         raise TypeError(
             "init must be None, MixtureParams or a fitted result (e.g. from fit_em); got "
             f"{type(init).__name__}"
-        )
-    mu, var, weights = (np.asarray(p, np.float64) for p in params)
-    if mu.shape != (K, d) or weights.shape != (K,) or var.shape not in ((K,), (K, d)):
+        ) from None
+    except ValueError as err:
         raise ValueError(
-            f"init must have mu ({K}, {d}), weights ({K},) and var ({K},) or ({K}, {d}); got "
-            f"{mu.shape}, {weights.shape} and {var.shape}"
+            f"init must have mu ({K}, {d}), weights ({K},) and var {want} "
+            f"(covariance={family.name!r}): {err}"
+        ) from None
+    params = jax.tree.map(lambda a: np.asarray(a, np.float64), params)
+    source = family_of(params)
+    mu, weights, var = params.mu, params.weights, np.asarray(params.var)
+    if mu.shape != (K, d) or weights.shape != (K,) or var.shape != source.var_shape(K, d):
+        raise ValueError(
+            f"init must have mu ({K}, {d}), weights ({K},) and var {want} "
+            f"(covariance={family.name!r}); got {mu.shape}, {weights.shape} and {var.shape}"
         )
-    if covariance == "diag" and var.ndim == 1:
-        var = np.repeat(var[:, None], d, axis=1)
-    if covariance == "spherical" and var.ndim == 2:
-        raise ValueError("init has diagonal variances (K, d) but covariance='spherical'")
-    if not (np.all(np.isfinite(mu)) and np.all(var > 0) and np.all(weights >= 0)):
+    cov = params.cov
+    if source is not family:
+        try:
+            cov = family.cov_from_var(var, K, d)
+        except ValueError:
+            raise ValueError(
+                f"init has {source.name} variances {var.shape} but covariance={family.name!r}; "
+                "a start converts only to a family that can hold its variances (e.g. spherical "
+                "to diagonal)"
+            ) from None
+    if not (np.all(np.isfinite(mu)) and np.all(np.asarray(cov.var) > 0) and np.all(weights >= 0)):
         raise ValueError("init must have finite means, positive variances, non-negative weights")
     weights = np.maximum(weights, 1e-12)
-    return MixtureParams(mu, var, weights / weights.sum())
+    return MixtureParams(mu, cov, weights / weights.sum())
 
 
-def _unconstrained(params: MixtureParams, dtype: Any) -> dict[str, Any]:
-    """The sampler's unconstrained coordinates of (standardised) parameters."""
-    return {
-        "mu": jnp.asarray(params.mu, dtype),
-        "var": jnp.log(jnp.asarray(params.var, dtype)),
-        "weights": biject_to(constraints.simplex).inv(jnp.asarray(params.weights, dtype)),
-    }
+def _chain_starts(
+    start: MixtureParams, num_chains: int, jitter: float, seed: int, dtype: Any
+) -> dict[str, jax.Array]:
+    """Chain 0 at ``start``, chains ``1..C-1`` at jittered copies (unconstrained coordinates,
+    standardised units)."""
+    rng = np.random.default_rng(seed)
+    starts = {}
+    for name, u in unconstrain(start).items():
+        u = jnp.asarray(u, dtype)
+        noise = jnp.asarray(rng.standard_normal((num_chains - 1, *u.shape)), dtype)
+        starts[name] = jnp.concatenate([u[None], u[None] + jitter * noise])
+    return starts
 
 
 def fit_mcmc(
@@ -293,19 +317,20 @@ def fit_mcmc(
 
     .. math::
 
-        (w, \\mu, \\mathrm{var})^{(c, s)} \\sim p(w, \\mu, \\mathrm{var} \\mid x_{u, C_u},\\
-            u = 1..n)
+        (w, \\mu, \\Sigma)^{(c, s)} \\sim p(w, \\mu, \\Sigma \\mid x_{u, C_u},\\ u = 1..n)
 
     See the module docstring for the start (EM's MAP, jittered per chain), the standardised
     units and the relabelling of the draws.
 
     Args:
-        X: Array-like ``(n, d)``; ``NaN`` marks a missing entry.
+        X: Array-like ``(n, d)``; ``NaN`` marks a missing entry (a
+            :class:`~jaxmix.SparseRatings` is made dense: the model is the dense one).
         K: Number of components, ``1 <= K <= n``.
         mask: Optional boolean ``(n, d)``, ``True`` = observed; overrides the ``NaN`` convention.
         prior: A :class:`~jaxmix.Prior` (its ``None`` fields are resolved from ``X``). It must be
             proper, so ``None`` (flat priors, an improper posterior) is rejected.
-        covariance: ``"spherical"`` (``var`` ``(K,)``) or ``"diag"`` (``(K, d)``).
+        covariance: The covariance family (:data:`jaxmix.models.families.FAMILIES`):
+            ``"spherical"`` (``var`` ``(K,)``), ``"diag"`` (``(K, d)``) or ``"shared"`` (``()``).
         num_chains: Number of chains ``C``.
         num_warmup: Warm-up (adaptation) iterations per chain, discarded.
         num_samples: Draws ``S`` kept per chain.
@@ -324,33 +349,35 @@ def fit_mcmc(
         progress: Show a progress bar (tqdm) of the iterations.
 
     Returns:
-        An :class:`~jaxmix.MCMCResult` (NumPy arrays, data units, relabelled draws); its
-        ``params`` (the posterior mean) works with :func:`jaxmix.complete`.
+        An :class:`~jaxmix.MCMCResult` (NumPy arrays, data units, relabelled draws in
+        ``draws``); its ``params`` (the posterior mean) works with :func:`jaxmix.complete`.
 
     Raises:
         ValueError: ``prior`` is ``None``, or an option is out of range.
+        TypeError: An option has the wrong type.
 
     Example:
         >>> import numpy as np, jaxmix
         >>> X = jaxmix.simulate_ratings(40, 5, 2, stars=None, seed=0).X
         >>> res = jaxmix.fit_mcmc(X, 2, num_chains=1, num_warmup=50, num_samples=50)
-        >>> res.mu.shape, res.weights.shape
-        ((1, 50, 2, 5), (1, 50, 2))
+        >>> res.draws.mu.shape, res.draws.weights.shape, res.mu.shape
+        ((1, 50, 2, 5), (1, 50, 2), (2, 5))
     """
-    values, observed = validate_matrix(X, mask)
-    n, d = values.shape
+    layout = as_data(X, mask, "dense")
+    n, d = layout.shape
     K = check_n_components(K, n)
-    covariance = _check_covariance(covariance)
+    family = get_family(covariance)
     if prior is None:
         raise ValueError(
             "fit_mcmc needs a proper prior (with flat priors the mixture's posterior is "
             "improper); use prior=jaxmix.Prior() or your own jaxmix.Prior"
         )
-    prior = resolve_prior(prior, values, observed)
+    summary = layout.summary()
+    prior = resolve_prior(prior, summary)
     num_chains = check_positive_int(num_chains, "num_chains")
     num_samples = check_positive_int(num_samples, "num_samples")
-    num_warmup = _check_nonneg_int(num_warmup, "num_warmup")
-    seed = _check_seed(seed)
+    num_warmup = check_nonneg_int(num_warmup, "num_warmup")
+    seed = check_seed(seed)
     jitter = check_nonneg_float(jitter, "jitter")
     target_accept_prob = check_nonneg_float(target_accept_prob, "target_accept_prob")
     if not 0.0 < target_accept_prob < 1.0:
@@ -364,53 +391,36 @@ def fit_mcmc(
 
     if init is None:
         init = fit_em(
-            values,
+            layout.values,
             K,
-            mask=observed,
+            mask=layout.observed,
             n_init=check_positive_int(n_init, "n_init"),
             seed=seed,
             prior=prior,
-            covariance=covariance,
+            covariance=family.name,
             min_var=0.0,
         )
         init_name = "map_em"
     else:
         init_name = "given"
-    reference = reference_params(init, K, d, covariance)
+    reference = reference_params(init, K, d, family)
 
-    std = Standardizer.fit(values, observed)
+    std = Standardizer.fit(summary)
     dtype = float_dtype()
-    x0 = jnp.asarray(np.where(observed, (values - std.offset) / std.scale, 0.0), dtype)
+    data = layout.device(std, dtype)
     prior_internal = standardize_prior(prior, std.offset, std.scale)
-    start = std.to_internal(reference)
-    # Chain 0 starts at the MAP, chains 1..C-1 at jittered copies (unconstrained coordinates).
-    rng = np.random.default_rng(seed)
-    unconstrained = {
-        name: jnp.concatenate(
-            [
-                u[None],
-                u[None]
-                + jitter * jnp.asarray(rng.standard_normal((num_chains - 1, *u.shape)), dtype),
-            ]
-        )
-        for name, u in _unconstrained(start, dtype).items()
-    }
+    starts = _chain_starts(to_internal(reference, std), num_chains, jitter, seed, dtype)
 
-    global _progress_bar
-    if progress:
-        from tqdm.auto import tqdm
-
-        total = num_chains * (num_warmup + num_samples)
-        _progress_bar = tqdm(total=total, desc=f"NUTS K={K} x{num_chains}", unit="it")
-    try:
+    total = num_chains * (num_warmup + num_samples)
+    with _progress.progress_bar(progress, f"NUTS K={K} x{num_chains}", total=total, unit="it"):
         out = sample_chains(
             jax.random.split(jax.random.PRNGKey(seed), num_chains),
-            unconstrained,
-            x0,
-            jnp.asarray(observed),
-            Prior(*(jnp.asarray(p, dtype) for p in prior_internal)),
+            starts,
+            data.x,
+            jnp.asarray(layout.observed),
+            as_device(prior_internal, dtype),
             K=K,
-            covariance=covariance,
+            covariance=family.name,
             num_warmup=num_warmup,
             num_samples=num_samples,
             chain_method=chain_method,
@@ -419,35 +429,39 @@ def fit_mcmc(
             progress=progress,
         )
         out = jax.device_get(out)
-    finally:
-        if progress and _progress_bar is not None:
-            _progress_bar.close()
-            _progress_bar = None
+    return _to_result(out, std, reference, prior, family, num_warmup, init_name, jitter, seed)
 
-    draws = std.to_data(MixtureParams(out.mu, out.var, out.weights))
-    batch = (num_chains, num_samples)
-    flat = MixtureParams(*(np.reshape(p, (-1, *np.shape(p)[2:])) for p in draws))
-    relabelled, perm = relabel(flat, reference)
-    draws = MixtureParams(*(np.reshape(p, (*batch, *np.shape(p)[1:])) for p in relabelled))
-    perm = perm.reshape(*batch, K)
+
+def _to_result(
+    out: ChainDraws,
+    std: Standardizer,
+    reference: MixtureParams,
+    prior: Prior,
+    family: Family,
+    num_warmup: int,
+    init_name: str,
+    jitter: float,
+    seed: int,
+) -> MCMCResult:
+    """The sampler's output in data units, relabelled to ``reference``, as an MCMCResult."""
+    K = reference.n_components
+    draws, perm = relabel(to_data(out.params, std), reference)
     n_relabelled = int(np.any(perm != np.arange(K), axis=-1).sum())
-    num_steps = np.asarray(out.num_steps).astype(np.int64)
+    n_leapfrog = np.asarray(out.n_leapfrog).astype(np.int64)
     return MCMCResult(
-        params=MixtureParams(*(p.mean(axis=(0, 1)) for p in draws)),
-        mu=draws.mu,
-        var=draws.var,
-        weights=draws.weights,
+        params=jax.tree.map(lambda a: a.mean(axis=(0, 1)), draws),
+        draws=draws,
         diverging=np.asarray(out.diverging, dtype=bool),
         accept_prob=np.asarray(out.accept_prob, np.float64),
-        num_steps=num_steps,
-        tree_depth=np.floor(np.log2(np.maximum(num_steps, 1))).astype(np.int64) + 1,
+        n_leapfrog=n_leapfrog,
+        tree_depth=np.floor(np.log2(np.maximum(n_leapfrog, 1))).astype(np.int64) + 1,
         potential_energy=np.asarray(out.potential_energy, np.float64),
         step_size=np.asarray(out.step_size, np.float64)[:, -1],
         permutation=perm,
         n_relabelled=n_relabelled,
         reference=reference,
         prior=prior,
-        covariance=covariance,
+        covariance=family.name,
         num_warmup=num_warmup,
         init=init_name,
         jitter=jitter,

@@ -43,20 +43,19 @@ The optimiser runs inside one compiled XLA program (``lax.scan`` over ``svi.upda
    keeps improving the fit.
 
 Units. Like EM, the fit runs on a standardised copy of the data (column means removed, one
-power-of-two scale: :class:`jaxmix._data.Standardizer`), so that the step size means the same for
+power-of-two scale: :class:`jaxmix.data.Standardizer`), so that the step size means the same for
 any data scale, with the prior mapped exactly to those units. The Normal and InverseGamma
 families, and the mean-field family (``mu`` is affine in its standardised value, ``log var`` a
 shift of it), are closed under the map, so the MAP estimate and the optimal variational
 distribution are the same as in data units. Everything returned is in data units: ``params``,
 the variational locations and scales, ``objective`` (recomputed with
-:func:`jaxmix.log_objective`) and ``loss_history`` (the standardised loss plus the Jacobian
-constants: ``-objective`` exactly for ``"map"``; ``-ELBO`` for ``"meanfield"``, whose prior and
-entropy Jacobians cancel).
+:func:`jaxmix.log_objective`) and ``history`` (minus the standardised loss, plus the Jacobian
+constants, so that it rises: the objective exactly for ``"map"``; the ELBO for ``"meanfield"``,
+whose prior and entropy Jacobians cancel).
 """
 
 from __future__ import annotations
 
-import math
 import time
 from collections import OrderedDict
 from typing import Any, NamedTuple
@@ -69,29 +68,34 @@ import optax
 from jax import Array, lax
 from jax.flatten_util import ravel_pytree
 from numpyro import handlers
-from numpyro.distributions import constraints
 from numpyro.distributions.transforms import biject_to
 from numpyro.infer import SVI, TraceEnum_ELBO
 from numpyro.infer.autoguide import AutoDelta, AutoNormal
 from numpyro.infer.initialization import init_to_value
 
-from jaxmix._data import (
-    Standardizer,
+from jaxmix import _progress, _tracing
+from jaxmix._validate import (
+    check_choice,
     check_n_components,
+    check_nonneg_int,
+    check_positive_float,
     check_positive_int,
-    float_dtype,
-    validate_matrix,
+    check_seed,
 )
-from jaxmix.inference.em import _check_covariance, _check_seed, e_step, log_objective
+from jaxmix.data import Standardizer, as_data, float_dtype
+from jaxmix.inference.em import log_objective
 from jaxmix.inference.init import init_params
-from jaxmix.models.model import mixture_model
-from jaxmix.priors import Prior, log_prior_shift, resolve_prior, standardize_prior
-from jaxmix.types import MixtureParams, SVIResult
+from jaxmix.models.families import Family, get_family
+from jaxmix.models.mixture import as_device, to_data, to_internal
+from jaxmix.models.numpyro_model import mixture_model
+from jaxmix.models.prior import Prior, log_prior_shift, resolve_prior, standardize_prior
+from jaxmix.models.variational import constrain, site_names
+from jaxmix.params import MixtureParams
+from jaxmix.results import SVIResult
 
-__all__ = ["GUIDES", "fit_svi", "sample_variational"]
+__all__ = ["GUIDES", "compiled_program", "fit_svi"]
 
 GUIDES = ("map", "meanfield")
-_SITES = ("weights", "var", "mu")
 _FINAL_LR_RATIO = 0.01  # the step size decays to learning_rate * this over the second half
 _LBFGS_MEMORY = 10  # curvature pairs kept by optax.lbfgs
 _MAX_LINESEARCH = 30  # loss evaluations allowed to one zoom line search
@@ -196,48 +200,39 @@ def _polish(fun: Any, x0: Array, max_iter: int, ftol: Array) -> _PolishState:
     return lax.while_loop(lambda st: ~st.done, body, state)
 
 
-def _make_guide(kind: str, start: MixtureParams, init_scale: float) -> Any:
-    values = {"weights": start.weights, "var": start.var, "mu": start.mu}
-    exposed = handlers.block(mixture_model, expose=list(_SITES))  # hide the enumerated z
+def _cov_sites(family: Family) -> tuple[str, ...]:
+    """The NumPyro sites of the family's covariance parameters."""
+    return tuple(family.site_constraints())
+
+
+def _site_params(family: Family, values: dict[str, Any], suffix: str) -> MixtureParams:
+    """The guide's parameters ``{site}_{suffix}`` as :class:`~jaxmix.MixtureParams` (``cov`` the
+    family's NamedTuple of those values)."""
+    cov = family.from_site_values({name: values[f"{name}_{suffix}"] for name in _cov_sites(family)})
+    return MixtureParams(values[f"mu_{suffix}"], cov, values[f"weights_{suffix}"])
+
+
+def _make_guide(kind: str, start: MixtureParams, family: Family, init_scale: float) -> Any:
+    values = {"mu": start.mu, **family.site_values(start.cov), "weights": start.weights}
+    # hide the enumerated z
+    exposed = handlers.block(mixture_model, expose=list(site_names(family)))
     if kind == "map":
         return AutoDelta(exposed, init_loc_fn=init_to_value(values=values))
     return AutoNormal(exposed, init_loc_fn=init_to_value(values=values), init_scale=init_scale)
 
 
-def _constrain_point(weights: Array, var: Array, mu: Array) -> MixtureParams:
-    """Unconstrained coordinates -> parameters (stick-breaking, exp, identity)."""
-    return MixtureParams(
-        mu=mu,
-        var=biject_to(constraints.positive)(var),
-        weights=biject_to(constraints.simplex)(weights),
-    )
-
-
-def _point_estimate(svi: SVI, state: Any, kind: str) -> MixtureParams:
-    params = svi.get_params(state)
+def _point_estimate(values: dict[str, Any], kind: str, family: Family) -> MixtureParams:
+    """The point estimate from the guide's (constrained) parameters."""
     if kind == "map":  # AutoDelta holds the constrained values themselves
-        return MixtureParams(
-            params["mu_auto_loc"], params["var_auto_loc"], params["weights_auto_loc"]
-        )
-    return _constrain_point(*(params[f"{site}_auto_loc"] for site in _SITES))
-
-
-_trace_count = 0  # incremented each time the program is traced (tests check recompilation)
-_progress_bar: Any = None
-
-
-def _progress_callback(step, loss):
-    if _progress_bar is not None:
-        step = int(step)
-        if step > _progress_bar.n:
-            _progress_bar.update(step - _progress_bar.n)
-            _progress_bar.set_postfix(loss=f"{float(loss):.6g}", refresh=False)
+        return _site_params(family, values, "auto_loc")
+    # AutoNormal: the locations in the unconstrained space, mapped to the supports
+    return constrain(family, {name: values[f"{name}_auto_loc"] for name in site_names(family)})
 
 
 def _run(x, mask, start, prior, learning_rate, rng_key, ftol, static: _Static):
     """The whole fit as one traced program (SVI steps, snapshots, L-BFGS polish)."""
-    global _trace_count
-    _trace_count += 1
+    _tracing.note("svi")
+    family = get_family(static.covariance)
     model_args = (x, mask, static.K, prior, static.covariance)
     half = max(static.num_steps / 2.0, 1.0)
 
@@ -247,12 +242,15 @@ def _run(x, mask, start, prior, learning_rate, rng_key, ftol, static: _Static):
 
     svi = SVI(
         mixture_model,
-        _make_guide(static.guide, start, static.init_scale),
+        _make_guide(static.guide, start, family, static.init_scale),
         numpyro.optim.Adam(step_size),
         TraceEnum_ELBO(num_particles=static.num_particles, max_plate_nesting=1),
     )
     state = svi.init(rng_key, *model_args)
     tick = max(static.num_steps // 200, 1)
+
+    def point_of(st):
+        return _point_estimate(svi.get_params(st), static.guide, family)
 
     def step(st, _):
         st, loss = svi.update(st, *model_args)
@@ -260,7 +258,7 @@ def _run(x, mask, start, prior, learning_rate, rng_key, ftol, static: _Static):
             i = st.optim_state[0]
             lax.cond(
                 (i % tick == 0) | (i == static.num_steps),
-                lambda: jax.debug.callback(_progress_callback, i, loss),
+                lambda: _progress.report(i, loss, label="loss"),
                 lambda: None,
             )
         return st, loss
@@ -271,9 +269,9 @@ def _run(x, mask, start, prior, learning_rate, rng_key, ftol, static: _Static):
 
         def chunk(st, _):
             st, losses = lax.scan(step, st, None, length=static.record_every)
-            return st, (losses, _point_estimate(svi, st, static.guide))
+            return st, (losses, point_of(st))
 
-        first = _point_estimate(svi, state, static.guide)
+        first = point_of(state)
         state, (losses, snaps) = lax.scan(chunk, state, None, length=n_chunks)
         losses = losses.reshape(-1)
         if rest:
@@ -296,10 +294,7 @@ def _run(x, mask, start, prior, learning_rate, rng_key, ftol, static: _Static):
         # jit: the loss is traced once for its three call sites (the start and the two branches
         # of optax's zoom line search), which shortens the compile.
         lb = _polish(jax.jit(loss_fn), flat0, static.polish_steps, ftol)
-        point = svi.constrain_fn(unravel(lb.x))
-        out["point"] = MixtureParams(
-            point["mu_auto_loc"], point["var_auto_loc"], point["weights_auto_loc"]
-        )
+        out["point"] = _site_params(family, svi.constrain_fn(unravel(lb.x)), "auto_loc")
         out.update(
             polish_losses=lb.losses,
             polish_evals=lb.evals,
@@ -308,11 +303,11 @@ def _run(x, mask, start, prior, learning_rate, rng_key, ftol, static: _Static):
             converged=lb.converged,
         )
     else:
-        out["point"] = _point_estimate(svi, state, static.guide)
+        out["point"] = point_of(state)
     if static.guide == "meanfield":
         params = svi.get_params(state)
-        out["loc"] = MixtureParams(*(params[f"{s}_auto_loc"] for s in ("mu", "var", "weights")))
-        out["scale"] = MixtureParams(*(params[f"{s}_auto_scale"] for s in ("mu", "var", "weights")))
+        out["loc"] = _site_params(family, params, "auto_loc")
+        out["scale"] = _site_params(family, params, "auto_scale")
     return out
 
 
@@ -321,8 +316,9 @@ _COMPILED: OrderedDict = OrderedDict()
 _CACHE_SIZE = 8
 
 
-def _compiled(args: tuple, static: _Static) -> tuple[Any, float]:
-    """The compiled program for these argument shapes and options, and the seconds it took.
+def compiled_program(args: tuple, static: Any) -> tuple[Any, float]:
+    """The compiled SVI program for these argument shapes and options (the whole fit: Adam steps,
+    snapshots, L-BFGS polish), and the seconds compiling it took (0 when reused).
 
     Compiled ahead of time (``lower().compile()``) so that the compile time is measured apart;
     the last few programs are kept, so a second call with same-shaped data does not recompile.
@@ -342,34 +338,19 @@ def _compiled(args: tuple, static: _Static) -> tuple[Any, float]:
     return exe, elapsed
 
 
-def _check_positive_float(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name} must be a positive number; got {value!r}")
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be finite and positive; got {value}")
-    return float(value)
-
-
-def _check_nonneg_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer; got {value!r}")
-    if value < 0:
-        raise ValueError(f"{name} must be non-negative; got {value}")
-    return int(value)
-
-
-def _start(init, values, observed, K, seed, covariance) -> MixtureParams:
+def _start(init: Any, layout: Any, K: int, seed: int, family: Family) -> MixtureParams:
     """One starting point in data units (float64 NumPy), weights kept off the simplex's edge."""
-    start = init_params(init, values, observed, K, n_init=1, seed=seed, covariance=covariance)
+    start = init_params(init, layout, K, n_init=1, seed=seed, covariance=family)
     if start.mu.shape[0] != 1:
         raise ValueError(
             f"fit_svi takes one starting point; init holds {start.mu.shape[0]} (a restart axis)"
         )
-    mu, var, weights = (np.asarray(p[0], np.float64) for p in start)
+    start = jax.tree.map(lambda a: np.asarray(a[0], np.float64), start)
+    weights = start.weights
     if np.any(weights < _MIN_WEIGHT):
         weights = np.maximum(weights, _MIN_WEIGHT)
-        weights = weights / weights.sum()
-    return MixtureParams(mu, var, weights)
+        start = start._replace(weights=weights / weights.sum())
+    return start
 
 
 def fit_svi(
@@ -379,7 +360,7 @@ def fit_svi(
     mask: Any = None,
     guide: str = "map",
     prior: Prior | None = None,
-    covariance: str = "spherical",
+    covariance: Any = "spherical",
     num_steps: int = 1000,
     seed: int = 0,
     init: Any = "kmeans++",
@@ -394,9 +375,10 @@ def fit_svi(
 
     The model is :func:`jaxmix.mixture_model`, its discrete site summed out by
     ``TraceEnum_ELBO(max_plate_nesting=1)``; the guide is ``AutoDelta`` (``"map"``) or
-    ``AutoNormal`` (``"meanfield"``) over ``weights``, ``var`` and ``mu``, started at ``init`` with
-    ``init_to_value``. The optimiser (Adam with a decaying step size, then for ``"map"`` an L-BFGS
-    polish), the units and the loss are described in :mod:`jaxmix.inference.svi`. For ``"map"``
+    ``AutoNormal`` (``"meanfield"``) over the parameter sites (``weights``, the covariance family's
+    sites, ``mu``), started at ``init`` with ``init_to_value``. The optimiser (Adam with a
+    decaying step size, then for ``"map"`` an L-BFGS polish), the units and the loss are described
+    in :mod:`jaxmix.inference.svi`. For ``"map"``
     the problem is the one :func:`jaxmix.fit_em` solves, with one difference: SVI has no variance
     floor (EM's ``min_var``), so the two optima coincide when EM's floor is inactive (pass
     ``min_var=0`` to EM, or check that no fitted variance sits at it).
@@ -408,7 +390,8 @@ def fit_svi(
         q(\\theta) = \\prod_i \\mathcal N(u_i; m_i, s_i^2)\\ \\text{in unconstrained } u
 
     Args:
-        X: Array-like ``(n, d)``; ``NaN`` marks a missing entry.
+        X: Array-like ``(n, d)``; ``NaN`` marks a missing entry (a
+            :class:`~jaxmix.SparseRatings` is materialised as a dense matrix).
         K: Number of components, ``1 <= K <= n``.
         mask: Optional boolean ``(n, d)``, ``True`` = observed; overrides the ``NaN`` convention.
         guide: ``"map"`` or ``"meanfield"``.
@@ -417,14 +400,16 @@ def fit_svi(
             needs a proper prior for a proper posterior: with ``None`` it uses the default
             ``Prior()`` resolved from ``X`` (recorded in ``result.prior``). ``"map"`` needs
             ``alpha >= 1`` (as MAP-EM does).
-        covariance: ``"spherical"`` (``var`` ``(K,)``) or ``"diag"`` (``(K, d)``).
+        covariance: The covariance family (:data:`jaxmix.models.families.FAMILIES`):
+            ``"spherical"`` (``var`` ``(K,)``), ``"diag"`` (``(K, d)``) or ``"shared"`` (``()``).
         num_steps: SVI (Adam) steps, ``>= 1``.
         seed: Seed of the named initialisations and of the SVI random stream.
         init: ``"kmeans++"`` (default), ``"random_rows"``, explicit parameters
             (:class:`~jaxmix.MixtureParams`, a mapping with ``mu``, ``var``, ``weights``, or a
             ``(mu, var, weights)`` tuple, in data units) or a previous result (an
             :class:`~jaxmix.EMResult` or :class:`~jaxmix.SVIResult`): the guide's starting
-            locations. For ``"diag"`` a spherical ``var`` is repeated over the columns.
+            locations. A spherical ``var`` ``(K,)`` is adapted to the family (repeated over the
+            columns for ``"diag"``, pooled for ``"shared"``).
         learning_rate: Adam's step size for the first half of the steps (standardised units);
             it then decays exponentially to 1% of it.
         polish_steps: Maximum L-BFGS iterations (``optax.lbfgs``) after the SVI steps (``"map"``
@@ -448,30 +433,30 @@ def fit_svi(
         >>> import numpy as np, jaxmix
         >>> X = np.array([[1.0, 2.0], [1.1, np.nan], [5.0, 6.0], [np.nan, 6.1], [5.2, 5.9]])
         >>> res = jaxmix.fit_svi(X, 2, num_steps=200, polish_steps=50)
-        >>> res.mu.shape, res.resp.shape, res.loss_history.shape[0] >= 200
+        >>> res.mu.shape, res.resp.shape, res.history.shape[0] >= 200
         ((2, 2), (5, 2), True)
         >>> bool(np.isclose(res.objective, jaxmix.log_objective(X, res.params)))
         True
     """
-    values, observed = validate_matrix(X, mask)
-    n, d = values.shape
+    layout = as_data(X, mask, "dense")
+    n, d = layout.shape
     K = check_n_components(K, n)
-    if guide not in GUIDES:
-        raise ValueError(f"guide must be one of {GUIDES}; got {guide!r}")
-    covariance = _check_covariance(covariance)
+    check_choice(guide, "guide", GUIDES)
+    family = get_family(covariance)
     num_steps = check_positive_int(num_steps, "num_steps")
-    polish_steps = _check_nonneg_int(polish_steps, "polish_steps")
-    record_every = _check_nonneg_int(record_every, "record_every")
+    polish_steps = check_nonneg_int(polish_steps, "polish_steps")
+    record_every = check_nonneg_int(record_every, "record_every")
     num_particles = check_positive_int(num_particles, "num_particles")
-    seed = _check_seed(seed)
-    learning_rate = _check_positive_float(learning_rate, "learning_rate")
-    init_scale = _check_positive_float(init_scale, "init_scale")
+    seed = check_seed(seed)
+    learning_rate = check_positive_float(learning_rate, "learning_rate")
+    init_scale = check_positive_float(init_scale, "init_scale")
+    summary = layout.summary()
     if guide == "meanfield":
         polish_steps = 0
         if prior is None:
             prior = Prior()
     if prior is not None:
-        prior = resolve_prior(prior, values, observed)
+        prior = resolve_prior(prior, summary)
         if guide == "map" and prior.alpha < 1.0:
             raise ValueError(
                 "guide='map' needs Prior.alpha >= 1 (for alpha < 1 the posterior density is "
@@ -479,19 +464,17 @@ def fit_svi(
                 f"{float(prior.alpha)}"
             )
 
-    start = _start(init, values, observed, K, seed, covariance)
-    std = Standardizer.fit(values, observed)
-    data = std.data(values, observed)
-    dtype = data.x.dtype
-    start_internal = MixtureParams(*(jnp.asarray(p, dtype) for p in std.to_internal(start)))
+    start = _start(init, layout, K, seed, family)
+    std = Standardizer.fit(summary)
+    dtype = float_dtype()
+    data = layout.device(std, dtype)
+    start_internal = as_device(to_internal(start, std), dtype)
     prior_internal = None
-    shift = std.log_likelihood_shift(observed)
+    shift = std.log_likelihood_shift(layout.nnz)
     if prior is not None:
-        prior_internal = Prior(
-            *(jnp.asarray(p, dtype) for p in standardize_prior(prior, std.offset, std.scale))
-        )
+        prior_internal = as_device(standardize_prior(prior, std.offset, std.scale), dtype)
         if guide == "map":  # the point mass's log prior carries the Jacobian; q's cancels it
-            shift += log_prior_shift(K, d, covariance, std.scale)
+            shift += log_prior_shift(family, K, d, std.scale)
     eps = float(jnp.finfo(dtype).eps)
     args = (
         data.x,
@@ -504,7 +487,7 @@ def fit_svi(
     )
     static = _Static(
         K=K,
-        covariance=covariance,
+        covariance=family.name,
         guide=guide,
         num_steps=num_steps,
         polish_steps=polish_steps,
@@ -513,35 +496,52 @@ def fit_svi(
         init_scale=init_scale,
         progress=bool(progress),
     )
-    exe, compile_time = _compiled(args, static)
-
-    global _progress_bar
-    if progress:
-        from tqdm.auto import tqdm
-
-        _progress_bar = tqdm(total=num_steps, desc=f"SVI {guide} K={K}", unit="step")
-    try:
+    exe, compile_time = compiled_program(args, static)
+    with _progress.progress_bar(progress, f"SVI {guide} K={K}", total=num_steps, unit="step"):
         begin = time.perf_counter()
         out = jax.block_until_ready(exe(*args))
         run_time = time.perf_counter() - begin
-    finally:
-        if progress and _progress_bar is not None:
-            _progress_bar.close()
-            _progress_bar = None
     out = jax.device_get(out)
-    return _to_result(
-        out, values, observed, data, std, static, prior, shift, compile_time, run_time
+    return _to_result(out, layout, data, std, family, static, prior, shift, compile_time, run_time)
+
+
+def _variational_to_data(
+    loc: MixtureParams, scale: MixtureParams, family: Family, std: Standardizer
+) -> tuple[MixtureParams, MixtureParams]:
+    """The mean-field guide's unconstrained locations and scales in data units.
+
+    ``mu`` is affine in its standardised value (location ``* scale + offset``, sd ``* scale``);
+    the stick-breaking coordinates of the weights do not depend on the units. Rescaling the data
+    shifts the unconstrained coordinate of a covariance site (``log var`` by ``2 log scale``), so
+    its location moves by the image of 0 (mapped to the site's support, rescaled by the family,
+    mapped back) and its sd is unchanged.
+    """
+    f64 = lambda a: np.asarray(a, np.float64)  # noqa: E731
+    supports = family.site_constraints()
+    sites = family.site_values(loc.cov)
+    origin = family.from_site_values(
+        {name: f64(biject_to(c)(jnp.zeros(np.shape(sites[name])))) for name, c in supports.items()}
     )
+    moved = family.site_values(family.rescale(origin, std.scale))
+    cov = family.from_site_values(
+        {
+            name: f64(sites[name]) + f64(biject_to(c).inv(jnp.asarray(moved[name])))
+            for name, c in supports.items()
+        }
+    )
+    loc_data = MixtureParams(f64(loc.mu) * std.scale + std.offset, cov, f64(loc.weights))
+    scale = jax.tree.map(f64, scale)
+    return loc_data, scale._replace(mu=scale.mu * std.scale)
 
 
-def _to_result(out, values, observed, data, std, static, prior, shift, compile_time, run_time):
+def _to_result(out, layout, data, std, family, static, prior, shift, compile_time, run_time):
     point = out["point"]
-    if not all(np.all(np.isfinite(p)) for p in point):
+    if not all(np.all(np.isfinite(p)) for p in jax.tree.leaves(point)):
         raise FloatingPointError(
             "SVI produced non-finite parameters; lower learning_rate, or enable jax_enable_x64 "
             f"for float64 (now {float_dtype()})"
         )
-    params = std.to_data(point)
+    params = to_data(point, std)
     losses = np.asarray(out["losses"], np.float64)
     evals = np.arange(1, static.num_steps + 1)
     polish_iter, n_evals, converged = 0, static.num_steps, False
@@ -555,28 +555,23 @@ def _to_result(out, values, observed, data, std, static, prior, shift, compile_t
         evals = np.concatenate(
             [evals, static.num_steps + np.asarray(out["polish_evals"])[:polish_iter]]
         )
-    resp, _ = e_step(MixtureParams(*(jnp.asarray(p, data.x.dtype) for p in point)), data)
+    resp = data.e_step_stats(as_device(point, data.dtype), family, with_stats=False).resp
     loc = scale = None
     if "loc" in out:
-        log_s = np.log(std.scale)
-        loc_mu, loc_var, loc_w = (np.asarray(p, np.float64) for p in out["loc"])
-        sd_mu, sd_var, sd_w = (np.asarray(p, np.float64) for p in out["scale"])
-        loc = MixtureParams(loc_mu * std.scale + std.offset, loc_var + 2.0 * log_s, loc_w)
-        scale = MixtureParams(sd_mu * std.scale, sd_var, sd_w)
+        loc, scale = _variational_to_data(out["loc"], out["scale"], family, std)
     snap_steps = snapshots = None
     if out["snapshots"] is not None:
-        snapshots = std.to_data(out["snapshots"])
-        every = static.record_every
-        snap_steps = np.arange(snapshots.mu.shape[0]) * every
+        snapshots = to_data(out["snapshots"], std)
+        snap_steps = np.arange(snapshots.mu.shape[0]) * static.record_every
     return SVIResult(
         params=params,
-        objective=log_objective(values, params, mask=observed, prior=prior),
-        log_likelihood=log_objective(values, params, mask=observed),
-        loss_history=losses - shift,
+        objective=log_objective(layout, params, prior=prior),
+        log_likelihood=log_objective(layout, params),
+        history=-(losses - shift),
         num_steps=static.num_steps,
         resp=np.asarray(resp, np.float64),
         guide=static.guide,
-        covariance=static.covariance,
+        covariance=family.name,
         prior=prior,
         polish_iter=polish_iter,
         converged=converged,
@@ -589,39 +584,3 @@ def _to_result(out, values, observed, data, std, static, prior, shift, compile_t
         snapshot_steps=snap_steps,
         snapshots=snapshots,
     )
-
-
-def sample_variational(result: SVIResult, num_samples: int, seed: int = 0) -> dict[str, np.ndarray]:
-    """Draws from the mean-field posterior of a ``"meanfield"`` :class:`~jaxmix.SVIResult`.
-
-    See :meth:`jaxmix.SVIResult.sample_posterior` (this is its implementation): every
-    unconstrained coordinate ``~ Normal(loc, scale)``, then ``biject_to`` of its site's support.
-
-    Args:
-        result: A result of ``fit_svi(..., guide="meanfield")``.
-        num_samples: Number of draws ``S >= 1``.
-        seed: Seed of the draws.
-
-    Returns:
-        ``{"mu": (S, K, d), "var": (S, K) or (S, K, d), "weights": (S, K)}``, float64.
-    """
-    if result.guide != "meanfield" or result.variational_loc is None:
-        raise ValueError(
-            "sample_posterior needs a mean-field fit (fit_svi(..., guide='meanfield')); this "
-            f"result is guide={result.guide!r}, a point estimate"
-        )
-    num_samples = check_positive_int(num_samples, "num_samples")
-    seed = _check_seed(seed)
-    return _sample(result.variational_loc, result.variational_scale, num_samples, seed)
-
-
-def _sample(loc: MixtureParams, scale: MixtureParams, num_samples: int, seed: int) -> dict:
-    dtype = float_dtype()
-    keys = jax.random.split(jax.random.PRNGKey(seed), 3)
-    draws = {}
-    for key, name in zip(keys, ("mu", "var", "weights"), strict=True):
-        m = jnp.asarray(getattr(loc, name), dtype)
-        s = jnp.asarray(getattr(scale, name), dtype)
-        draws[name] = m + s * jax.random.normal(key, (num_samples, *m.shape), dtype)
-    point = _constrain_point(draws["weights"], draws["var"], draws["mu"])
-    return {name: np.asarray(getattr(point, name), np.float64) for name in ("mu", "var", "weights")}

@@ -8,7 +8,6 @@ float64).
 
 from __future__ import annotations
 
-import numbers
 from typing import Any
 
 import jax
@@ -18,17 +17,16 @@ import numpyro.distributions as dist
 from numpyro.contrib.funsor import config_enumerate
 from numpyro.distributions import constraints
 
-from jaxmix.models.mixture import COVARIANCES
-from jaxmix.priors import Prior, check_resolved
+from jaxmix._validate import check_positive_int
+from jaxmix.models.families import get_family
+from jaxmix.models.prior import Prior, check_resolved
 
 __all__ = ["mixture_model"]
 
 
-def _check(X0: Any, mask: Any, K: Any, prior: Prior | None, covariance: str):
-    if covariance not in COVARIANCES:
-        raise ValueError(f"covariance must be one of {COVARIANCES}; got {covariance!r}")
-    if isinstance(K, bool) or not isinstance(K, numbers.Integral) or K < 1:
-        raise ValueError(f"K must be a positive integer (static); got {K!r}")
+def _check(X0: Any, mask: Any, K: Any, prior: Prior | None, covariance: Any):
+    family = get_family(covariance)
+    K = check_positive_int(K, "K")
     if jnp.ndim(X0) != 2 or jnp.shape(mask) != jnp.shape(X0):
         raise ValueError(
             "X0 must be (n, d) and mask of the same shape; got "
@@ -38,9 +36,9 @@ def _check(X0: Any, mask: Any, K: Any, prior: Prior | None, covariance: str):
         if any(isinstance(f, jax.core.Tracer) for f in prior):  # traced prior: no host checks
             if not prior.is_resolved:
                 raise ValueError("the prior has unresolved (None) fields; call prior.resolve(X)")
-            return prior
+            return family, K, prior
         prior = check_resolved(prior, jnp.shape(X0)[1])
-    return prior
+    return family, K, prior
 
 
 @config_enumerate
@@ -69,14 +67,16 @@ def mixture_model(
     ========== ======================= ==================================================
     weights    ``(K,)`` event          ``Dirichlet(alpha 1_K)``; flat on the simplex
                                        (``ImproperUniform``) when ``prior`` is ``None``
-    var        ``(K,)`` or ``(K, d)``   ``InverseGamma(a, b)`` per entry, all in the event
-               event                   shape; flat on ``(0, inf)`` when ``prior`` is ``None``
+    var        the family's shape      ``InverseGamma(a, b)`` per entry, all in the event
+               (``(K,)``, ``(K, d)``,  shape; flat on ``(0, inf)`` when ``prior`` is ``None``
+               ``()``), event          (the family's sites: ``Family.sample_cov``)
     mu         ``(K, d)`` event         ``Normal(m0_l, s0_l)`` per entry; flat on the reals
                                        when ``prior`` is ``None``
     z          ``(n,)`` in plate        ``Categorical(weights)``, discrete, marked for
                ``"rows"`` (dim -1)      parallel enumeration (``config_enumerate``)
-    x          ``(n,)`` batch,          ``Normal(mu[z], sqrt(var[z])).mask(mask).to_event(1)``
-               ``(d,)`` event           observed at ``X0``
+    x          ``(n,)`` batch,          ``Normal(mu[z], sd).mask(mask).to_event(1)`` observed
+               ``(d,)`` event           at ``X0``, ``sd`` the family's ``component_sd(cov, z)``
+                                       (``sqrt(var[z])``; ``sqrt(var)`` for ``"shared"``)
     ========== ======================= ==================================================
 
     The parameter sites have no plate (their whole shape is the event shape), so the only plate is
@@ -93,10 +93,12 @@ def mixture_model(
         X0: ``(n, d)`` values; entries where ``mask`` is False are ignored (``NaN`` allowed, they
             are replaced by 0 before the likelihood sees them).
         mask: ``(n, d)`` boolean (or 0/1), ``True`` = observed.
-        K: Number of components (a Python int: shapes are static).
+        K: Number of components (a Python int: shapes are static), ``>= 1``.
         prior: A **resolved** :class:`~jaxmix.Prior` (``prior.resolve(X)``, or ``EMResult.prior``)
             in data units, or ``None`` for flat improper priors.
-        covariance: ``"spherical"`` (``var`` of shape ``(K,)``) or ``"diag"`` (``(K, d)``).
+        covariance: The covariance family, a name of :data:`jaxmix.models.families.FAMILIES`
+            or a family object: ``"spherical"`` (``var`` of shape ``(K,)``), ``"diag"``
+            (``(K, d)``) or ``"shared"`` (``()``).
         subsample_size: Optional minibatch size of the ``"rows"`` plate (the likelihood is then
             scaled by ``n / subsample_size``).
 
@@ -111,31 +113,32 @@ def mixture_model(
         >>> lp, _ = log_density(model, (X, ~np.isnan(X), 2), {}, params)
         >>> bool(jnp.isfinite(lp))
         True
+
+    Raises:
+        TypeError: ``K`` is not an integer.
+        ValueError: ``K < 1``, an unknown ``covariance``, mismatched shapes, an unresolved or
+            malformed prior.
     """
-    prior = _check(X0, mask, K, prior, covariance)
+    family, K, prior = _check(X0, mask, K, prior, covariance)
     mask = jnp.asarray(mask, dtype=bool)
     X0 = jnp.where(mask, jnp.asarray(X0), 0.0)
     n, d = X0.shape
-    K = int(K)
-    var_shape = (K,) if covariance == "spherical" else (K, d)
     dtype = X0.dtype
     if prior is None:
         weights = numpyro.sample("weights", dist.ImproperUniform(constraints.simplex, (), (K,)))
-        var = numpyro.sample("var", dist.ImproperUniform(constraints.positive, (), var_shape))
+        cov = family.sample_cov(None, K, d, dtype)
         mu = numpyro.sample("mu", dist.ImproperUniform(constraints.real, (), (K, d)))
     else:
-        alpha, m0, s0, a, b = (jnp.asarray(p, dtype) for p in prior)
+        alpha = jnp.asarray(prior.alpha, dtype)
+        m0 = jnp.asarray(prior.mean, dtype)
+        s0 = jnp.asarray(prior.mean_sd, dtype)
         weights = numpyro.sample("weights", dist.Dirichlet(jnp.full((K,), alpha)))
-        var = numpyro.sample(
-            "var", dist.InverseGamma(a, b).expand(var_shape).to_event(len(var_shape))
-        )
+        cov = family.sample_cov(prior, K, d, dtype)
         mu = numpyro.sample("mu", dist.Normal(m0, s0).expand((K, d)).to_event(2))
     with numpyro.plate("rows", n, dim=-1, subsample_size=subsample_size) as idx:
         z = numpyro.sample("z", dist.Categorical(weights))
         loc = mu[z]  # (n, d), or (K, 1, d) when z is enumerated
-        sd = jnp.sqrt(var[z])
-        if covariance == "spherical":
-            sd = sd[..., None]
+        sd = family.component_sd(cov, z)  # broadcastable against loc
         if subsample_size is not None:
             X0, mask = X0[idx], mask[idx]
         numpyro.sample("x", dist.Normal(loc, sd).mask(mask).to_event(1), obs=X0)

@@ -1,22 +1,15 @@
-"""Posterior diagnostics: relabelling of draws, ArviZ InferenceData and a convergence report.
+"""Posterior diagnostics: ArviZ InferenceData and a convergence report.
 
-* :func:`relabel` undoes label switching: the mixture's posterior is invariant under permutations
-  of the components, so each draw is matched to a reference solution by the permutation that
-  minimises
-
-  .. math::
-
-      \\sum_k c_{\\pi(k), k}, \\qquad
-      c_{jk} = \\sum_l \\frac{(\\mu^{draw}_{jl} - \\mu^{ref}_{kl})^2}{\\mathrm{var}^{ref}_{k(l)}}
-
-  (the squared distance of the draw's component ``j`` to the reference's component ``k`` in units
-  of the reference's variance), solved exactly by ``scipy.optimize.linear_sum_assignment``.
 * :func:`to_inference_data` builds an ArviZ ``InferenceData`` with the posterior, the per-row
   marginal log-likelihood (components summed out, observed entries only; what ``az.loo``,
   ``az.waic`` and ``az.compare`` need), the posterior predictive of the missing entries,
   the observed data and the sampler's statistics.
 * :func:`diagnose` reports ``r_hat``, bulk and tail ESS, divergences and relabelling counts and
   warns with :class:`DiagnosticsWarning` when they are off.
+
+The draws are relabelled before they get here (:func:`jaxmix.relabel`, done by
+:func:`jaxmix.fit_mcmc`); the posterior's dimensions follow the covariance family's shapes
+(``var``: ``(component)`` spherical, ``(component, item)`` diag, none for shared).
 """
 
 from __future__ import annotations
@@ -24,26 +17,30 @@ from __future__ import annotations
 import warnings
 from typing import Any, NamedTuple
 
+import jax
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
-from jaxmix._data import validate_matrix
-from jaxmix.inference.em import _check_seed
-from jaxmix.predictive import (
+from jaxmix._validate import check_seed
+from jaxmix.data import as_data
+from jaxmix.models.families import family_of
+from jaxmix.params import MixtureParams
+from jaxmix.posterior.draws import (
     check_draws,
+    flatten_draws,
     has_draws,
     posterior_draws,
     run_posterior_pass,
     sample_entries,
 )
-from jaxmix.types import MCMCResult, MixtureParams
+from jaxmix.results import MCMCResult
 
 __all__ = [
     "DiagnosticsReport",
     "DiagnosticsWarning",
     "VariableDiagnostics",
     "diagnose",
-    "relabel",
+    "import_arviz",
+    "param_dims",
     "to_inference_data",
 ]
 
@@ -71,79 +68,23 @@ class DiagnosticsWarning(UserWarning):
 
 
 # --------------------------------------------------------------------------------------------
-# Relabelling
-
-
-def relabel(draws: MixtureParams, reference: MixtureParams) -> tuple[MixtureParams, np.ndarray]:
-    """Permute the components of every draw to best match a reference solution.
-
-    The cost of matching draw component ``j`` to reference component ``k`` is
-    ``sum_l (mu_jl - mu^ref_kl)^2 / var^ref_k(l)`` (see the module docstring); the permutation
-    of least total cost is found exactly (``scipy.optimize.linear_sum_assignment``).
-
-    Args:
-        draws: Parameters with any leading batch shape ``B``: ``mu`` ``(*B, K, d)``, ``var``
-            ``(*B, K)`` or ``(*B, K, d)``, ``weights`` ``(*B, K)``.
-        reference: Unbatched parameters of the same family (``var`` ``(K,)`` or ``(K, d)``).
-
-    Returns:
-        ``(relabelled, permutation)``: the permuted draws (same shapes, float64) and the
-        permutation ``(*B, K)``, with ``relabelled[..., k] = draws[..., permutation[..., k]]``.
-
-    Example:
-        >>> import numpy as np, jaxmix
-        >>> ref = jaxmix.MixtureParams(np.array([[0.0], [5.0]]), np.ones(2), np.array([0.3, 0.7]))
-        >>> draw = jaxmix.MixtureParams(np.array([[[5.1], [0.2]]]), np.ones((1, 2)),
-        ...                             np.array([[0.68, 0.32]]))
-        >>> out, perm = jaxmix.relabel(draw, ref)
-        >>> perm.tolist(), out.weights.tolist()
-        ([[1, 0]], [[0.32, 0.68]])
-    """
-    mu = np.asarray(draws.mu, np.float64)
-    var = np.asarray(draws.var, np.float64)
-    weights = np.asarray(draws.weights, np.float64)
-    ref_mu = np.asarray(reference.mu, np.float64)
-    K, d = ref_mu.shape
-    batch = weights.shape[:-1]
-    if weights.shape[-1] != K or mu.shape != (*batch, K, d):
-        raise ValueError(
-            f"draws have mu {mu.shape} and weights {weights.shape}; the reference has K={K}, d={d}"
-        )
-    ref_var = np.asarray(reference.var, np.float64)
-    prec = np.broadcast_to((1.0 / ref_var)[:, None] if ref_var.ndim == 1 else 1.0 / ref_var, (K, d))
-    flat = mu.reshape(-1, K, d)
-    # cost[b, j, k] = sum_l (mu_bjl - ref_kl)^2 prec_kl, expanded into matrix products
-    cost = (
-        np.einsum("bjl,kl->bjk", flat * flat, prec)
-        - 2.0 * np.einsum("bjl,kl->bjk", flat, ref_mu * prec)
-        + np.sum(ref_mu * ref_mu * prec, axis=1)[None, None, :]
-    )
-    perm = np.empty((flat.shape[0], K), dtype=np.int64)
-    for b in range(flat.shape[0]):
-        j, k = linear_sum_assignment(cost[b])
-        perm[b, k] = j
-    perm = perm.reshape(*batch, K)
-    take = perm[..., None]
-    var_take = take if var.ndim == weights.ndim + 1 else perm
-    relabelled = MixtureParams(
-        mu=np.take_along_axis(mu, take, axis=-2),
-        var=np.take_along_axis(var, var_take, axis=-2 if var.ndim == weights.ndim + 1 else -1),
-        weights=np.take_along_axis(weights, perm, axis=-1),
-    )
-    return relabelled, perm
-
-
-# --------------------------------------------------------------------------------------------
 # InferenceData
 
 
-def _param_dims(var: np.ndarray, batch_ndim: int) -> dict[str, list[str]]:
-    diag = np.ndim(var) == batch_ndim + 2
-    return {
-        "mu": ["component", "item"],
-        "var": ["component", "item"] if diag else ["component"],
-        "weights": ["component"],
-    }
+#: The family's ``var_shape`` is asked for these sizes of ``K`` and ``d``: two distinct numbers, so
+#: every axis of the variances can be named whatever the family (and whatever ``K`` and ``d``).
+_PROBE = {2: "component", 3: "item"}
+
+
+def param_dims(family: Any) -> dict[str, list[str]]:
+    """The dimensions (after ``chain`` and ``draw``) of the posterior's variables: ``mu``
+    ``(component, item)``, ``weights`` ``(component)`` and ``var`` as the family's shape says
+    (``(component)`` spherical, ``(component, item)`` diag, none for shared)."""
+    var_dims: list[str] = []
+    for i, size in enumerate(family.var_shape(2, 3)):
+        name = _PROBE.get(size, f"var_dim_{i}")
+        var_dims.append(name if name not in var_dims else f"{name}_{i}")
+    return {"mu": ["component", "item"], "var": var_dims, "weights": ["component"]}
 
 
 def _posterior_group(draws: MixtureParams, attrs: dict[str, Any]) -> Any:
@@ -154,7 +95,7 @@ def _posterior_group(draws: MixtureParams, attrs: dict[str, Any]) -> Any:
         {"mu": draws.mu, "var": draws.var, "weights": draws.weights},
         library=None,
         coords={"component": np.arange(K), "item": np.arange(d)},
-        dims=_param_dims(draws.var, 2),
+        dims=param_dims(family_of(draws)),
         attrs=attrs,
     )
 
@@ -167,7 +108,7 @@ def _sample_stats_group(result: MCMCResult) -> Any:
         {
             "diverging": np.asarray(result.diverging, bool),
             "acceptance_rate": np.asarray(result.accept_prob),
-            "n_steps": np.asarray(result.num_steps),
+            "n_steps": np.asarray(result.n_leapfrog),
             "tree_depth": np.asarray(result.tree_depth),
             "lp": -np.asarray(result.potential_energy),
             "step_size": np.broadcast_to(np.asarray(result.step_size)[:, None], (C, S)).copy(),
@@ -213,8 +154,9 @@ def to_inference_data(
     ====================== ========================================================================
     group                  content
     ====================== ========================================================================
-    posterior              ``mu`` (component, item), ``var`` (component) or (component, item),
-                           ``weights`` (component); relabelled draws for MCMC
+    posterior              ``mu`` (component, item), ``var`` by the covariance family: (component)
+                           spherical, (component, item) diag, () shared; ``weights``
+                           (component); relabelled draws for MCMC
     log_likelihood         ``x`` (row): ``log p(x_{u,C_u} | theta)`` at every draw, the components
                            summed out, observed entries only; ``az.loo`` / ``az.waic`` /
                            ``az.compare`` use it (a row is the unit left out)
@@ -225,7 +167,7 @@ def to_inference_data(
                            entries given the observed ones); row-major order
     observed_data          ``x`` (row, item) with ``NaN`` at the missing entries
     constant_data          ``observed`` (row, item), the mask
-    sample_stats           MCMC only: ``diverging``, ``acceptance_rate``, ``n_steps``,
+    sample_stats           MCMC only: ``diverging``, ``acceptance_rate``, ``n_steps`` (leapfrog),
                            ``tree_depth``, ``lp`` (minus the potential energy), ``step_size``,
                            ``relabelled``
     ====================== ========================================================================
@@ -261,18 +203,20 @@ def to_inference_data(
             "mean-field SVIResult (jaxmix.fit_svi(..., guide='meanfield')); got "
             f"{type(result).__name__}"
         )
-    values, observed = validate_matrix(X, mask)
-    seed = _check_seed(seed)
-    n, d = values.shape
+    layout = as_data(X, mask, "dense")
+    values, observed = layout.values, layout.observed
+    seed = check_seed(seed)
+    n, d = layout.shape
     draws = posterior_draws(result, num_samples, seed)
     check_draws(draws, d)
     C, S = np.shape(draws.weights)[:2]
-    flat = MixtureParams(*(p.reshape(C * S, *p.shape[2:]) for p in draws))
-    passed, _ = run_posterior_pass(flat, values, observed, seed)
+    flat = flatten_draws(draws)
+    keys = jax.random.split(jax.random.PRNGKey(seed), C * S)
+    z, row_log_lik = run_posterior_pass(flat, layout, keys)
     groups = {
         "posterior": _posterior_group(draws, _attrs(result)),
         "log_likelihood": az.dict_to_dataset(
-            {"x": passed.row_log_lik.reshape(C, S, n)},
+            {"x": row_log_lik.reshape(C, S, n)},
             coords={"row": np.arange(n)},
             dims={"x": ["row"]},
         ),
@@ -292,7 +236,7 @@ def to_inference_data(
     rows, cols = np.nonzero(~observed)
     if posterior_predictive and rows.size:
         rng = np.random.default_rng(seed)
-        pred = sample_entries(flat, np.arange(C * S), passed.z, rows, cols, rng)
+        pred = sample_entries(flat, np.arange(C * S), z, rows, cols, rng)
         ds = az.dict_to_dataset(
             {"x_missing": pred.reshape(C, S, rows.size)},
             coords={"missing_entry": np.arange(rows.size)},

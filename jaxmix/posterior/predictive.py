@@ -6,13 +6,15 @@ one parameter value ``theta = (w, mu, var)``, the mixture
 .. math::
 
     p(x_{ul} \\mid x_{u,C_u}, \\theta) = \\sum_k p(k \\mid x_{u,C_u}, \\theta)\\,
-        \\mathcal N(x_{ul}; \\mu_{kl}, \\mathrm{var}_{k(l)}),
+        \\mathcal N(x_{ul}; \\mu_{kl}, \\Sigma_{k,ll}),
 
-the responsibilities ``p(k | x_{u,C_u}, theta)`` being those of an E-step. Two kinds of results:
+the responsibilities ``p(k | x_{u,C_u}, theta)`` being those of the data layout's E-step and the
+moments of the mixture those of the covariance family (``Family.predict``, the formulas of
+:func:`jaxmix.complete`). Two kinds of results:
 
 * **Point estimates** (:func:`jaxmix.fit_em`, a ``"map"`` :func:`jaxmix.fit_svi`,
   :class:`~jaxmix.MixtureParams`): the *plug-in* predictive at the estimate. Its mean and
-  standard deviation are exact (the formulas of :func:`jaxmix.complete`, identical numbers); the
+  standard deviation are exact (the formulas of :func:`jaxmix.complete`, equal up to rounding); the
   interval is the HDI of ``num_samples`` draws from the mixture. It ignores the uncertainty of the
   parameters, so its intervals are somewhat too narrow.
 * **Posterior draws** (:func:`jaxmix.fit_mcmc`, a ``"meanfield"`` :func:`jaxmix.fit_svi`): the
@@ -26,20 +28,25 @@ the responsibilities ``p(k | x_{u,C_u}, theta)`` being those of an E-step. Two k
 
 from __future__ import annotations
 
-import math
-import numbers
 from typing import Any, NamedTuple
 
 import jax
-import jax.numpy as jnp
 import numpy as np
-from jax import lax
 
-from jaxmix._data import MaskedData, Standardizer, check_positive_int, validate_matrix
-from jaxmix.completion import _check_fit, _params_of, complete, responsibilities
-from jaxmix.inference.em import _check_seed
-from jaxmix.models.mixture import component_log_joint
-from jaxmix.types import MCMCResult, MixtureParams
+from jaxmix._validate import check_positive_int, check_probability, check_seed
+from jaxmix.data import as_data
+from jaxmix.models.families import family_of
+from jaxmix.posterior.completion import check_fit, fitted_params, posterior_of_rows
+from jaxmix.posterior.diagnostics import import_arviz
+from jaxmix.posterior.draws import (
+    check_draws,
+    flatten_draws,
+    has_draws,
+    posterior_draws,
+    posterior_moments,
+    sample_entries,
+    take,
+)
 
 __all__ = ["PredictiveSummary", "predictive_summary"]
 
@@ -117,142 +124,6 @@ class PredictiveSummary(NamedTuple):
         return "\n".join(lines)
 
 
-# --------------------------------------------------------------------------------------------
-# Shared machinery (also used by jaxmix.diagnostics.to_inference_data)
-
-
-def is_meanfield(result: Any) -> bool:
-    """Whether ``result`` is a mean-field SVI result (duck-typed on ``guide``)."""
-    return getattr(result, "guide", None) == "meanfield" and hasattr(result, "sample_posterior")
-
-
-def has_draws(result: Any) -> bool:
-    """Whether ``result`` carries a posterior (MCMC draws or a mean-field ``q``)."""
-    return isinstance(result, MCMCResult) or is_meanfield(result)
-
-
-def posterior_draws(result: Any, num_samples: int, seed: int) -> MixtureParams:
-    """Parameter draws with a leading ``(chain, draw)`` shape, float64, data units.
-
-    MCMC results give their (relabelled) draws; mean-field SVI results ``num_samples`` fresh draws
-    from ``q`` as one chain.
-    """
-    if isinstance(result, MCMCResult):
-        return MixtureParams(
-            *(np.asarray(p, np.float64) for p in (result.mu, result.var, result.weights))
-        )
-    if is_meanfield(result):
-        s = result.sample_posterior(num_samples, seed)
-        return MixtureParams(
-            *(np.asarray(s[k], np.float64)[None] for k in ("mu", "var", "weights"))
-        )
-    raise TypeError(
-        "expected an MCMCResult (jaxmix.fit_mcmc) or a mean-field SVIResult "
-        f"(jaxmix.fit_svi(..., guide='meanfield')); got {type(result).__name__}"
-    )
-
-
-def check_draws(draws: MixtureParams, d: int) -> None:
-    """Check batched ``(chain, draw, ...)`` draws against ``d`` columns: shapes, finite ``mu``,
-    finite positive ``var``, finite non-negative ``weights``."""
-    _check_fit(draws, d, batch=2, label="draws")
-
-
-class PosteriorPass(NamedTuple):
-    """Per-draw quantities of one pass over parameter draws (standardised units).
-
-    Attributes:
-        z: A component drawn for every row from its responsibilities, ``(S, n)``.
-        row_log_lik: Marginal log-likelihood of every row's observed entries, ``(S, n)``.
-        mean_sum: ``sum_s E[x | x_obs, theta_s]``, ``(n, d)``.
-        second_sum: ``sum_s E[x^2 | x_obs, theta_s]``, ``(n, d)``.
-    """
-
-    z: jax.Array
-    row_log_lik: jax.Array
-    mean_sum: jax.Array
-    second_sum: jax.Array
-
-
-@jax.jit
-def posterior_pass(params: MixtureParams, data: MaskedData, rng_key: jax.Array) -> PosteriorPass:
-    """One scan over parameter draws ``(S, ...)``: components, row log-likelihoods, moments.
-
-    Args:
-        params: Draws with a leading axis ``S`` (standardised units).
-        data: The standardised masked matrix.
-        rng_key: Key of the component draws.
-
-    Returns:
-        A :class:`PosteriorPass`.
-    """
-    n, d = data.x.shape
-    keys = jax.random.split(rng_key, params.weights.shape[0])
-
-    def body(carry, inputs):
-        p, key = inputs
-        log_joint = component_log_joint(p, data)  # (n, K)
-        row_ll = jax.scipy.special.logsumexp(log_joint, axis=1)
-        resp = jnp.exp(log_joint - row_ll[:, None])
-        z = jax.random.categorical(key, log_joint, axis=-1)
-        var_kd = jnp.broadcast_to(p.var if p.var.ndim == 2 else p.var[:, None], p.mu.shape)
-        hi = lax.Precision.HIGHEST
-        mean = jnp.matmul(resp, p.mu, precision=hi)
-        second = jnp.matmul(resp, var_kd + p.mu * p.mu, precision=hi)
-        return (carry[0] + mean, carry[1] + second), (z, row_ll)
-
-    zeros = jnp.zeros((n, d), data.x.dtype)
-    (mean_sum, second_sum), (z, row_ll) = lax.scan(body, (zeros, zeros), (params, keys))
-    return PosteriorPass(z, row_ll, mean_sum, second_sum)
-
-
-def run_posterior_pass(
-    draws: MixtureParams, values: np.ndarray, observed: np.ndarray, seed: int
-) -> tuple[PosteriorPass, Standardizer]:
-    """:func:`posterior_pass` on flat draws ``(S, ...)`` in data units, on standardised data.
-
-    Returns host arrays (the row log-likelihood already shifted back to data units).
-    """
-    std = Standardizer.fit(values, observed)
-    data = std.data(values, observed)
-    dtype = data.x.dtype
-    internal = std.to_internal(draws)
-    out = posterior_pass(
-        MixtureParams(*(jnp.asarray(p, dtype) for p in internal)), data, jax.random.PRNGKey(seed)
-    )
-    out = PosteriorPass(*(np.asarray(a) for a in jax.device_get(out)))
-    shift = -observed.sum(axis=1) * math.log(std.scale)
-    return out._replace(row_log_lik=out.row_log_lik.astype(np.float64) + shift), std
-
-
-def sample_entries(
-    draws: MixtureParams,
-    draw_index: np.ndarray,
-    z: np.ndarray,
-    rows: np.ndarray,
-    cols: np.ndarray,
-    rng: np.random.Generator,
-) -> np.ndarray:
-    """One predictive value per predictive draw and entry: ``mu + sd * N(0, 1)`` of the drawn
-    component.
-
-    Args:
-        draws: Parameter draws, flat ``(P, ...)``, data units.
-        draw_index: Parameter draw of each predictive draw, ``(S,)`` in ``[0, P)``.
-        z: Component of every row for each predictive draw, ``(S, n)``.
-        rows, cols: The entries, ``(M,)`` each.
-        rng: NumPy generator of the noise.
-
-    Returns:
-        Array ``(S, M)``.
-    """
-    comp = z[:, rows]  # (S, M)
-    p = draw_index[:, None]
-    loc = draws.mu[p, comp, cols[None, :]]
-    var = draws.var[p, comp] if draws.var.ndim == 2 else draws.var[p, comp, cols[None, :]]
-    return loc + np.sqrt(var) * rng.standard_normal(loc.shape)
-
-
 def _check_entries(entries: Any, observed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if entries is None:
         rows, cols = np.nonzero(~observed)
@@ -284,8 +155,6 @@ def _check_entries(entries: Any, observed: np.ndarray) -> tuple[np.ndarray, np.n
 
 def _hdi(samples: np.ndarray, hdi_prob: float) -> np.ndarray:
     """ArviZ's HDI of every column of ``samples`` ``(S, M)``: array ``(M, 2)``."""
-    from jaxmix.diagnostics import import_arviz
-
     az = import_arviz()
     if samples.shape[1] == 0:
         return np.zeros((0, 2))
@@ -335,43 +204,36 @@ def predictive_summary(
         >>> table.row.tolist(), table.column.tolist()
         ([1, 3], [1, 0])
     """
-    values, observed = validate_matrix(X, mask)
-    if isinstance(hdi_prob, bool) or not isinstance(hdi_prob, numbers.Real):
-        raise TypeError(f"hdi_prob must be a real number; got {hdi_prob!r}")
-    hdi_prob = float(hdi_prob)
-    if not 0.0 < hdi_prob < 1.0:
-        raise ValueError(f"hdi_prob must lie in (0, 1); got {hdi_prob}")
+    layout = as_data(X, mask, "dense")
+    observed = layout.observed
+    hdi_prob = check_probability(hdi_prob, "hdi_prob")
     num_samples = check_positive_int(num_samples, "num_samples")
     if num_samples < 10:
         raise ValueError(f"num_samples must be at least 10 for an interval; got {num_samples}")
-    seed = _check_seed(seed)
+    seed = check_seed(seed)
     rows, cols = _check_entries(entries, observed)
     rng = np.random.default_rng(seed)
-    n, d = values.shape
+    n, d = layout.shape
 
     if has_draws(result):
         draws = posterior_draws(result, num_samples, seed)
         check_draws(draws, d)
-        flat = MixtureParams(*(p.reshape(-1, *p.shape[2:]) for p in draws))
+        flat = flatten_draws(draws)
         total = flat.weights.shape[0]
         pick = (np.arange(num_samples) * total) // num_samples  # evenly spaced, cyclic if fewer
-        chosen = MixtureParams(*(p[pick] for p in flat))
-        passed, std = run_posterior_pass(chosen, values, observed, seed)
-        mean_int = passed.mean_sum.astype(np.float64) / num_samples
-        var_int = np.maximum(passed.second_sum.astype(np.float64) / num_samples - mean_int**2, 0.0)
-        mean = (mean_int * std.scale + std.offset)[rows, cols]
-        sd = (np.sqrt(var_int) * std.scale)[rows, cols]
-        z, sampled, index = passed.z, chosen, np.arange(num_samples)
+        sampled = take(flat, pick)
+        mean, sd, z = posterior_moments(sampled, layout, seed, rows, cols)
+        index = np.arange(num_samples)
     else:
-        params = _params_of(result)
-        _check_fit(params, d)
-        filled, sd_full = complete(values, params, mask=observed, return_std=True)
-        mean, sd = filled[rows, cols], sd_full[rows, cols]
-        resp = responsibilities(values, params, mask=observed)  # (n, K)
+        params = fitted_params(result)
+        check_fit(params, d)
+        resp = posterior_of_rows(layout, params)  # (n, K)
+        mean, var = family_of(params).predict(params, resp[rows], cols)
+        sd = np.sqrt(var)
         cdf = np.cumsum(resp, axis=1)
         u = rng.random((num_samples, n, 1)) * cdf[None, :, -1:]
         z = np.minimum((u > cdf[None]).sum(axis=2), resp.shape[1] - 1)
-        sampled = MixtureParams(*(p[None] for p in params))
+        sampled = jax.tree.map(lambda a: a[None], params)
         index = np.zeros(num_samples, dtype=np.int64)
 
     lower = np.empty(rows.size)

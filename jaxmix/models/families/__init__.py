@@ -30,7 +30,10 @@ from jaxmix.params import MixtureParams
 
 __all__ = [
     "COVARIANCES",
+    "DIAG",
     "FAMILIES",
+    "SHARED",
+    "SPHERICAL",
     "WEIGHT_EPS",
     "DiagCov",
     "Family",
@@ -60,9 +63,7 @@ def get_family(covariance: Any) -> Family:
     try:
         return FAMILIES[covariance]
     except (KeyError, TypeError):
-        raise ValueError(
-            f"covariance must be one of {COVARIANCES}; got {covariance!r}"
-        ) from None
+        raise ValueError(f"covariance must be one of {COVARIANCES}; got {covariance!r}") from None
 
 
 def family_of(params: MixtureParams) -> Family:
@@ -95,11 +96,12 @@ def _legacy(params: MixtureParams) -> MixtureParams:
     )
 
 
-def as_params(obj: Any, *, what: str = "result") -> MixtureParams:
+def as_params(obj: Any, *, what: str = "result", forms: bool = False) -> MixtureParams:
     """Parameters from anything that carries them: :class:`~jaxmix.MixtureParams` (with a typed
-    ``cov``, or a plain ``var`` array of the spherical or diagonal family), a fitted result
-    (its ``params``), a mapping with ``mu``, ``var`` and ``weights``, or a ``(mu, var, weights)``
-    tuple. Arrays are left as they are (no copy, no check).
+    ``cov``, or a plain ``var`` array of the spherical or diagonal family) or a fitted result
+    (its ``params``); with ``forms=True`` (starting points) also a mapping with ``mu``, ``var``
+    and ``weights`` or a ``(mu, var, weights)`` tuple. Arrays are left as they are (no copy, no
+    check).
 
     Raises:
         TypeError: ``obj`` carries no parameters (the message names it as ``what``).
@@ -107,12 +109,12 @@ def as_params(obj: Any, *, what: str = "result") -> MixtureParams:
     """
     params = obj if isinstance(obj, MixtureParams) else getattr(obj, "params", None)
     if not isinstance(params, MixtureParams):
-        if isinstance(obj, Mapping):
+        if forms and isinstance(obj, Mapping):
             try:
                 params = MixtureParams(obj["mu"], obj["var"], obj["weights"])
             except KeyError as err:
                 raise ValueError(f"{what} mapping lacks the key {err.args[0]!r}") from None
-        elif isinstance(obj, tuple) and len(obj) == 3:
+        elif forms and isinstance(obj, tuple) and len(obj) == 3:
             params = MixtureParams(*obj)
         else:
             raise TypeError(

@@ -141,8 +141,7 @@ class Family:
         noun = "draws'" if label == "draws" else label
         if var.shape != want:
             raise ValueError(
-                f"the {noun} variances have shape {var.shape}; the {self.name} family needs "
-                f"{want}"
+                f"the {noun} variances have shape {var.shape}; the {self.name} family needs {want}"
             )
         if not np.all(np.isfinite(var) & (var > 0)):
             raise ValueError(f"{label} var must be finite and positive")

@@ -5,8 +5,9 @@ Row ``u``'s log density under component ``k`` is one row sum over its observed c
 
 .. math::
 
-    \\log w_k - \\tfrac12 \\sum_{l \\in C_u} \\Big[\\frac{(x_{ul} - \\mu_{kl})^2}{\\mathrm{var}_{kl}}
-        + \\log(2\\pi\\,\\mathrm{var}_{kl})\\Big]
+    \\log w_k - \\tfrac12 \\sum_{l \\in C_u} \\Big[
+        \\frac{(x_{ul} - \\mu_{kl})^2}{\\mathrm{var}_{kl}} + \\log(2\\pi\\,\\mathrm{var}_{kl})
+    \\Big]
 
 expanded as the tables ``mu^2 / var + log(2 pi var)``, ``-2 mu / var`` and ``1 / var`` (the
 coefficients of ``x^0``, ``x^1``, ``x^2``). The M-step's variance is the spherical one restricted

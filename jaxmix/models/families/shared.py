@@ -16,28 +16,18 @@ weights): EM on this family tends to K-means.
 
 from __future__ import annotations
 
-import math
 from typing import Any, NamedTuple
 
 import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
-from jaxmix.data.base import ColWeights, RowTables
-from jaxmix.models.families.base import (
-    WEIGHT_EPS,
-    Family,
-    update_means,
-    update_variance,
-    update_weights,
-)
+from jaxmix.models.families.base import update_means, update_variance, update_weights
 from jaxmix.models.families.spherical import (
-    SphericalStats,
-    component_sq_dist,
+    SPHERICAL,
+    SphericalCov,
+    SphericalFamily,
     expected_residual,
-    resp_totals,
-    spherical_stats,
-    sq_tables,
 )
 
 __all__ = ["SHARED", "SharedCov", "SharedFamily"]
@@ -52,8 +42,10 @@ class SharedCov(NamedTuple):
     family = "shared"
 
 
-class SharedFamily(Family):
-    """``Sigma_k = var I`` for every ``k`` (module :mod:`jaxmix.models.families.shared`)."""
+class SharedFamily(SphericalFamily):
+    """``Sigma_k = var I`` for every ``k`` (module :mod:`jaxmix.models.families.shared`): the
+    spherical family with its variances tied, so its log density and statistics are the
+    spherical ones and only the parameters and the M-step's variance differ."""
 
     name = "shared"
     cov_type = SharedCov
@@ -81,29 +73,10 @@ class SharedFamily(Family):
     def permute(self, cov: Any, perm: Any) -> Any:
         return cov
 
-    def row_tables(self, params: Any) -> RowTables:
-        return sq_tables(params.mu)
-
     def log_joint(self, params: Any, sums: Array, rows: Any) -> tuple[Array, None]:
-        var = params.cov.var
-        log_w = jnp.log(params.weights + WEIGHT_EPS)[None, :]
-        log_norm = 0.5 * rows.n_obs[:, None] * jnp.log(2.0 * math.pi * var)
-        sq = component_sq_dist(params, sums, rows)
-        return log_w - log_norm - sq / (2.0 * var), None
-
-    def weight_sizes(self, params: Any) -> tuple[int, int, int]:
         K = params.weights.shape[-1]
-        return (K, K, 0)
-
-    def stat_weights(self, resp: Array, aux: Any) -> ColWeights:
-        K = resp.shape[1]
-        return ColWeights(resp, (K, K, 0))
-
-    def row_totals(self, resp: Array, rows: Any) -> tuple[Array, Array, Array]:
-        return resp_totals(resp, rows)
-
-    def suff_stats(self, cols: tuple, totals: Any, n_rows: Array) -> SphericalStats:
-        return spherical_stats(cols, totals, n_rows)
+        tied = SphericalCov(jnp.broadcast_to(params.cov.var, (K,)))
+        return SPHERICAL.log_joint(params._replace(cov=tied), sums, rows)
 
     def m_step(self, stats: Any, params: Any, min_var: Any, prior: Any = None) -> Any:
         var_old = params.cov.var

@@ -1,0 +1,153 @@
+"""The text report of ``jaxmix demo`` and ``jaxmix fit``.
+
+Four blocks, separated by blank lines: the data (described by its layout: a dense matrix in rows,
+columns and missing entries, triples in users, items and ratings), every restart's final
+log-likelihood, the winner's fit (log-likelihood, BIC, AIC, iterations, time) and, when something
+was scored, the RMSE of the mixture and the mean baselines per scored set of entries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from jaxmix.data import DenseLayout
+
+__all__ = [
+    "data_lines",
+    "fit_lines",
+    "fit_report",
+    "key_values",
+    "model_description",
+    "restart_lines",
+    "score_lines",
+    "table",
+]
+
+
+def fit_report(
+    layout: Any,
+    result: Any,
+    *,
+    source: str,
+    model: str,
+    n_test: int | None,
+    holdout: float,
+    bic: float,
+    aic: float,
+    seconds: float,
+    scores: Mapping[str, Mapping[str, float]],
+) -> str:
+    """The whole report of a fit.
+
+    Args:
+        layout: The data layout of every observed entry (:func:`jaxmix.as_data`).
+        result: The :class:`~jaxmix.EMResult`.
+        source: Where the data came from.
+        model: The model line (:func:`model_description`).
+        n_test: Number of held-out entries, or ``None`` without a hold-out.
+        holdout: The share held out (as asked for).
+        bic, aic: The scores of ``result`` on the data it was fit to.
+        seconds: Wall time of the fit.
+        scores: RMSE per scored set, per method (the mixture first); may be empty.
+
+    Returns:
+        The report, starting with a blank line.
+    """
+    lines = ["", *data_lines(layout, source, n_test, holdout, model), ""]
+    lines += restart_lines(result)
+    lines += ["", *fit_lines(result, bic, aic, seconds)]
+    if scores:
+        lines += ["", *score_lines(scores)]
+    return "\n".join(lines)
+
+
+def model_description(K: int, covariance: str, restarts: int, init: str, dtype: str) -> str:
+    """The model line: ``K=6, spherical covariance, 5 restarts, kmeans++ init, float32``."""
+    return f"K={K}, {covariance} covariance, {restarts} restarts, {init} init, {dtype}"
+
+
+def data_lines(
+    layout: Any, source: str, n_test: int | None, holdout: float, model: str
+) -> list[str]:
+    """The data block, in the layout's terms (``layout.kind``)."""
+    n, d = layout.shape
+    nnz = layout.nnz
+    if layout.kind == DenseLayout.kind:
+        n_missing = n * d - nnz
+        data = f"{n:,} rows x {d:,} columns, {n_missing:,} missing ({n_missing / (n * d):.1%})"
+        entries = "observed entries"
+    else:
+        density = nnz / (float(n) * float(d))
+        data = f"{n:,} users x {d:,} items, {nnz:,} ratings ({density:.2%} observed)"
+        entries = "ratings"
+    rows = [("data", data), ("source", source)]
+    if n_test is not None:
+        rows.append(("held out", f"{n_test:,} of {nnz:,} {entries} ({holdout:.0%})"))
+    rows.append(("model", model))
+    return key_values(rows)
+
+
+def restart_lines(result: Any) -> list[str]:
+    """One line per restart: final log-likelihood, iterations, convergence, the winner marked."""
+    header = ("restart", "log-likelihood", "iterations", "converged", "")
+    rows = [
+        (
+            str(r),
+            f"{ll:,.2f}",
+            str(int(it)),
+            "yes" if conv else "no",
+            "* best" if r == result.best_restart else "",
+        )
+        for r, (ll, it, conv) in enumerate(
+            zip(
+                result.restart_log_likelihoods,
+                result.restart_n_iter,
+                result.restart_converged,
+                strict=True,
+            )
+        )
+    ]
+    return table(header, rows, n_left=0)
+
+
+def fit_lines(result: Any, bic: float, aic: float, seconds: float) -> list[str]:
+    """The winner: log-likelihood, BIC, AIC, iterations and the fit time."""
+    status = "converged" if result.converged else "not converged (raise --max-iter?)"
+    rows = [
+        ("log-likelihood", f"{result.log_likelihood:,.2f}  (restart {result.best_restart})"),
+        ("BIC", f"{bic:,.2f}  (higher is better)"),
+        ("AIC", f"{aic:,.2f}  (higher is better)"),
+        ("iterations", f"{result.n_iter}, {status}"),
+        ("fit time", f"{seconds:.2f} s  (includes JIT compilation)"),
+    ]
+    return key_values(rows)
+
+
+def score_lines(scores: Mapping[str, Mapping[str, float]]) -> list[str]:
+    """The RMSE table: one row per method, one column per scored set."""
+    names = list(scores)
+    methods = list(next(iter(scores.values())))
+    header = ("RMSE", *names)
+    rows = [(m, *(f"{scores[name][m]:.4f}" for name in names)) for m in methods]
+    return table(header, rows)
+
+
+def key_values(rows: Sequence[tuple[str, str]]) -> list[str]:
+    """``key  value`` lines with the values aligned."""
+    width = max(len(key) for key, _ in rows)
+    return [f"{key:<{width}}  {value}" for key, value in rows]
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[str]], n_left: int = 1) -> list[str]:
+    """Align a table: the first ``n_left`` columns to the left, the others to the right."""
+    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
+
+    def fmt(row: Sequence[str]) -> str:
+        cells = [
+            cell.ljust(width) if i < n_left else cell.rjust(width)
+            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
+        ]
+        return "  ".join(cells).rstrip()
+
+    return [fmt(header), *(fmt(row) for row in rows)]
