@@ -14,9 +14,10 @@ The pass knows no covariance family. It needs two kinds of sums over the observe
 a family (:mod:`jaxmix.models.families`) describes and the layout evaluates in its own way
 (matrix products on dense input, gathers and segment sums on triples):
 
-* **row sums** of per-column coefficients (:class:`RowTables`): for every row ``u`` and feature
-  ``f``, ``sum_{l in C_u} (t0[l, f] + x_ul t1[l, f] + x_ul^2 t2[l, f])``, from which the family
-  forms every component's log density of the row;
+* **row sums** of per-column coefficients (:class:`RowTables`): for every row ``u``, component
+  ``k`` and feature ``f``, ``sum_{l in C_u} a0[l,k,f] + u a1[l,k,f] + u^2 a2[l,k,f]`` with
+  ``u = x_ul - m[l,k]`` the entry's difference to a per-column, per-component centre (the
+  component's mean), from which the family forms every component's log density of the row;
 * **column sums** of per-row weights (:class:`ColWeights`): for every column ``l``,
   ``sum_{u: l in C_u} x_ul^p w[u, g]`` for ``p = 0, 1, 2``, the statistics of the M-step.
 """
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
@@ -35,6 +37,7 @@ __all__ = [
     "RowInfo",
     "RowTables",
     "Standardizer",
+    "expand",
     "prefix_add",
 ]
 
@@ -42,19 +45,63 @@ __all__ = [
 class RowTables(NamedTuple):
     """Per-column coefficients whose sums over each row's observed entries a family needs.
 
-    Row ``u``'s feature ``f`` is ``sum_{l in C_u} t0[l, f] + x_ul t1[l, f] + x_ul^2 t2[l, f]``,
-    where ``t1`` and ``t2`` cover only the first ``F1`` and ``F2`` features (``F2 <= F1 <= F``)
-    and are ``None`` when empty.
+    Row ``u``'s feature ``f`` of component ``k`` is
+
+    .. math::
+
+        s_{ukf} = \\sum_{l \\in C_u} a0_{lkf} + (x_{ul} - m_{lk})\\, a1_{lkf}
+            + (x_{ul} - m_{lk})^2\\, a2_{lkf},
+
+    a polynomial in the entry's difference to the centre ``m`` (the component's mean), where
+    ``a1`` and ``a2`` cover only the first ``F1`` and ``F2`` features of each component
+    (``F2 <= F1 <= F``), a missing table is zero and ``unit`` means ``a2 = 1`` on the first
+    feature. The triples layout evaluates it as written (one gather of the centre and of each
+    table per entry, no cancellation); the dense layout expands it into matrix products with
+    ``X`` and ``X^2`` (:func:`expand`).
 
     Attributes:
-        t0: ``(d, F)``.
-        t1: ``(d, F1)`` or ``None``.
-        t2: ``(d, F2)`` or ``None``.
+        centre: ``(d, K)``.
+        a0: ``(d, K, F)`` or ``None``.
+        a1: ``(d, K, F1)`` or ``None``.
+        a2: ``(d, K, F2)`` or ``None``.
+        unit: ``a2`` is 1 on each component's first feature (``a2`` must then be ``None``).
     """
 
-    t0: Array
-    t1: Array | None = None
-    t2: Array | None = None
+    centre: Array
+    a0: Array | None = None
+    a1: Array | None = None
+    a2: Array | None = None
+    unit: bool = False
+
+    @property
+    def n_features(self) -> int:
+        """``F``, the features of every component."""
+        widths = [t.shape[-1] for t in (self.a0, self.a1, self.a2) if t is not None]
+        return max([*widths, 1 if self.unit else 0])
+
+
+def expand(tables: RowTables) -> tuple[Array | None, Array | None, Array | None]:
+    """The tables as a polynomial in ``x``: ``(t0, t1, t2)``, each ``(d, K, F_p)`` or ``None``.
+
+    ``a0 + a1 (x - m) + a2 (x - m)^2 = (a0 - a1 m + a2 m^2) + x (a1 - 2 a2 m) + x^2 a2``; with
+    ``unit``, ``t2`` is ``None`` and the caller adds ``sum x^2`` to the first feature.
+    """
+    m = tables.centre[:, :, None]
+    F = tables.n_features
+    d, K = tables.centre.shape
+    t0 = jnp.zeros((d, K, F), tables.centre.dtype) if tables.a0 is None else tables.a0
+    t1 = None if tables.a1 is None else tables.a1
+    a2 = tables.a2
+    if tables.unit:
+        a2 = jnp.ones((d, K, 1), tables.centre.dtype)
+    if t1 is not None:
+        t0 = prefix_add(t0, -t1 * m)
+    if a2 is not None:
+        t0 = prefix_add(t0, a2 * m * m)
+        lin = -2.0 * a2 * m
+        t1 = lin if t1 is None else prefix_add(t1, lin)
+    t2 = None if tables.unit else a2
+    return t0, t1, t2
 
 
 class ColWeights(NamedTuple):

@@ -7,9 +7,9 @@ missing entries together with a boolean mask (``True`` = observed).
 On the device the matrix is a :class:`DenseArrays` (standardised values with zeros at the missing
 entries, the mask as 0/1, and the per-row ``|C_u|`` and ``|x_{u,C_u}|^2``). Its
 :meth:`~DenseArrays.e_step_stats` evaluates a family's row sums and column sums
-(:mod:`jaxmix.data.base`) as matrix products: ``M t0 + X t1 + X^2 t2`` and ``M^T w``, ``X^T w``,
-``(X^2)^T w`` with ``M`` the mask and ``X`` zero where missing, each at
-``Precision.HIGHEST``.
+(:mod:`jaxmix.data.base`) as matrix products: the centred tables expanded in ``x``,
+``M t0 + X t1 + X^2 t2``, and ``M^T w``, ``X^T w``, ``(X^2)^T w`` with ``M`` the mask and ``X``
+zero where missing, each at ``Precision.HIGHEST``.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import numpy as np
 from jax import Array, lax
 from jax.scipy.special import logsumexp
 
-from jaxmix.data.base import ColumnSummary, EStep, RowInfo, Standardizer, prefix_add
+from jaxmix.data.base import ColumnSummary, EStep, RowInfo, Standardizer, expand, prefix_add
 
 __all__ = [
     "DenseArrays",
@@ -124,13 +124,26 @@ def validate_matrix(
 # ---------------------------------------------------------------------------- kernels
 
 
-def row_sums(tables: Any, x: Array, mask: Array) -> Array:
-    """``M t0 + X t1 + X^2 t2`` (the last two on their leading features), ``(n, F)``."""
-    s = jnp.matmul(mask, tables.t0, precision=_HI)
-    if tables.t1 is not None:
-        s = prefix_add(s, jnp.matmul(x, tables.t1, precision=_HI))
-    if tables.t2 is not None:
-        s = prefix_add(s, jnp.matmul(x * x, tables.t2, precision=_HI))
+def row_sums(tables: Any, x: Array, mask: Array, rows: RowInfo) -> Array:
+    """The row sums of a family's tables as matrix products, ``(n, K, F)``.
+
+    The centred polynomial is expanded in ``x`` (:func:`~jaxmix.data.base.expand`):
+    ``M t0 + X t1 + X^2 t2``, the last two on each component's leading features; with
+    ``unit`` the rows' ``|x_{u,C_u}|^2`` (``rows.sq_norm``) is added to the first feature.
+    """
+    t0, t1, t2 = expand(tables)
+    d, K, F = t0.shape
+    s = jnp.matmul(mask, t0.reshape(d, K * F), precision=_HI).reshape(-1, K, F)
+    if t1 is not None:
+        s = prefix_add(
+            s, jnp.matmul(x, t1.reshape(d, -1), precision=_HI).reshape(-1, K, t1.shape[2])
+        )
+    if t2 is not None:
+        s = prefix_add(
+            s, jnp.matmul(x * x, t2.reshape(d, -1), precision=_HI).reshape(-1, K, t2.shape[2])
+        )
+    if tables.unit:
+        s = s.at[:, :, 0].add(rows.sq_norm[:, None])
     return s
 
 
@@ -166,7 +179,9 @@ def dense_pass(
     Returns:
         ``(resp (r, K), row_ll (r,), col_sums, totals)``; the last two ``None`` without stats.
     """
-    log_joint, aux = family.log_joint(params, row_sums(family.row_tables(params), x, mask), rows)
+    log_joint, aux = family.log_joint(
+        params, row_sums(family.row_tables(params), x, mask, rows), rows
+    )
     row_ll = logsumexp(log_joint, axis=1, keepdims=True)
     resp = jnp.exp(log_joint - row_ll)
     row_ll = row_ll[:, 0]
@@ -235,7 +250,7 @@ class DenseArrays:
         """``log w_k + log N(x_{u,C_u}; component k)`` of every row and component, ``(n, K)``,
         and the family's per-row ``aux``."""
         return family.log_joint(
-            params, row_sums(family.row_tables(params), self.x, self.mask), self.rows
+            params, row_sums(family.row_tables(params), self.x, self.mask, self.rows), self.rows
         )
 
     def suff_stats(self, resp: Array, family: Any, aux: Any = None) -> Any:

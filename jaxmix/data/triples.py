@@ -182,10 +182,11 @@ class ChunkedTriples:
             ll, cols, totals = lax.psum((ll, cols, totals), axis_name)
         # Rows without any entry: the family's log density of an empty row, in closed form.
         n_total, n_empty = data.counts[0], data.counts[1]
-        F = family.row_tables(params).t0.shape[1]
+        F = family.row_tables(params).n_features
+        K = params.weights.shape[-1]
         dtype = data.val.dtype
         empty = RowInfo(jnp.zeros((1,), dtype), jnp.zeros((1,), dtype))
-        log_joint, _ = family.log_joint(params, jnp.zeros((1, F), dtype), empty)
+        log_joint, _ = family.log_joint(params, jnp.zeros((1, K, F), dtype), empty)
         ll_empty = logsumexp(log_joint, axis=1)
         r_empty = jnp.exp(log_joint - ll_empty[:, None])
         resp = resp.at[-1].set(r_empty[0])
@@ -253,6 +254,30 @@ def _varying(x: Array, axis_name: str | None) -> Array:
     return x if axis_name is None else lax.pcast(x, axis_name, to="varying")
 
 
+def _entry_terms(tables: Any, c: Array, v: Array, F: int) -> Array:
+    """Every entry's terms of the row sums, ``(C, K, F)``: the centred polynomial evaluated as
+    written, one gather per table (``u = v - centre[c]``: no cancellation)."""
+
+    def take(t):
+        return t.at[c].get(mode="promise_in_bounds")
+
+    u = v[:, None] - take(tables.centre)  # (C, K)
+    terms = None
+    if tables.unit:
+        terms = (u * u)[..., None]
+    if tables.a2 is not None:
+        terms = (u * u)[..., None] * take(tables.a2)
+    if tables.a1 is not None:
+        lin = u[..., None] * take(tables.a1)
+        terms = lin if terms is None else prefix_add(lin, terms)
+    if tables.a0 is not None:
+        const = take(tables.a0)
+        terms = const if terms is None else prefix_add(const, terms)
+    if terms.shape[-1] < F:  # only possible without a0: pad to every feature
+        terms = jnp.pad(terms, ((0, 0), (0, 0), (0, F - terms.shape[-1])))
+    return terms
+
+
 def _scan_chunks(params, family, data, with_stats, axis_name):
     """The scan over one device's chunks: per-slot responsibilities and log-likelihoods, and the
     raw column sums and row totals of the family's statistics."""
@@ -261,7 +286,7 @@ def _scan_chunks(params, family, data, with_stats, axis_name):
     dtype = data.val.dtype
     d = params.mu.shape[-1]
     tables = family.row_tables(params)
-    F = tables.t0.shape[1]
+    F = tables.n_features
     n_slots = data.n_obs.shape[0]
     slots = jnp.arange(R)
     # Per-row results go to (n_slots, ...) buffers and are summed after the scan (pairwise, as
@@ -276,12 +301,12 @@ def _scan_chunks(params, family, data, with_stats, axis_name):
     def body(carry, chunk):
         resp_buf, ll_buf, *acc = carry
         lr, c, v, rs, nr = chunk
-        e = tables.t0.at[c].get(mode="promise_in_bounds")
-        if tables.t1 is not None:
-            e = prefix_add(e, v[:, None] * tables.t1.at[c].get(mode="promise_in_bounds"))
-        if tables.t2 is not None:
-            e = prefix_add(e, (v * v)[:, None] * tables.t2.at[c].get(mode="promise_in_bounds"))
-        s = jnp.zeros((R + 1, F), dtype).at[lr].add(e, mode="promise_in_bounds")[:R]
+        e = _entry_terms(tables, c, v, F)
+        if F == 1:  # one feature per component: scatter (C, K), not (C, K, 1)
+            s = jnp.zeros((R + 1, K), dtype).at[lr].add(e[..., 0], mode="promise_in_bounds")
+            s = s[:R, :, None]
+        else:
+            s = jnp.zeros((R + 1, K, F), dtype).at[lr].add(e, mode="promise_in_bounds")[:R]
         rows = RowInfo(
             lax.dynamic_slice_in_dim(data.n_obs, rs, R),
             lax.dynamic_slice_in_dim(data.sq_norm, rs, R),

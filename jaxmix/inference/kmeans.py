@@ -60,7 +60,7 @@ class KMeansState(NamedTuple):
 def masked_sq_dist(mu: Array, data: DenseArrays) -> Array:
     """Squared distance of each row to each mean over the row's observed coordinates,
     ``(n, K)``."""
-    sums = row_sums(sq_tables(mu), data.x, data.mask)
+    sums = row_sums(sq_tables(mu), data.x, data.mask, data.rows)
     return component_sq_dist(None, sums, data.rows)
 
 

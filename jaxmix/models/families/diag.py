@@ -9,10 +9,10 @@ Row ``u``'s log density under component ``k`` is one row sum over its observed c
         \\frac{(x_{ul} - \\mu_{kl})^2}{\\mathrm{var}_{kl}} + \\log(2\\pi\\,\\mathrm{var}_{kl})
     \\Big]
 
-expanded as the tables ``mu^2 / var + log(2 pi var)``, ``-2 mu / var`` and ``1 / var`` (the
-coefficients of ``x^0``, ``x^1``, ``x^2``). The M-step's variance is the spherical one restricted
-to column ``l``: ``var_kl`` = expected squared residual / expected count of column ``l`` in
-component ``k`` (or the InverseGamma's conditional mode with a prior).
+(the row sum of ``log(2 pi var_kl) + (x_ul - mu_kl)^2 / var_kl``: the tables' centre ``mu``,
+constant ``log(2 pi var)`` and quadratic coefficient ``1 / var``). The M-step's variance is the
+spherical one restricted to column ``l``: ``var_kl`` = expected squared residual / expected
+count of column ``l`` in component ``k`` (or the InverseGamma's conditional mode with a prior).
 """
 
 from __future__ import annotations
@@ -89,17 +89,16 @@ class DiagFamily(Family):
         return np.asarray(cov.var)
 
     def row_tables(self, params: Any) -> RowTables:
-        mu, var = params.mu, params.cov.var
-        prec = 1.0 / var
+        var = params.cov.var
         return RowTables(
-            t0=(mu * mu * prec + jnp.log(2.0 * math.pi * var)).T,
-            t1=(-2.0 * mu * prec).T,
-            t2=prec.T,
+            centre=params.mu.T,
+            a0=jnp.log(2.0 * math.pi * var).T[:, :, None],
+            a2=(1.0 / var).T[:, :, None],
         )
 
     def log_joint(self, params: Any, sums: Array, rows: Any) -> tuple[Array, None]:
         log_w = jnp.log(params.weights + WEIGHT_EPS)[None, :]
-        return log_w - 0.5 * sums, None
+        return log_w - 0.5 * sums[..., 0], None
 
     def weight_sizes(self, params: Any) -> tuple[int, int, int]:
         K = params.weights.shape[-1]

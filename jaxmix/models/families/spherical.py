@@ -5,11 +5,10 @@ Row ``u``'s log density under component ``k`` (observed columns ``C_u``):
 .. math::
 
     \\log w_k - \\tfrac{|C_u|}{2}\\log(2\\pi\\,\\mathrm{var}_k)
-        - \\frac{\\lVert x_{u,C_u} - \\mu_{k,C_u}\\rVert^2}{2\\,\\mathrm{var}_k},
-    \\qquad \\lVert x_{u,C_u} - \\mu_{k,C_u}\\rVert^2 = |x_{u,C_u}|^2
-        + \\sum_{l \\in C_u} (\\mu_{kl}^2 - 2 x_{ul}\\mu_{kl})
+        - \\frac{\\lVert x_{u,C_u} - \\mu_{k,C_u}\\rVert^2}{2\\,\\mathrm{var}_k}
 
-(row sums of the tables ``mu^2`` and ``-2 mu``). The M-step (with ``p(k|u)`` the
+(the squared distance is the row sum of ``(x_ul - mu_kl)^2``: the tables' centre ``mu`` with a
+unit quadratic coefficient). The M-step (with ``p(k|u)`` the
 responsibilities):
 
 .. math::
@@ -75,13 +74,14 @@ class SphericalStats(NamedTuple):
 
 
 def component_sq_dist(params: Any, sums: Array, rows: Any) -> Array:
-    """``|x_{u,C_u} - mu_{k,C_u}|^2`` from the row sums of ``mu^2 - 2 x mu``, clamped at 0."""
-    return jnp.maximum(rows.sq_norm[:, None] + sums, 0.0)
+    """``|x_{u,C_u} - mu_{k,C_u}|^2`` from the row sums of :func:`sq_tables`, ``(r, K)``
+    (clamped at 0 against the rounding of the dense layout's expanded form)."""
+    return jnp.maximum(sums[..., 0], 0.0)
 
 
 def sq_tables(mu: Array) -> RowTables:
-    """The tables whose row sums are ``sum_{l in C_u} mu_kl^2 - 2 x_ul mu_kl``."""
-    return RowTables(t0=(mu * mu).T, t1=(-2.0 * mu).T)
+    """The tables whose row sums are ``sum_{l in C_u} (x_ul - mu_kl)^2``."""
+    return RowTables(centre=mu.T, unit=True)
 
 
 def spherical_stats(cols: tuple, totals: tuple, n_rows: Array) -> SphericalStats:
