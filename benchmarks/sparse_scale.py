@@ -33,7 +33,8 @@ Usage::
     python benchmarks/sparse_scale.py --sizes tiny --K 2 --iters 2   # the CI smoke run
 
 Each (size, K) times ``--repeats`` calls of the compiled loop and reports the fastest (the
-machine is shared; the spread is in ``runs_s`` of ``--json``). Computation is float32 (JAX's default); ``--x64`` switches to float64.
+machine is shared; the spread is in ``runs_s`` of ``--json``). Computation is float32 (JAX's
+default); ``--x64`` switches to float64.
 """
 
 from __future__ import annotations
