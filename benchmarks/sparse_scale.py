@@ -82,6 +82,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--covariance", default="spherical", help="covariance family (spherical; see FAMILIES)"
     )
+    parser.add_argument(
+        "--rank", type=int, default=None, help="factors of --covariance factor (default 1)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
     parser.add_argument("--child", type=str, default=None, help=argparse.SUPPRESS)
@@ -133,6 +136,7 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
             chunk_size=spec["chunk_size"],
             mesh=mesh,
             covariance=spec["covariance"],
+            rank=spec.get("rank"),
         )
         out["full_fit_s"] = time.perf_counter() - t
         out["full_fit_iters"] = res.n_iter
@@ -155,7 +159,7 @@ def _time_iterations(S: Any, spec: dict[str, Any], out: dict[str, Any], mesh: An
     from jaxmix.models.mixture import as_device, to_internal
 
     K = spec["K"]
-    family = get_family(spec.get("covariance", "spherical"))
+    family = get_family(spec.get("covariance", "spherical"), rank=spec.get("rank"))
     t = time.perf_counter()
     layout = as_data(S)
     std = Standardizer.fit(layout.summary())
@@ -296,6 +300,7 @@ def main(args: argparse.Namespace) -> list[dict[str, Any]]:
                 "seed": args.seed,
                 "repeats": args.repeats,
                 "covariance": args.covariance,
+                "rank": args.rank,
             }
             result = _spawn(spec, args.timeout)
             results.append(result)

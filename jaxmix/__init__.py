@@ -15,7 +15,7 @@ The public API::
                                    predictive of the missing entries); r_hat/ESS/divergence report
     relabel, DiagnosticsWarning    undo label switching; the warning of a failed diagnostic
     predictive_summary             predictive mean, sd and HDI of every missing entry
-    select_k                       BIC and PSIS-LOO (az.compare) over a range of K
+    select_k                       K (and rank) by PSIS-LOO and BIC, or on held-out entries
     complete, responsibilities     fill missing entries (with predictive sd), posterior memberships
     bic, aic, n_parameters         model selection (log-likelihood scale, higher is better)
     rmse, holdout_split, mean_baseline   evaluation
@@ -45,6 +45,7 @@ from jaxmix.data import (
     validate_matrix,
 )
 from jaxmix.evaluation import (
+    HeldoutSelection,
     KSelection,
     aic,
     bic,
@@ -83,6 +84,7 @@ __all__ = [
     "EMSVIComparison",
     "FAMILIES",
     "KMeansResult",
+    "HeldoutSelection",
     "KSelection",
     "MCMCResult",
     "MixtureParams",

@@ -41,7 +41,7 @@ def test_demo_prints_report_and_saves_plot(tmp_path, capsys):
         assert phase in out
     for part in ("restart", "log-likelihood", "iterations", "BIC", "AIC", "fit time", "JIT"):
         assert part in out
-    for method in ("mixture K=2", "user mean", "item mean", "global mean"):
+    for method in ("mixture K=2", "user mean", "item mean", "global mean", "bias (user+item)"):
         assert method in out
     assert "held-out" in out and "missing vs truth" in out
     assert out.count("* best") == 1
@@ -253,7 +253,7 @@ def test_fit_triples_takes_the_same_path_as_the_matrix(tmp_path, capsys):
     assert f"{n} users x {d} items, {nnz} ratings" in reports["triples"]
     assert f"{n_test} of {nnz} ratings (10%)" in reports["triples"]
     shared = ("restart", "  ", "log-likelihood", "BIC", "AIC", "RMSE", "mixture", "user", "item")
-    shared += ("global", "model")
+    shared += ("global", "bias", "model")
     assert _report_lines(reports["matrix"], *shared) == _report_lines(reports["triples"], *shared)
     dense_fit, sparse_fit = jaxmix.load(fits["matrix"]), jaxmix.load(fits["triples"])
     assert dense_fit.covariance == sparse_fit.covariance == "diag"
@@ -269,6 +269,123 @@ def test_fit_triples_takes_the_same_path_as_the_matrix(tmp_path, capsys):
     assert not out.exists()
 
 
+def test_fit_with_factor_covariance_saves_its_loadings(tmp_path, capsys):
+    data = tmp_path / "ratings.txt"
+    X = _ratings_file(data)
+    model, completed = tmp_path / "model.npz", tmp_path / "completed.txt"
+    args = ["fit", str(data), "-K", "2", "--covariance", "factor", "--rank", "2", "-q"]
+    args += ["--restarts", "2", "--max-iter", "30", "--save-fit", str(model)]
+    assert main([*args, "--output", str(completed)]) == 0
+    out, err = capsys.readouterr()
+    assert err == ""
+    assert "K=2, factor covariance (rank 2, row offset)" in out and "mixture K=2" in out
+    result = jaxmix.load(model)
+    assert result.covariance == "factor"
+    assert result.params.cov.loadings.shape == (2, X.shape[1], 2)
+    filled = np.loadtxt(completed)
+    np.testing.assert_array_equal(filled[~np.isnan(X)], X[~np.isnan(X)])
+    assert np.isfinite(filled).all()
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        (["--covariance", "diag", "--rank", "2"], "--rank (the number of factors) applies to"),
+        (["--rank", "2"], "--covariance factor only; got --covariance spherical"),
+        (["--covariance", "factor", "--rank", "0"], "--rank: must be at least 1"),
+        (["--covariance", "factor", "--ranks", "1", "2"], "--ranks needs --select"),
+        (["--select", "--ranks", "2"], "--ranks (the number of factors) applies to"),
+        (["--covariance", "factor", "--select", "--ranks", "2", "2"], "distinct"),
+        (["--covariance", "factor", "--select", "--rank", "1", "--ranks", "2"], "not both"),
+        (["-K", "2", "3"], "several K need --select"),
+        (["--select", "--init", "random_rows"], "drop --init and --tol"),
+    ],
+    ids=["diag", "spherical", "zero", "ranks-alone", "ranks-spherical", "repeated", "both", "ks",
+         "init"],
+)  # fmt: skip
+def test_contradictory_model_options_fail_before_reading(tmp_path, capsys, options, expected):
+    # The file does not exist: the option is refused before it is looked for.
+    ks = [] if "-K" in options else ["-K", "2"]
+    argv = ["fit", str(tmp_path / "absent.txt"), *ks, *options]
+    line = _assert_one_line_error(main(argv), capsys)
+    assert expected in line and "No such file" not in line
+
+
+def test_demo_refuses_rank_without_the_factor_family(capsys):
+    line = _assert_one_line_error(main(["demo", *TINY, "--rank", "2", "--no-plot"]), capsys)
+    assert "--rank" in line and "factor" in line
+
+
+def _select_table(out):
+    start = out.index("selection on the training entries")
+    return out[start:].split("\n\n", 1)[0].splitlines()
+
+
+def test_fit_select_picks_k_and_uses_the_winner(tmp_path, capsys):
+    data = tmp_path / "ratings.txt"
+    X = _ratings_file(data)
+    model, completed = tmp_path / "model.npz", tmp_path / "completed.txt"
+    args = ["fit", str(data), "-K", "1", "2", "--select", "--restarts", "2", "--max-iter", "50"]
+    assert main([*args, "--save-fit", str(model), "--output", str(completed)]) == 0
+    out, _ = capsys.readouterr()
+    assert "selecting K in {1, 2}" in out
+    table = _select_table(out)
+    assert "lpd/entry" in table[2] and len(table) == 6  # title, split, header, 2 rows, choice
+    (best,) = [row for row in table if row.endswith("<- best")]
+    K = int(best.split()[0])
+    assert table[-1] == f"chosen: K={K}, refit on every training entry"
+    assert f"model     K={K}, spherical covariance" in out and f"mixture K={K}" in out
+    assert "selection of 2 candidates and refit" in out
+    result = jaxmix.load(model)
+    assert result.mu.shape == (K, X.shape[1])
+    filled = np.loadtxt(completed)
+    np.testing.assert_array_equal(filled[~np.isnan(X)], X[~np.isnan(X)])
+    # The saved winner completes the matrix exactly as fit did.
+    again = tmp_path / "again.txt"
+    assert main(["complete", str(data), "--fit", str(model), "--output", str(again), "-q"]) == 0
+    assert again.read_bytes() == completed.read_bytes()
+
+
+def test_fit_select_on_triples(tmp_path, capsys):
+    X = jaxmix.simulate_ratings(40, 8, 2, missing=0.4, seed=3).X
+    rows, cols = np.nonzero(~np.isnan(X))
+    triples = tmp_path / "u.data"
+    lines = [f"{r + 1}\t{c + 1}\t{X[r, c]:g}\t0" for r, c in zip(rows, cols, strict=True)]
+    triples.write_text("\n".join(lines) + "\n")
+    model = tmp_path / "model.npz"
+    args = ["fit", str(triples), "--format", "triples", "-K", "1", "2", "--select", "-q"]
+    assert main([*args, "--covariance", "diag", "--restarts", "2", "--save-fit", str(model)]) == 0
+    out, err = capsys.readouterr()
+    assert err == ""
+    assert "40 users x 8 items" in out
+    table = _select_table(out)
+    assert [row.split()[:2] for row in table[3:5]] == [["1", "0"], ["2", "0"]]
+    (best,) = [row for row in table if row.endswith("<- best")]
+    K = int(best.split()[0])
+    assert table[-1] == f"chosen: K={K}, refit on every training entry"
+    assert _report_lines(out, "mixture") == [_report_lines(out, f"mixture K={K} ")[0]]
+    assert jaxmix.load(model).mu.shape == (K, X.shape[1])
+
+
+def test_fit_select_factor_ranks(tmp_path, capsys):
+    data = tmp_path / "ratings.txt"
+    X = _ratings_file(data)
+    model = tmp_path / "model.npz"
+    args = ["fit", str(data), "-K", "2", "--select", "--covariance", "factor", "--ranks", "1", "2"]
+    args += ["--restarts", "2", "--max-iter", "30", "--holdout", "0", "-q"]
+    assert main([*args, "--save-fit", str(model)]) == 0
+    out, err = capsys.readouterr()
+    assert err == ""
+    table = _select_table(out)
+    assert [row.split()[:2] for row in table[3:5]] == [["2", "1"], ["2", "2"]]
+    (best,) = [row for row in table if row.endswith("<- best")]
+    rank = int(best.split()[1])
+    assert table[-1] == f"chosen: K=2, rank {rank}, refit on every training entry"
+    assert f"factor covariance (rank {rank}, row offset)" in out
+    assert not _report_lines(out, "held out", "RMSE ")  # --holdout 0: nothing scored
+    assert jaxmix.load(model).params.cov.loadings.shape == (2, X.shape[1], rank)
+
+
 @pytest.mark.parametrize(
     "args",
     [
@@ -276,6 +393,8 @@ def test_fit_triples_takes_the_same_path_as_the_matrix(tmp_path, capsys):
         ["demo", "--covariance", "full"],
         ["fit", "ratings.txt", "-K", "2", "--covariance", "Diag"],
         ["demo", "--restarts", "0"],
+        ["demo", "--covariance", "factor", "--rank", "-1"],
+        ["fit", "ratings.txt", "-K", "2", "--covariance", "factor", "--ranks", "x"],
         ["demo", "--init", "nope"],
         ["fit"],
         ["complete"],
@@ -295,6 +414,9 @@ def test_help_and_version_exit_0(capsys):
     help_text = capsys.readouterr().out
     assert "--output-std" in help_text
     assert "--covariance {" + ",".join(jaxmix.FAMILIES) + "}" in help_text
+    assert "factor" in help_text
+    for option in ("--rank Q", "--ranks Q [Q ...]", "--select", "-K K [K ...]"):
+        assert option in help_text
     assert main(["complete", "--help"]) == 0
     assert "--fit" in capsys.readouterr().out
 

@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from helpers import dense_arrays, jax_params
+from helpers import dense_arrays, jax_params, numpy_params
 from scipy import stats
 from scipy.special import logsumexp
 
@@ -22,6 +22,23 @@ from jaxmix.inference.em import e_step, m_step, suff_stats
 from jaxmix.models.families import FAMILIES, SharedCov, get_family
 
 NAMES = sorted(FAMILIES)
+#: Every registered family, and the factor family with two factors and no row offset.
+CASES = [*NAMES, "factor-2"]
+#: The families whose entries are independent given the component.
+INDEPENDENT = [n for n in NAMES if n != "factor"]
+
+
+def _family(case):
+    if case == "factor-2":
+        return get_family("factor", rank=2, row_offset=False)
+    return get_family(case)
+
+
+def _options(family):
+    """``fit_em`` keyword arguments that select ``family``."""
+    if family.name == "factor":
+        return {"covariance": "factor", "rank": family.rank, "row_offset": family.row_offset}
+    return {"covariance": family.name}
 
 
 def _data(rng, n=50, d=6, K=3, missing=0.3):
@@ -36,29 +53,53 @@ def _data(rng, n=50, d=6, K=3, missing=0.3):
 def _params(rng, family, K, d):
     """Random parameters of ``family`` (typed)."""
     var = rng.uniform(0.3, 2.0, family.var_shape(K, d))
-    return jaxmix.MixtureParams(
-        rng.normal(0.0, 2.0, (K, d)), family.cov_type(var), rng.dirichlet(np.ones(K))
-    )
+    cov = family.cov_from_var(var, K, d)
+    if family.name == "factor":  # loadings of the size of the noise, not the small start
+        cov = cov._replace(loadings=rng.normal(0.0, 0.8, np.shape(cov.loadings)))
+    return jaxmix.MixtureParams(rng.normal(0.0, 2.0, (K, d)), cov, rng.dirichlet(np.ones(K)))
 
 
 def _oracle_log_joint(X, params, family):
-    """log(w_k + 1e-16) + sum over the row's observed coordinates of norm.logpdf, (n, K)."""
+    """log(w_k + 1e-16) + SciPy's multivariate normal log density of the row's observed
+    coordinates under the component's full covariance, (n, K)."""
     K, d = params.mu.shape
-    var = np.asarray(family.var_kd(params.cov, K, d))
+    sigma = family.covariance_matrix(params.cov, K, d)
     out = np.empty((X.shape[0], K))
     for u in range(X.shape[0]):
         c = ~np.isnan(X[u])
         for k in range(K):
-            out[u, k] = (
-                np.log(params.weights[k] + 1e-16)
-                + stats.norm.logpdf(X[u, c], params.mu[k, c], np.sqrt(var[k, c])).sum()
-            )
+            ll = 0.0
+            if c.any():
+                ll = stats.multivariate_normal.logpdf(
+                    X[u, c], params.mu[k, c], sigma[k][np.ix_(c, c)]
+                )
+            out[u, k] = np.log(params.weights[k] + 1e-16) + ll
     return out
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_log_density_and_e_step_match_scipy(rng, name):
-    family = get_family(name)
+def _oracle_completion(X, params, family, R):
+    """Mean and variance of every entry given the row's observed ones, by conditioning each
+    component's full Gaussian (dense linear algebra), mixed by ``R``."""
+    K, d = params.mu.shape
+    sigma = family.covariance_matrix(params.cov, K, d)
+    mean = np.zeros(X.shape)
+    second = np.zeros(X.shape)
+    for u in range(X.shape[0]):
+        c = ~np.isnan(X[u])
+        for k in range(K):
+            m, v = params.mu[k].copy(), np.diag(sigma[k]).copy()
+            if c.any():
+                gain = np.linalg.solve(sigma[k][np.ix_(c, c)], sigma[k][c]).T  # (d, |C|)
+                m = m + gain @ (X[u, c] - params.mu[k, c])
+                v = v - np.sum(gain * sigma[k][:, c], axis=1)
+            mean[u] += R[u, k] * m
+            second[u] += R[u, k] * (v + m * m)
+    return mean, second - mean * mean
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_log_density_and_e_step_match_scipy(rng, case):
+    family = _family(case)
     X = _data(rng)
     params = _params(rng, family, 3, X.shape[1])
     lj = _oracle_log_joint(X, params, family)
@@ -113,7 +154,7 @@ def _oracle_m_step(X, R, params, family, prior, min_var):
 
 
 @pytest.mark.parametrize("use_prior", [False, True])
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", INDEPENDENT)
 def test_m_step_matches_oracle(rng, name, use_prior):
     family = get_family(name)
     X = _data(rng)
@@ -129,16 +170,17 @@ def test_m_step_matches_oracle(rng, name, use_prior):
     np.testing.assert_allclose(new.weights, w, rtol=1e-12)
 
 
-# (family, prior, layout)
-FIT_CONFIGS = [(n, p) for n in NAMES for p in (None, "default")]
+# (family, prior)
+FIT_CONFIGS = [(n, p) for n in CASES for p in (None, "default")]
 
 
-@pytest.mark.parametrize("name, prior", FIT_CONFIGS)
-def test_fit_invariants_and_dense_equals_triples(rng, name, prior):
-    family = get_family(name)
+@pytest.mark.parametrize("case, prior", FIT_CONFIGS)
+def test_fit_invariants_and_dense_equals_triples(rng, case, prior):
+    family = _family(case)
+    name = family.name
     X = _data(rng, n=80)
     prior = None if prior is None else jaxmix.Prior()
-    kw = dict(n_init=2, covariance=name, prior=prior, min_var=0.05, tol=1e-9)
+    kw = dict(n_init=2, prior=prior, min_var=0.05, tol=1e-9, **_options(family))
     a = jaxmix.fit_em(X, 3, method="dense", **kw)
     b = jaxmix.fit_em(jaxmix.sparse_ratings(X), 3, chunk_size=64, dense_row_density=None, **kw)
     h = a.history
@@ -152,15 +194,14 @@ def test_fit_invariants_and_dense_equals_triples(rng, name, prior):
         np.testing.assert_allclose(q, p, rtol=1e-8, atol=1e-9)
     # the returned parameters are at least as good as the reported objective
     assert jaxmix.log_objective(X, a.params, prior=a.prior) >= a.objective - 1e-9 * abs(a.objective)
-    # completion: the law of total variance with the family's per-column variances
+    # completion: each component's Gaussian conditioned on the row's observed entries, mixed
+    # by the responsibilities (the law of total variance)
     filled, sd = jaxmix.complete(X, a, return_std=True)
     R = jaxmix.responsibilities(X, a)
-    var_kd = family.var_kd(a.params.cov, 3, X.shape[1])
-    mean = R @ a.mu
+    mean, var = _oracle_completion(X, a.params, family, R)
     miss = np.isnan(X)
-    np.testing.assert_allclose(filled[miss], mean[miss], rtol=1e-10)
-    second = R @ (var_kd + a.mu**2) - mean**2
-    np.testing.assert_allclose(sd[miss], np.sqrt(second[miss]), rtol=1e-8)
+    np.testing.assert_allclose(filled[miss], mean[miss], rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(sd[miss], np.sqrt(var[miss]), rtol=1e-7)
     # BIC counts the family's parameters
     n, d = X.shape
     p = family.n_parameters(3, d)
@@ -202,9 +243,9 @@ def test_shared_family_tends_to_k_means(rng):
     np.testing.assert_allclose(new.mu, lloyd, rtol=1e-10)
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_relabelling_permutes_the_family_parameters(rng, name):
-    family = get_family(name)
+@pytest.mark.parametrize("case", CASES)
+def test_relabelling_permutes_the_family_parameters(rng, case):
+    family = _family(case)
     params = _params(rng, family, 3, 4)
     perm = np.array([2, 0, 1])
     shuffled = params._replace(
@@ -214,3 +255,130 @@ def test_relabelling_permutes_the_family_parameters(rng, name):
     np.testing.assert_array_equal(found[0], np.argsort(perm))
     for p, q in zip(jax.tree.leaves(back), jax.tree.leaves(params), strict=True):
         np.testing.assert_allclose(np.asarray(p)[0], q)
+
+
+def _factor_q(X, R, m, S, family, prior):
+    """EM's expected complete-data log density (plus the log prior of the means, loadings and
+    variances when ``prior`` is given) of the factor family as a JAX function of ``(mu,
+    loadings, var, offset)``, with the responsibilities ``R`` and the latent posteriors ``(m,
+    S)`` of the old parameters held fixed (written from the model, not from the package)."""
+    obs = ~np.isnan(X)
+    x = np.nan_to_num(X)
+    o = family.o
+
+    def q(mu, loadings, var, offset):
+        lam = loadings
+        if o:
+            lam = jnp.concatenate([jnp.ones((*loadings.shape[:-1], 1)), loadings], axis=-1)
+        fit = mu[None] + jnp.einsum("kdp,nkp->nkd", lam, m)  # (n, K, d)
+        spread = jnp.einsum("kdp,nkpq,kdq->nkd", lam, S, lam)
+        sq = (x[:, None, :] - fit) ** 2 + spread
+        per_entry = -0.5 * (jnp.log(2 * np.pi * var)[None] + sq / var[None])
+        total = jnp.sum(R[..., None] * jnp.where(obs[:, None, :], per_entry, 0.0))
+        if o:
+            second = S[..., 0, 0] + m[..., 0] ** 2  # (n, K)
+            tau2 = offset[:, 0][None]
+            total = total + jnp.sum(R * -0.5 * (jnp.log(2 * np.pi * tau2) + second / tau2))
+        if prior is not None:
+            a, b = float(prior.var_shape), float(prior.var_scale)
+            for v in (var, offset):
+                total = total + jnp.sum(-(a + 1.0) * jnp.log(v) - b / v)
+            total = total - 0.5 * jnp.sum(((mu - prior.mean) / prior.mean_sd) ** 2)
+            total = total - 0.5 * jnp.sum((loadings / prior.loading_sd) ** 2)
+        return total
+
+    return q
+
+
+@pytest.mark.parametrize("use_prior", [False, True])
+@pytest.mark.parametrize("case", ["factor", "factor-2"])
+def test_factor_m_step_maximises_the_expected_log_density(rng, case, use_prior):
+    """The M-step's update is a stationary point of EM's expected complete-data log density:
+    jointly (ML); for MAP the means and loadings given the old noise variances (the ridge
+    regression is a conditional maximisation), the variances given the new means."""
+    family = _family(case)
+    X = _data(rng, n=80, missing=0.2)
+    X[:, 1] = rng.normal(size=80)  # every column well observed: every cell is updated
+    X[rng.random(X.shape) < 0.2] = np.nan
+    K, d = 3, X.shape[1]
+    params = numpy_params(_params(rng, family, K, d))
+    prior = jaxmix.Prior(alpha=3.0).resolve(X) if use_prior else None
+    # the old parameters' responsibilities and latent posteriors, by dense linear algebra
+    lj = _oracle_log_joint(X, params, family)
+    R = np.exp(lj - logsumexp(lj, axis=1, keepdims=True))
+    lam = np.asarray(family._lambda(params.cov))
+    p = lam.shape[-1]
+    latent = np.ones(p)
+    m = np.zeros((X.shape[0], K, p))
+    S = np.zeros((X.shape[0], K, p, p))
+    for u in range(X.shape[0]):
+        c = ~np.isnan(X[u])
+        for k in range(K):
+            if family.o:
+                latent[0] = params.cov.offset[k, 0]
+            lc = lam[k][c] / params.cov.var[k, c][:, None]
+            prec = np.diag(1.0 / latent) + lam[k][c].T @ lc
+            S[u, k] = np.linalg.inv(prec)
+            m[u, k] = S[u, k] @ lc.T @ (X[u, c] - params.mu[k, c])
+    data = dense_arrays(X)
+    new = numpy_params(
+        m_step(
+            suff_stats(jnp.asarray(R), data, family, jax_params(params)),
+            jax_params(params),
+            1e-8,
+            prior,
+        )
+    )
+    q = _factor_q(X, R, m, S, family, prior)
+    psi_for_lam = params.cov.var if use_prior else new.cov.var
+    grads = jax.grad(q, argnums=(0, 1))(new.mu, new.cov.loadings, psi_for_lam, new.cov.offset)
+    grads += jax.grad(q, argnums=(2, 3))(new.mu, new.cov.loadings, new.cov.var, new.cov.offset)
+    # (ML's tiny ridge, 1e-9 of the regression's trace, leaves gradients of ~1e-7; a wrong
+    # update leaves O(1))
+    for g in grads:
+        np.testing.assert_allclose(g, 0.0, atol=1e-6)
+    # and the update is an ascent of the expected log density
+    assert q(new.mu, new.cov.loadings, new.cov.var, new.cov.offset) > q(
+        params.mu, params.cov.loadings, params.cov.var, params.cov.offset
+    )
+
+
+def test_factor_family_parameter_count_and_covariance():
+    family = get_family("factor", rank=2)
+    K, d = 3, 5
+    assert family.n_parameters(K, d) == K * d + K * d + K * (2 * d - 1) + K + (K - 1)
+    cov = family.cov_from_var(np.full((K, d), 2.0), K, d)
+    sigma = family.covariance_matrix(cov, K, d)
+    np.testing.assert_allclose(np.diagonal(sigma, axis1=1, axis2=2), family.var_kd(cov, K, d))
+    assert np.all(np.linalg.eigvalsh(sigma) > 0)
+    with pytest.raises(TypeError, match="rank"):
+        get_family("diag", rank=2)
+    with pytest.raises(ValueError, match="rank"):
+        get_family("factor", rank=-1)
+
+
+@pytest.mark.parametrize("use_prior", [False, True])
+@pytest.mark.parametrize("case", CASES)
+def test_cold_start_gets_the_model_prediction(rng, case, use_prior):
+    """A column nobody observed is completed with what the model implies there: its means are
+    the global mean of the observed entries (the start of an ML mean that no entry moves; the
+    prior's mean under MAP), never 0, plus, for the factor family, the row's level; a row with no
+    observed entry gets the mixture of the means under the weights."""
+    family = _family(case)
+    X = _data(rng, n=60) + 3.0  # away from 0
+    X[:, 4] = np.nan  # a never-seen column
+    X[5] = np.nan  # and a row with nothing
+    prior = jaxmix.Prior() if use_prior else None
+    for layout in ("dense", "triples"):
+        data = X if layout == "dense" else jaxmix.sparse_ratings(X)
+        fit = jaxmix.fit_em(data, 3, prior=prior, n_init=2, **_options(family))
+        assert np.all(np.isfinite(fit.mu)) and np.all(np.isfinite(fit.var))
+        filled = jaxmix.complete(X, fit)
+        np.testing.assert_allclose(fit.mu[:, 4], np.nanmean(X), rtol=1e-6)
+        if family.name == "factor":  # the row's level carries over; no loading in the column
+            np.testing.assert_allclose(fit.params.cov.loadings[:, 4], 0.0, atol=1e-6)
+            R = jaxmix.responsibilities(X, fit)
+            np.testing.assert_allclose(filled, _oracle_completion(X, fit.params, family, R)[0])
+        else:
+            np.testing.assert_allclose(filled[:, 4], np.nanmean(X), rtol=1e-6)
+        np.testing.assert_allclose(filled[5], fit.weights @ fit.mu, rtol=1e-6)

@@ -279,3 +279,32 @@ def test_simulate_ratings_bad_arguments(kwargs, exc, match):
     args = {"n_users": 10, "n_items": 5, "K": 2, **kwargs}
     with pytest.raises(exc, match=match):
         jaxmix.simulate_ratings(**args)
+
+
+def test_bias_baseline_solves_its_ridge_problem(rng):
+    """``mean_baseline(X, "bias")``: the offsets minimise the squared error plus the ridge
+    penalties (oracle: the normal equations solved densely), dense = triples, and a row or
+    column with no entry gets no offset."""
+    from jaxmix.evaluation.baselines import BIAS_REG_ITEM, BIAS_REG_USER
+
+    n, d = 30, 12
+    X = 3.0 + rng.normal(size=(n, 1)) + rng.normal(size=(1, d)) + 0.3 * rng.normal(size=(n, d))
+    X[rng.random(X.shape) < 0.5] = np.nan
+    X[:, 7] = np.nan
+    X[4] = np.nan
+    rows, cols = np.nonzero(~np.isnan(X))
+    m = np.nanmean(X)
+    design = np.zeros((rows.size, n + d))
+    design[np.arange(rows.size), rows] = 1.0
+    design[np.arange(rows.size), n + cols] = 1.0
+    penalty = np.diag(np.r_[np.full(n, BIAS_REG_USER), np.full(d, BIAS_REG_ITEM)])
+    coef = np.linalg.solve(design.T @ design + penalty, design.T @ (X[rows, cols] - m))
+    expected = m + coef[:n, None] + coef[None, n:]
+    filled = jaxmix.mean_baseline(X, "bias")
+    miss = np.isnan(X)
+    np.testing.assert_allclose(filled[miss], expected[miss], atol=1e-5)
+    np.testing.assert_array_equal(filled[~miss], X[~miss])
+    S = jaxmix.sparse_ratings(X)
+    r, c = np.nonzero(miss)
+    np.testing.assert_allclose(jaxmix.mean_baseline(S, "bias", rows=r, cols=c), filled[r, c])
+    assert coef[4] == 0.0 and coef[n + 7] == 0.0

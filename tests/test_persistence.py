@@ -144,7 +144,11 @@ def test_parts_round_trip_alone(tmp_path, em_result):
         jaxmix.Prior(),
         jaxmix.Prior(alpha=1.5, mean=np.arange(6.0), var_scale=2),
     ]
-    parts += [family.cov_type(np.full((2, 6), 0.5)) for family in FAMILIES.values()]
+    parts += [
+        family.cov_from_var(np.full(family.var_shape(2, 6), 0.5), 2, 6)
+        for family in FAMILIES.values()
+    ]
+    parts.append(jaxmix.MixtureParams(np.zeros((2, 6)), parts[-1], np.full(2, 0.5)))
     for i, part in enumerate(parts):
         jaxmix.save(part, tmp_path / f"{i}.npz")
         assert_identical(jaxmix.load(tmp_path / f"{i}.npz"), part)

@@ -117,3 +117,86 @@ def test_posterior_diagnostics_example_runs_with_tiny_settings(tmp_path, monkeyp
     text = capsys.readouterr().out
     assert "simulated" in text and "r_hat" in text and "elpd_loo" in text
     assert "predictive summary of held-out ratings" in text
+
+
+# ---------------------------------------------------------------- held-out selection
+
+
+def _two_clusters_with_levels(seed=0, n=160, d=10):
+    rng = np.random.default_rng(seed)
+    comp = rng.integers(2, size=n)
+    centres = rng.normal(3.0, 1.5, (2, d))
+    X = centres[comp] + 0.7 * rng.normal(size=(n, 1)) + 0.4 * rng.normal(size=(n, d))
+    X[rng.random(X.shape) < 0.3] = np.nan
+    return X
+
+
+def test_heldout_selection_scores_every_candidate_and_refits_the_winner():
+    X = _two_clusters_with_levels()
+    sel = jaxmix.select_k(
+        X, [1, 2], covariance="factor", ranks=[1, 2], criterion="heldout", n_init=1, seed=3
+    )
+    assert isinstance(sel, jaxmix.HeldoutSelection)
+    np.testing.assert_array_equal(sel.k, [1, 1, 2, 2])
+    np.testing.assert_array_equal(sel.rank, [1, 2, 1, 2])
+    assert sel.best_index == int(np.argmax(sel.lpd)) and sel.best_k == 2
+    # the scores are those of the candidates' fits on the training entries
+    Xtr, test = jaxmix.holdout_split(X, 0.1, seed=3)
+    assert sel.n_test == test.sum()
+    fit = sel.fits[sel.best_index]
+    pred = jaxmix.complete(Xtr, fit)
+    assert sel.rmse[sel.best_index] == pytest.approx(jaxmix.rmse(X, pred, mask=test), rel=1e-9)
+    # the winner is refit on every entry and is a fit like any other
+    assert sel.best.params.cov.loadings.shape[-1] == sel.best_rank
+    refit = jaxmix.fit_em(
+        X,
+        sel.best_k,
+        covariance="factor",
+        rank=sel.best_rank,
+        n_init=1,
+        seed=3,
+        prior=jaxmix.Prior(),
+        min_var=0.25,
+    )
+    np.testing.assert_allclose(sel.best.mu, refit.mu)
+    table = jaxmix.predictive_summary(sel.best, X, num_samples=20)
+    assert np.all(np.isfinite(table.mean))
+    assert "<- best" in sel.format() and list(sel.to_pandas().columns)[:2] == ["K", "rank"]
+
+
+def test_heldout_selection_on_triples_matches_dense():
+    X = _two_clusters_with_levels(seed=1, n=80, d=6)
+    kw = dict(covariance="diag", criterion="heldout", n_init=1, seed=2)
+    dense = jaxmix.select_k(X, [1, 2], **kw)
+    sparse = jaxmix.select_k(jaxmix.sparse_ratings(X), [1, 2], **kw)
+    np.testing.assert_allclose(sparse.lpd, dense.lpd, rtol=1e-6)
+    np.testing.assert_allclose(sparse.rmse, dense.rmse, rtol=1e-6)
+    assert sparse.best_k == dense.best_k
+
+
+def test_heldout_log_density_is_the_mixture_density():
+    """The held-out score: log sum_k p(k | row) N(x; prediction_k) (here, the spherical family,
+    from the means and variances directly)."""
+    from scipy.stats import norm
+
+    X = _two_clusters_with_levels(seed=2, n=50, d=5)
+    fit = jaxmix.fit_em(X, 2, n_init=1)
+    rows, cols = np.nonzero(np.isnan(X))
+    values = np.linspace(0.0, 6.0, rows.size)
+    dens = jaxmix.posterior.completion.entry_log_density(X, fit, rows, cols, values)
+    R = jaxmix.responsibilities(X, fit)
+    sd = np.sqrt(fit.var)
+    expected = np.log(sum(R[rows, k] * norm.pdf(values, fit.mu[k, cols], sd[k]) for k in range(2)))
+    np.testing.assert_allclose(dens, expected, rtol=1e-6)
+
+
+def test_select_k_refuses_bad_selection_options():
+    X = _two_clusters_with_levels(n=40)
+    with pytest.raises(ValueError, match="criterion"):
+        jaxmix.select_k(X, [1], criterion="bic")
+    with pytest.raises(ValueError, match="heldout"):
+        jaxmix.select_k(X, [1], covariance="factor", ranks=[1, 2])
+    with pytest.raises(ValueError, match="ranks apply"):
+        jaxmix.select_k(X, [1], criterion="heldout", ranks=[2])
+    with pytest.raises(ValueError, match="distinct"):
+        jaxmix.select_k(X, [1], covariance="factor", criterion="heldout", ranks=[2, 2])

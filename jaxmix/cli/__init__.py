@@ -2,16 +2,21 @@
 
 Three commands::
 
-    jaxmix demo [--users N] [--items D] [-K K] [--restarts R] [--missing P] [--covariance C] ...
-    jaxmix fit PATH -K K [--restarts R] [--holdout F] [--covariance C] [--output FILE]
-        [--output-std FILE] [--save-fit FILE] [--format matrix|triples] ...
+    jaxmix demo [--users N] [--items D] [-K K] [--restarts R] [--missing P] [--covariance C]
+        [--rank Q] ...
+    jaxmix fit PATH -K K [K ...] [--select] [--restarts R] [--holdout F] [--covariance C]
+        [--rank Q | --ranks Q [Q ...]] [--output FILE] [--output-std FILE] [--save-fit FILE]
+        [--format matrix|triples] ...
     jaxmix complete PATH --fit FILE --output FILE [--output-std FILE] [--missing-value V]
 
 ``demo`` and ``fit`` hide a random share of the observed entries (``--holdout``), fit the mixture
-by EM with restarts (``--covariance``: one of :data:`jaxmix.FAMILIES`), fill the missing entries
-and print a short report: the log-likelihood of every restart, BIC and AIC, the held-out RMSE next
-to the global, user and item mean baselines and the fit time. ``demo`` draws its matrix from a
-planted mixture (:func:`jaxmix.simulate_ratings`); ``fit`` reads the course's text format
+by EM with restarts (``--covariance``: one of :data:`jaxmix.FAMILIES`; ``--rank``: the factor
+family's number of factors), fill the missing entries and print a short report: the log-likelihood
+of every restart, BIC and AIC, the held-out RMSE next to the user, item and global mean and the
+bias (global mean plus user and item offsets) baselines and the fit time. ``fit --select`` chooses
+among several ``-K`` (and ``--ranks``) on held-out training entries (:func:`jaxmix.select_k`,
+``criterion="heldout"``), prints the table and goes on with the winner. ``demo`` draws its matrix
+from a planted mixture (:func:`jaxmix.simulate_ratings`); ``fit`` reads the course's text format
 (:func:`jaxmix.load_ratings`, ``0`` = missing) or, with ``--format triples``, (user, item, rating)
 lines (:func:`jaxmix.load_sparse_ratings`: MovieLens ``ratings.csv``, ``u.data``, ``ratings.dat``).
 Both formats take one path: :func:`jaxmix.as_data` turns what was read into a data layout, and the
@@ -43,6 +48,8 @@ import jax
 from jaxmix._validate import check_nonneg_float, check_nonneg_int, check_positive_int
 from jaxmix._version import __version__
 from jaxmix.cli.commands import (
+    DEFAULT_INIT,
+    DEFAULT_TOL,
     DEMO_PLOT,
     FORMATS,
     INIT_CHOICES,
@@ -51,7 +58,7 @@ from jaxmix.cli.commands import (
     run_demo,
     run_fit,
 )
-from jaxmix.models.families import FAMILIES
+from jaxmix.models.families import COVARIANCES
 
 __all__ = ["USER_ERRORS", "build_parser", "main"]
 
@@ -163,7 +170,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     fit.add_argument("path", metavar="PATH", help="ratings file")
     fit.add_argument(
-        "-K", "--components", dest="K", type=int, required=True, help="number of components"
+        "-K",
+        "--components",
+        dest="K",
+        type=int,
+        nargs="+",
+        required=True,
+        help="number of components; several with --select, which chooses among them",
+    )
+    fit.add_argument(
+        "--select",
+        action="store_true",
+        help="choose K among the -K values (and, with --covariance factor, the rank among "
+        "--ranks) on held-out entries (jaxmix.select_k): every candidate is fit to the training "
+        "entries less a further share (as --holdout, 0.1 with --holdout 0) and scored by the log "
+        "predictive density there; the table is printed and the winner, refit on every training "
+        "entry, is the fit of the report, --save-fit and --output. The fits start from kmeans++ "
+        "with the default --tol (--init and --tol are refused)",
+    )
+    fit.add_argument(
+        "--ranks",
+        type=_positive_int,
+        nargs="+",
+        metavar="Q",
+        help="with --select and --covariance factor: the ranks to try (default: --rank, else 1)",
     )
     fit.add_argument(
         "--format",
@@ -235,15 +265,22 @@ def _common_options() -> argparse.ArgumentParser:
     group.add_argument(
         "--init",
         choices=INIT_CHOICES,
-        default="kmeans++",
-        help="initialisation (default: kmeans++; random_rows is the course's)",
+        default=DEFAULT_INIT,
+        help=f"initialisation (default: {DEFAULT_INIT}; random_rows is the course's)",
     )
     group.add_argument(
         "--covariance",
-        choices=tuple(FAMILIES),
+        choices=COVARIANCES,
         default="spherical",
         help="covariance family: one variance per component (spherical, the default), per "
-        "component and column (diag), or one for all components (shared)",
+        "component and column (diag), one for all components (shared), or low rank plus "
+        "diagonal per component (factor, with --rank factors and a per-row offset)",
+    )
+    group.add_argument(
+        "--rank",
+        type=_positive_int,
+        metavar="Q",
+        help="number of factors of --covariance factor (default: 1); refused with another family",
     )
     group.add_argument(
         "--holdout",
@@ -259,7 +296,7 @@ def _common_options() -> argparse.ArgumentParser:
     group.add_argument(
         "--tol",
         type=_nonneg_float,
-        default=1e-6,
+        default=DEFAULT_TOL,
         help="relative log-likelihood tolerance (default: 1e-6)",
     )
     group.add_argument(

@@ -4,10 +4,15 @@
 ``NaN`` at the missing entries, or a :class:`~jaxmix.SparseRatings` of observed triples) becomes a
 data layout (:func:`jaxmix.as_data`); a share of the observed entries is held out
 (:func:`jaxmix.holdout_split`), EM fits the rest (:func:`jaxmix.fit_em`), and the mixture and the
-mean baselines are scored at chosen entries (``complete(..., rows=, cols=)``,
+baselines (:data:`BASELINES`) are scored at chosen entries (``complete(..., rows=, cols=)``,
 ``mean_baseline(..., rows=, cols=)``), which every layout answers without materialising the
 matrix. The layout decides what else is possible: the completed matrix, its predictive standard
 deviations and the picture need a dense one.
+
+``fit --select`` replaces the single fit by a held-out selection among several ``K`` (and, for
+the factor family, several ranks) on the same training entries (:func:`jaxmix.select_k` with
+``criterion="heldout"``, maximum likelihood like the plain fit); its winner, refit on every
+training entry, then goes down the same path as a plain fit.
 
 Every check of the outputs (folders, overwriting the input, the picture format, what the layout
 can write) runs before any data is read.
@@ -37,9 +42,10 @@ from jaxmix.data import (
     load_sparse_ratings,
     save_ratings,
 )
-from jaxmix.evaluation import aic, bic, holdout_split, mean_baseline, rmse
+from jaxmix.evaluation import aic, bic, holdout_split, mean_baseline, rmse, select_k
 from jaxmix.inference.em import fit_em
 from jaxmix.inference.init import INIT_METHODS
+from jaxmix.models.families import FACTOR, family_of
 from jaxmix.params import MixtureParams
 from jaxmix.persistence import load, save
 from jaxmix.posterior import complete
@@ -47,6 +53,8 @@ from jaxmix.simulate import simulate_ratings
 
 __all__ = [
     "BASELINES",
+    "DEFAULT_INIT",
+    "DEFAULT_TOL",
     "DEMO_PLOT",
     "DENSE_OUTPUTS",
     "FORMATS",
@@ -56,6 +64,7 @@ __all__ = [
     "InputFormat",
     "Outcome",
     "Problem",
+    "check_model_options",
     "fit_and_score",
     "make_problem",
     "run_complete",
@@ -66,8 +75,16 @@ __all__ = [
 PROG = "jaxmix"
 DEMO_PLOT = "jaxmix_demo.png"
 INIT_CHOICES = INIT_METHODS
-#: The baselines of the report, in its order.
-BASELINES = ("user", "item", "global")
+#: ``--init`` and ``--tol`` by default: those of :func:`jaxmix.fit_em`, which ``--select`` uses.
+DEFAULT_INIT = "kmeans++"
+DEFAULT_TOL = 1e-6
+#: The baselines of the report, in its order: ``mean_baseline``'s ``by`` and the report's label.
+BASELINES = {
+    "user": "user mean",
+    "item": "item mean",
+    "global": "global mean",
+    "bias": "bias (user+item)",
+}
 #: The outputs that need the whole ``(n, d)`` matrix: only a dense layout writes them.
 DENSE_OUTPUTS = ("--output", "--output-std", "--plot")
 
@@ -134,14 +151,22 @@ class Outcome:
     """A fitted problem.
 
     Attributes:
-        result: The EM result.
-        fit_seconds: Wall time of :func:`jaxmix.fit_em` (including JIT compilation).
-        scores: RMSE per scored set, per method (``"mixture K=.."`` and the mean baselines).
+        result: The EM result (with ``--select``: the winner, refit on every training entry).
+        fit_seconds: Wall time of :func:`jaxmix.fit_em` (including JIT compilation); with
+            ``--select`` of the whole :func:`jaxmix.select_k`.
+        scores: RMSE per scored set, per method (``"mixture K=.."`` and the baselines).
+        selection: The :class:`~jaxmix.HeldoutSelection` of ``--select``, else ``None``.
     """
 
     result: Any
     fit_seconds: float
     scores: dict[str, dict[str, float]]
+    selection: Any = None
+
+    @property
+    def K(self) -> int:
+        """Components of the fit."""
+        return int(self.result.params.n_components)
 
 
 # --------------------------------------------------------------------------- commands
@@ -149,6 +174,7 @@ class Outcome:
 
 def run_demo(args: argparse.Namespace) -> int:
     """``jaxmix demo``: simulate, fit, score, report and plot."""
+    check_model_options(args)
     _check_outputs({"--plot": args.plot})
     _phase(args, f"simulating {args.users} users x {args.items} items from K={args.K} components")
     sim = simulate_ratings(args.users, args.items, args.K, missing=args.missing, seed=args.seed)
@@ -161,7 +187,9 @@ def run_demo(args: argparse.Namespace) -> int:
 
 
 def run_fit(args: argparse.Namespace) -> int:
-    """``jaxmix fit PATH``: read, fit, score, report, save the fit, write the outputs, plot."""
+    """``jaxmix fit PATH``: read, fit (or select, ``--select``), score, report, save the fit,
+    write the outputs, plot."""
+    check_model_options(args)
     fmt = FORMATS[args.format]
     outputs = {
         "--output": args.output,
@@ -183,7 +211,8 @@ def run_fit(args: argparse.Namespace) -> int:
         held_out = problem.n_test is not None
         _phase(args, "completing from every observed entry" if held_out else "completing")
         _write_outputs(problem.layout, outcome.result, args)
-    _save_plot_if_asked(args, outcome, f"jaxmix fit {os.path.basename(args.path)}, K={args.K}")
+    title = f"jaxmix fit {os.path.basename(args.path)}, K={outcome.K}"
+    _save_plot_if_asked(args, outcome, title)
     return 0
 
 
@@ -238,32 +267,97 @@ def make_problem(data: Any, args: argparse.Namespace, truth: np.ndarray | None =
     return problem
 
 
+def check_model_options(args: argparse.Namespace) -> None:
+    """Refuse contradictory model options before any work (``-K``, ``--covariance``, ``--rank``,
+    ``--select``, ``--ranks``, ``--init``, ``--tol``).
+
+    Raises:
+        ValueError: ``--rank``/``--ranks`` with a family other than ``factor``, ``--ranks`` or
+            several ``-K`` without ``--select``, repeated candidates, or ``--init``/``--tol``
+            with ``--select`` (which fits as :func:`jaxmix.select_k` does).
+    """
+    ks = _ks(args)
+    select = bool(getattr(args, "select", False))
+    ranks = getattr(args, "ranks", None)
+    factor = args.covariance == FACTOR.name
+    for option, given in (("--rank", args.rank is not None), ("--ranks", ranks is not None)):
+        if given and not factor:
+            raise ValueError(
+                f"{option} (the number of factors) applies to --covariance factor only; got "
+                f"--covariance {args.covariance}"
+            )
+    if ranks is not None:
+        if not select:
+            raise ValueError("--ranks needs --select; to fit one rank use --rank Q")
+        if args.rank is not None:
+            raise ValueError("give --rank Q or --ranks Q [Q ...], not both")
+        if len(set(ranks)) != len(ranks):
+            raise ValueError(f"--ranks must be distinct; got {' '.join(map(str, ranks))}")
+    if not select:
+        if len(ks) > 1:
+            raise ValueError(
+                f"-K {' '.join(map(str, ks))}: several K need --select, which chooses among "
+                "them; give one K to fit it"
+            )
+        return
+    if len(set(ks)) != len(ks):
+        raise ValueError(f"-K must be distinct with --select; got {' '.join(map(str, ks))}")
+    if args.init != DEFAULT_INIT or args.tol != DEFAULT_TOL:
+        raise ValueError(
+            f"--select fits every candidate as jaxmix.select_k does ({DEFAULT_INIT} init, tol "
+            f"{DEFAULT_TOL:g}); drop --init and --tol"
+        )
+
+
+def _ks(args: argparse.Namespace) -> list[int]:
+    """``-K`` as a list (``fit`` takes several, ``demo`` one)."""
+    return list(args.K) if isinstance(args.K, (list, tuple)) else [args.K]
+
+
+def _ranks(args: argparse.Namespace) -> list[int] | None:
+    """The ranks ``--select`` tries: ``--ranks``, else ``--rank``, else select_k's default."""
+    ranks = getattr(args, "ranks", None)
+    if ranks is not None:
+        return list(ranks)
+    return None if args.rank is None else [args.rank]
+
+
 def fit_and_score(problem: Problem, args: argparse.Namespace) -> Outcome:
-    """Fit EM to ``problem.train``; score it and the mean baselines on the scored entries."""
+    """Fit EM to ``problem.train`` (with ``--select``: choose ``K`` and the rank on held-out
+    training entries, :func:`jaxmix.select_k`); score it and the baselines on the scored
+    entries."""
     how = " (sparse EM)" if problem.train.kind == TriplesLayout.kind else ""
-    _phase(args, f"fitting K={args.K} with {args.restarts} restarts{how}")
+    selection = None
     start = time.perf_counter()
-    result = fit_em(
-        problem.train,
-        args.K,
-        n_init=args.restarts,
-        seed=args.seed,
-        init=args.init,
-        tol=args.tol,
-        max_iter=args.max_iter,
-        min_var=args.min_var,
-        covariance=args.covariance,
-        progress=not args.quiet,
-    )
+    if getattr(args, "select", False):
+        selection = _select(problem, args, how)
+        result = selection.best
+    else:
+        K = _ks(args)[0]
+        _phase(args, f"fitting K={K} with {args.restarts} restarts{how}")
+        result = fit_em(
+            problem.train,
+            K,
+            n_init=args.restarts,
+            seed=args.seed,
+            init=args.init,
+            tol=args.tol,
+            max_iter=args.max_iter,
+            min_var=args.min_var,
+            covariance=args.covariance,
+            rank=args.rank,
+            progress=not args.quiet,
+        )
     fit_seconds = time.perf_counter() - start
+    K = int(result.params.n_components)
     scores: dict[str, dict[str, float]] = {}
     if problem.scored:
         _phase(args, "completing")
         fills: dict[str, Callable[..., np.ndarray]] = {
-            f"mixture K={args.K}": functools.partial(complete, problem.train, result)
+            f"mixture K={K}": functools.partial(complete, problem.train, result)
         }
-        for by in BASELINES:
-            fills[f"{by} mean"] = functools.partial(mean_baseline, problem.train, by)
+        for by, label in BASELINES.items():
+            fills[label] = functools.partial(mean_baseline, problem.train, by)
         scores = {
             name: {
                 method: rmse(at.values, fill(rows=at.rows, cols=at.cols))
@@ -271,14 +365,55 @@ def fit_and_score(problem: Problem, args: argparse.Namespace) -> Outcome:
             }
             for name, at in problem.scored.items()
         }
-    return Outcome(result, fit_seconds, scores)
+    return Outcome(result, fit_seconds, scores, selection)
+
+
+def _select(problem: Problem, args: argparse.Namespace, how: str) -> Any:
+    """``--select``: :func:`jaxmix.select_k` (``criterion="heldout"``) on the training entries.
+
+    A further share of the training entries (``--holdout``, or 0.1 with ``--holdout 0``) is held
+    out to score the candidates, so the report's held-out RMSE stays out of the choice. The fits
+    are maximum likelihood (no prior) with the variance floor, like a plain ``fit``.
+    """
+    ks, ranks = _ks(args), _ranks(args)
+    fraction = args.holdout or 0.1
+    grid = f"K in {{{', '.join(map(str, ks))}}}"
+    if args.covariance == FACTOR.name:
+        grid += f", rank in {{{', '.join(map(str, ranks or [FACTOR.rank]))}}}"
+    _phase(
+        args,
+        f"selecting {grid} on {fraction:.0%} of the training entries held out, "
+        f"{args.restarts} restarts each{how}",
+    )
+    return select_k(
+        problem.train,
+        ks,
+        criterion="heldout",
+        covariance=args.covariance,
+        ranks=ranks,
+        prior=None,
+        n_init=args.restarts,
+        min_var=args.min_var,
+        max_iter=args.max_iter,
+        seed=args.seed,
+        fraction=fraction,
+    )
 
 
 def _print_report(
     problem: Problem, outcome: Outcome, args: argparse.Namespace, source: str
 ) -> None:
     result = outcome.result
-    model = model_description(args.K, args.covariance, args.restarts, args.init, float_dtype().name)
+    family = family_of(result.params)
+    model = model_description(
+        outcome.K,
+        family.name,
+        args.restarts,
+        args.init,
+        float_dtype().name,
+        rank=getattr(family, "rank", None),
+        row_offset=getattr(family, "row_offset", None),
+    )
     text = fit_report(
         problem.layout,
         result,
@@ -290,6 +425,7 @@ def _print_report(
         aic=aic(problem.train, result),
         seconds=outcome.fit_seconds,
         scores=outcome.scores,
+        selection=outcome.selection,
     )
     print(text, flush=True)
 

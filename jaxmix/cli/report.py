@@ -3,7 +3,8 @@
 Four blocks, separated by blank lines: the data (described by its layout: a dense matrix in rows,
 columns and missing entries, triples in users, items and ratings), every restart's final
 log-likelihood, the winner's fit (log-likelihood, BIC, AIC, iterations, time) and, when something
-was scored, the RMSE of the mixture and the mean baselines per scored set of entries.
+was scored, the RMSE of the mixture and the baselines per scored set of entries. With ``fit
+--select`` the selection table (:meth:`jaxmix.HeldoutSelection.format`) comes after the data.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ __all__ = [
     "model_description",
     "restart_lines",
     "score_lines",
+    "selection_lines",
     "table",
 ]
 
@@ -37,6 +39,7 @@ def fit_report(
     aic: float,
     seconds: float,
     scores: Mapping[str, Mapping[str, float]],
+    selection: Any = None,
 ) -> str:
     """The whole report of a fit.
 
@@ -50,21 +53,43 @@ def fit_report(
         bic, aic: The scores of ``result`` on the data it was fit to.
         seconds: Wall time of the fit.
         scores: RMSE per scored set, per method (the mixture first); may be empty.
+        selection: The :class:`~jaxmix.HeldoutSelection` that chose ``result`` (``fit
+            --select``), or ``None``.
 
     Returns:
         The report, starting with a blank line.
     """
     lines = ["", *data_lines(layout, source, n_test, holdout, model), ""]
+    if selection is not None:
+        lines += [*selection_lines(selection), ""]
     lines += restart_lines(result)
-    lines += ["", *fit_lines(result, bic, aic, seconds)]
+    timed = None if selection is None else f"selection of {len(selection.k)} candidates"
+    lines += ["", *fit_lines(result, bic, aic, seconds, timed=timed)]
     if scores:
         lines += ["", *score_lines(scores)]
     return "\n".join(lines)
 
 
-def model_description(K: int, covariance: str, restarts: int, init: str, dtype: str) -> str:
-    """The model line: ``K=6, spherical covariance, 5 restarts, kmeans++ init, float32``."""
-    return f"K={K}, {covariance} covariance, {restarts} restarts, {init} init, {dtype}"
+def model_description(
+    K: int,
+    covariance: str,
+    restarts: int,
+    init: str,
+    dtype: str,
+    *,
+    rank: int | None = None,
+    row_offset: bool | None = None,
+) -> str:
+    """The model line: ``K=6, spherical covariance, 5 restarts, kmeans++ init, float32``; the
+    factor family adds its rank and offset: ``K=6, factor covariance (rank 2, row offset), ...``.
+    """
+    details = []
+    if rank is not None:
+        details.append(f"rank {rank}")
+    if row_offset is not None:
+        details.append("row offset" if row_offset else "no row offset")
+    family = f"{covariance} covariance" + (f" ({', '.join(details)})" if details else "")
+    return f"K={K}, {family}, {restarts} restarts, {init} init, {dtype}"
 
 
 def data_lines(
@@ -111,15 +136,31 @@ def restart_lines(result: Any) -> list[str]:
     return table(header, rows, n_left=0)
 
 
-def fit_lines(result: Any, bic: float, aic: float, seconds: float) -> list[str]:
-    """The winner: log-likelihood, BIC, AIC, iterations and the fit time."""
+def selection_lines(selection: Any) -> list[str]:
+    """The ``--select`` block: how the candidates were scored, their table and the choice."""
+    rank = f", rank {selection.best_rank}" if selection.best_rank else ""
+    return [
+        "selection on the training entries (jaxmix.select_k; higher lpd/entry is better)",
+        *selection.format().splitlines(),
+        f"chosen: K={selection.best_k}{rank}, refit on every training entry",
+    ]
+
+
+def fit_lines(
+    result: Any, bic: float, aic: float, seconds: float, timed: str | None = None
+) -> list[str]:
+    """The winner: log-likelihood, BIC, AIC, iterations and the fit time (``timed``: what else
+    the time covers, e.g. a selection)."""
     status = "converged" if result.converged else "not converged (raise --max-iter?)"
     rows = [
         ("log-likelihood", f"{result.log_likelihood:,.2f}  (restart {result.best_restart})"),
         ("BIC", f"{bic:,.2f}  (higher is better)"),
         ("AIC", f"{aic:,.2f}  (higher is better)"),
         ("iterations", f"{result.n_iter}, {status}"),
-        ("fit time", f"{seconds:.2f} s  (includes JIT compilation)"),
+        (
+            "fit time",
+            f"{seconds:.2f} s  ({f'{timed} and refit; ' if timed else ''}includes JIT compilation)",
+        ),
     ]
     return key_values(rows)
 

@@ -142,6 +142,7 @@ class EStep(NamedTuple):
     row_ll: Array
     log_likelihood: Array
     stats: Any
+    aux: Any = None
 
 
 def prefix_add(s: Array, extra: Array) -> Array:
@@ -170,8 +171,10 @@ class ColumnSummary(NamedTuple):
     nnz: int
     n_rows: int
 
-    def column_means(self, fill: float = 0.0) -> np.ndarray:
-        """Mean of every column's observed entries (``fill`` for a column with none)."""
+    def column_means(self, fill: float | None = None) -> np.ndarray:
+        """Mean of every column's observed entries; a column with none gets ``fill`` (by
+        default the mean of all observed entries: the best guess for a never-seen column)."""
+        fill = self.global_mean if fill is None else fill
         return np.divide(
             self.total, self.count, out=np.full(self.count.shape, fill), where=self.count > 0
         )
@@ -205,7 +208,8 @@ class Standardizer(NamedTuple):
 
     @classmethod
     def fit(cls, summary: ColumnSummary) -> Standardizer:
-        """Centre on the column means (0 for an empty column), scale near the pooled spread."""
+        """Centre on the column means (the global mean for an empty column), scale near the
+        pooled spread."""
         offset = summary.column_means()
         spread = np.sqrt(summary.sq_resid / max(summary.nnz, 1))
         if not np.isfinite(spread) or spread == 0.0:

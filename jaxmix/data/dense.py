@@ -165,7 +165,7 @@ def dense_pass(
     rows: RowInfo,
     valid: Array | None = None,
     with_stats: bool = True,
-) -> tuple[Array, Array, tuple | None, Any]:
+) -> tuple[Array, Array, Any, Any, Any, Any]:
     """E-step and raw statistics of densely stored rows.
 
     Args:
@@ -177,7 +177,8 @@ def dense_pass(
         with_stats: Also compute the column sums and row totals.
 
     Returns:
-        ``(resp (r, K), row_ll (r,), col_sums, totals)``; the last two ``None`` without stats.
+        ``(resp (r, K), row_ll (r,), col_sums, totals, aux_totals, aux)``; the column sums and
+        the totals are ``None`` without stats.
     """
     log_joint, aux = family.log_joint(
         params, row_sums(family.row_tables(params), x, mask, rows), rows
@@ -189,9 +190,10 @@ def dense_pass(
         resp = resp * valid[:, None]
         row_ll = row_ll * valid
     if not with_stats:
-        return resp, row_ll, None, None
+        return resp, row_ll, None, None, None, aux
     cols = col_sums(family.stat_weights(resp, aux), x, mask)
-    return resp, row_ll, cols, family.row_totals(resp, rows)
+    totals = family.row_totals(resp, rows)
+    return resp, row_ll, cols, totals, family.aux_totals(resp, aux), aux
 
 
 @dataclasses.dataclass(frozen=True)
@@ -230,21 +232,28 @@ class DenseArrays:
         return self
 
     def e_step_stats(
-        self, params: Any, family: Any, *, with_stats: bool = True, axis_name: str | None = None
+        self,
+        params: Any,
+        family: Any,
+        *,
+        with_stats: bool = True,
+        with_aux: bool = False,
+        axis_name: str | None = None,
     ) -> EStep:
-        """Responsibilities, log-likelihood and (optionally) the family's statistics.
+        """Responsibilities, log-likelihood and (optionally) the family's statistics and the
+        rows' ``aux``.
 
         Pure and traceable; ``axis_name`` is accepted for the common protocol (a dense matrix is
         not split over devices).
         """
-        resp, row_ll, cols, totals = dense_pass(
+        resp, row_ll, cols, totals, aux_totals, aux = dense_pass(
             params, family, self.x, self.mask, self.rows, None, with_stats
         )
         stats = None
         if with_stats:
             n_rows = jnp.asarray(self.x.shape[0], self.x.dtype)
-            stats = family.suff_stats(cols, totals, n_rows)
-        return EStep(resp, row_ll, jnp.sum(row_ll), stats)
+            stats = family.suff_stats(cols, totals, n_rows, aux_totals)
+        return EStep(resp, row_ll, jnp.sum(row_ll), stats, aux if with_aux else None)
 
     def log_joint(self, params: Any, family: Any) -> tuple[Array, Any]:
         """``log w_k + log N(x_{u,C_u}; component k)`` of every row and component, ``(n, K)``,
@@ -259,7 +268,8 @@ class DenseArrays:
         ``resp``, not only an E-step's."""
         cols = col_sums(family.stat_weights(resp, aux), self.x, self.mask)
         n_rows = jnp.asarray(self.x.shape[0], self.x.dtype)
-        return family.suff_stats(cols, family.row_totals(resp, self.rows), n_rows)
+        totals = family.row_totals(resp, self.rows)
+        return family.suff_stats(cols, totals, n_rows, family.aux_totals(resp, aux))
 
     def distribute(self, fn: Any, args: tuple, out_specs: Any = None) -> Any:
         """Run ``fn(self, *args, axis_name=None)`` (a dense matrix stays on one device)."""
@@ -330,6 +340,11 @@ class DenseLayout:
         """``|C_u|`` of every row, ``(n,)``."""
         return self.observed.sum(axis=1)
 
+    def entries(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The observed entries in row-major order: ``(rows, cols, values)`` (float64)."""
+        rows, cols = np.nonzero(self.observed)
+        return rows, cols, self.values[rows, cols].astype(np.float64)
+
     def row_sums(self) -> tuple[np.ndarray, np.ndarray]:
         """``(count, total)`` of every row's observed entries, float64 ``(n,)`` each."""
         return self.row_counts().astype(np.float64), self.zero_filled().sum(axis=1)
@@ -372,9 +387,9 @@ class DenseLayout:
             sq_norm=jnp.asarray((x * x).sum(axis=1), dtype=dtype),
         )
 
-    def rows_from_slots(self, resp: np.ndarray) -> np.ndarray:
+    def rows_from_slots(self, values: Any, axis: int = -2) -> np.ndarray:
         """Per-slot results as per-row results (the identity here)."""
-        return np.asarray(resp)
+        return np.asarray(values)
 
     def to_dense(self) -> np.ndarray:
         """The ``(n, d)`` float64 matrix, ``NaN`` where missing (a copy)."""

@@ -153,49 +153,63 @@ class ChunkedTriples:
         return self.val.dtype
 
     def e_step_stats(
-        self, params: Any, family: Any, *, with_stats: bool = True, axis_name: str | None = None
+        self,
+        params: Any,
+        family: Any,
+        *,
+        with_stats: bool = True,
+        with_aux: bool = False,
+        axis_name: str | None = None,
     ) -> EStep:
         """One pass over one block's chunks (a block from :meth:`local`, inside :meth:`distribute`).
 
         Returns responsibilities ``(A_dense + A + R + 1, K)`` (the dense rows, then the chunked
         rows; the last slot holds those of the rows without entries), the per-slot
-        log-likelihood, the total log-likelihood (over every device and the empty rows) and the
-        family's statistics (idem).
+        log-likelihood, the total log-likelihood (over every device and the empty rows), the
+        family's statistics (idem) and, with ``with_aux``, the family's per-slot ``aux``.
         """
         data = self
-        resp, row_ll, cols, totals = _scan_chunks(params, family, data, with_stats, axis_name)
+        out = _scan_chunks(params, family, data, with_stats, with_aux, axis_name)
+        resp, row_ll, cols, totals, aux_totals, aux = out
         ll = jnp.sum(row_ll)
         if data.dense is not None:
             d = data.dense
-            out = dense_pass(
+            dense = dense_pass(
                 params, family, d.x, d.mask, RowInfo(d.n_obs, d.sq_norm), d.valid, with_stats
             )
-            resp = jnp.concatenate([out[0], resp])
-            row_ll = jnp.concatenate([out[1], row_ll])
-            ll = ll + jnp.sum(out[1])
+            resp = jnp.concatenate([dense[0], resp])
+            row_ll = jnp.concatenate([dense[1], row_ll])
+            ll = ll + jnp.sum(dense[1])
             if with_stats:
                 cols = tuple(
-                    None if a is None else a + b for a, b in zip(cols, out[2], strict=True)
+                    None if a is None else a + b for a, b in zip(cols, dense[2], strict=True)
                 )
-                totals = jax.tree.map(jnp.add, totals, out[3])
+                totals = jax.tree.map(jnp.add, totals, dense[3])
+                aux_totals = jax.tree.map(jnp.add, aux_totals, dense[4])
+            if with_aux:
+                aux = jax.tree.map(lambda a, b: jnp.concatenate([a, b]), dense[5], aux)
         if axis_name is not None:
-            ll, cols, totals = lax.psum((ll, cols, totals), axis_name)
+            ll, cols, totals, aux_totals = lax.psum((ll, cols, totals, aux_totals), axis_name)
         # Rows without any entry: the family's log density of an empty row, in closed form.
         n_total, n_empty = data.counts[0], data.counts[1]
         F = family.row_tables(params).n_features
         K = params.weights.shape[-1]
         dtype = data.val.dtype
         empty = RowInfo(jnp.zeros((1,), dtype), jnp.zeros((1,), dtype))
-        log_joint, _ = family.log_joint(params, jnp.zeros((1, K, F), dtype), empty)
+        log_joint, aux_empty = family.log_joint(params, jnp.zeros((1, K, F), dtype), empty)
         ll_empty = logsumexp(log_joint, axis=1)
         r_empty = jnp.exp(log_joint - ll_empty[:, None])
         resp = resp.at[-1].set(r_empty[0])
         ll = ll + n_empty * ll_empty[0]
+        if with_aux:
+            aux = jax.tree.map(lambda a, e: a.at[-1].set(e[0]), aux, aux_empty)
         stats = None
         if with_stats:
-            totals = jax.tree.map(jnp.add, totals, family.row_totals(n_empty * r_empty, empty))
-            stats = family.suff_stats(cols, totals, n_total)
-        return EStep(resp, row_ll, ll, stats)
+            weighted = n_empty * r_empty
+            totals = jax.tree.map(jnp.add, totals, family.row_totals(weighted, empty))
+            aux_totals = jax.tree.map(jnp.add, aux_totals, family.aux_totals(weighted, aux_empty))
+            stats = family.suff_stats(cols, totals, n_total, aux_totals)
+        return EStep(resp, row_ll, ll, stats, aux)
 
     def partition_specs(self) -> Any:
         """Per-leaf partition specs: the row blocks split over the mesh, ``counts`` replicated."""
@@ -278,9 +292,9 @@ def _entry_terms(tables: Any, c: Array, v: Array, F: int) -> Array:
     return terms
 
 
-def _scan_chunks(params, family, data, with_stats, axis_name):
-    """The scan over one device's chunks: per-slot responsibilities and log-likelihoods, and the
-    raw column sums and row totals of the family's statistics."""
+def _scan_chunks(params, family, data, with_stats, with_aux, axis_name):
+    """The scan over one device's chunks: per-slot responsibilities and log-likelihoods, the raw
+    column sums, row totals and aux totals of the family's statistics, and the per-slot aux."""
     R = data.rows_per_chunk
     K = params.weights.shape[-1]
     dtype = data.val.dtype
@@ -289,17 +303,29 @@ def _scan_chunks(params, family, data, with_stats, axis_name):
     F = tables.n_features
     n_slots = data.n_obs.shape[0]
     slots = jnp.arange(R)
+    chunk_rows = RowInfo(jnp.zeros((R,), dtype), jnp.zeros((R,), dtype))
+    _, aux_shape = jax.eval_shape(family.log_joint, params, jnp.zeros((R, K, F), dtype), chunk_rows)
     # Per-row results go to (n_slots, ...) buffers and are summed after the scan (pairwise, as
     # on the dense layout) rather than accumulated chunk by chunk.
-    carry = [jnp.zeros((n_slots, K), dtype), jnp.zeros((n_slots,), dtype)]
+    carry = {"resp": jnp.zeros((n_slots, K), dtype), "ll": jnp.zeros((n_slots,), dtype)}
     sizes = (0, 0, 0)
     if with_stats:
         sizes = family.weight_sizes(params)
-        carry += [jnp.zeros((d, g), dtype) for g in sizes if g]
-    carry = [_varying(c, axis_name) for c in carry]
+        carry["cols"] = [jnp.zeros((d, g), dtype) for g in sizes if g]
+        aux_totals = jax.eval_shape(
+            family.aux_totals,
+            jax.ShapeDtypeStruct((R, K), dtype),
+            aux_shape,
+        )
+        carry["aux_totals"] = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), aux_totals)
+    if with_aux:
+        carry["aux"] = jax.tree.map(
+            lambda a: jnp.zeros((n_slots, *a.shape[1:]), a.dtype), aux_shape
+        )
+    carry = jax.tree.map(lambda c: _varying(c, axis_name), carry)
 
     def body(carry, chunk):
-        resp_buf, ll_buf, *acc = carry
+        carry = dict(carry)
         lr, c, v, rs, nr = chunk
         e = _entry_terms(tables, c, v, F)
         if F == 1:  # one feature per component: scatter (C, K), not (C, K, 1)
@@ -316,30 +342,44 @@ def _scan_chunks(params, family, data, with_stats, axis_name):
         valid = slots < nr
         resp = jnp.where(valid[:, None], jnp.exp(log_joint - row_ll[:, None]), 0.0)
         # Rows past the chunk get zeros here; the next chunk overwrites them with its own.
-        resp_buf = lax.dynamic_update_slice_in_dim(resp_buf, resp, rs, axis=0)
-        ll_buf = lax.dynamic_update_slice_in_dim(ll_buf, jnp.where(valid, row_ll, 0.0), rs, 0)
+        carry["resp"] = lax.dynamic_update_slice_in_dim(carry["resp"], resp, rs, axis=0)
+        carry["ll"] = lax.dynamic_update_slice_in_dim(
+            carry["ll"], jnp.where(valid, row_ll, 0.0), rs, 0
+        )
+        if with_aux:
+            carry["aux"] = jax.tree.map(
+                lambda buf, a: lax.dynamic_update_slice_in_dim(buf, a, rs, axis=0),
+                carry["aux"],
+                aux,
+            )
         if not with_stats:
-            return [resp_buf, ll_buf], None
+            return carry, None
         weights = family.stat_weights(resp, aux)
         w = weights.w
         wg = jnp.concatenate([w, jnp.zeros((1, w.shape[1]), dtype)])
         wg = wg.at[lr].get(mode="promise_in_bounds")
-        acc = list(acc)
+        acc = list(carry["cols"])
         G0, G1, G2 = sizes
         acc[0] = acc[0].at[c].add(wg[:, :G0], mode="promise_in_bounds")
         if G1:
             acc[1] = acc[1].at[c].add(wg[:, :G1] * v[:, None], mode="promise_in_bounds")
         if G2:
             acc[2] = acc[2].at[c].add(wg[:, :G2] * (v * v)[:, None], mode="promise_in_bounds")
-        return [resp_buf, ll_buf, *acc], None
+        carry["cols"] = acc
+        carry["aux_totals"] = jax.tree.map(
+            jnp.add, carry["aux_totals"], family.aux_totals(resp, aux)
+        )
+        return carry, None
 
     chunks = (data.local_row, data.col, data.val, data.row_start, data.n_rows)
     out, _ = lax.scan(body, carry, chunks)
-    resp_buf, ll_buf, *acc = out
+    aux_buf = out.get("aux")
     if not with_stats:
-        return resp_buf, ll_buf, None, None
+        return out["resp"], out["ll"], None, None, None, aux_buf
+    acc = out["cols"]
     cols = tuple(acc[i] if g else None for i, g in enumerate(sizes))
-    return resp_buf, ll_buf, cols, family.row_totals(resp_buf, RowInfo(data.n_obs, data.sq_norm))
+    totals = family.row_totals(out["resp"], RowInfo(data.n_obs, data.sq_norm))
+    return out["resp"], out["ll"], cols, totals, out["aux_totals"], aux_buf
 
 
 # ---------------------------------------------------------------------------- layout (host)
@@ -599,6 +639,10 @@ class TriplesLayout:
         """``|C_u|`` of every row, ``(n,)``."""
         return self.S.row_counts()
 
+    def entries(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The observed entries in row-major order: ``(rows, cols, values)`` (float64)."""
+        return self.S.rows, self.S.cols, self.S.values.astype(np.float64)
+
     def row_sums(self) -> tuple[np.ndarray, np.ndarray]:
         """``(count, total)`` of every row's observed entries, float64 ``(n,)`` each."""
         return self.S.row_sums()
@@ -689,22 +733,22 @@ class TriplesLayout:
         arrays: the rows of every device's blocks), or ``None`` before any build."""
         return self._host
 
-    def rows_from_slots(self, resp: Any) -> np.ndarray:
-        """``(..., P * (A_dense + A + R + 1), K)`` per-slot results of the last :meth:`device`
-        build, in row order ``(..., n, K)``."""
+    def rows_from_slots(self, values: Any, axis: int = -2) -> np.ndarray:
+        """Per-slot results of the last :meth:`device` build (slot axis ``axis``, of length
+        ``P * (A_dense + A + R + 1)``) in row order (that axis of length ``n``): responsibilities
+        ``(..., slots, K)`` by default, or a family's ``aux`` with ``axis=0``."""
         layout = self._host
-        resp = _gather(resp)
+        values = np.moveaxis(_gather(values), axis, 0)
         P, A = layout.active_rows.shape
         A_dense = layout.dense_rows.shape[1]
-        lead, K = resp.shape[:-2], resp.shape[-1]
-        blocks = resp.reshape(*lead, P, -1, K)
-        out = np.empty((*lead, layout.shape[0], K), resp.dtype)
-        out[...] = blocks[..., 0, -1:, :]  # rows without entries (same on every device)
+        blocks = values.reshape(P, -1, *values.shape[1:])
+        out = np.empty((layout.shape[0], *values.shape[1:]), values.dtype)
+        out[...] = blocks[0, -1:]  # rows without entries (same on every device)
         for p in range(P):
             for rows, first in ((layout.dense_rows[p], 0), (layout.active_rows[p], A_dense)):
                 keep = rows >= 0
-                out[..., rows[keep], :] = blocks[..., p, first : first + rows.size, :][..., keep, :]
-        return out
+                out[rows[keep]] = blocks[p, first : first + rows.size][keep]
+        return np.moveaxis(out, 0, axis)
 
     def to_dense(self) -> np.ndarray:
         """The ``(n, d)`` float64 matrix, ``NaN`` where missing."""

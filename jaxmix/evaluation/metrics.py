@@ -20,16 +20,19 @@ from jaxmix.results import MCMCResult
 __all__ = ["aic", "bic", "n_parameters", "rmse"]
 
 
-def n_parameters(K: int, d: int, covariance: str = "spherical") -> int:
+def n_parameters(
+    K: int, d: int, covariance: Any = "spherical", *, rank: Any = None, row_offset: Any = None
+) -> int:
     """Free parameters of a ``K``-component mixture on ``d`` columns.
 
     ``K d`` means, the covariance family's parameters (``K`` variances for ``"spherical"``,
-    ``K d`` for ``"diag"``, one for ``"shared"``) and ``K - 1`` free weights.
+    ``K d`` for ``"diag"``, one for ``"shared"``; for ``"factor"`` ``K d`` noise variances, the
+    loadings less their rotations and the offset variances) and ``K - 1`` free weights.
     """
-    return get_family(covariance).n_parameters(K, d)
+    return get_family(covariance, rank=rank, row_offset=row_offset).n_parameters(K, d)
 
 
-def _fit_stats(X: Any, result: Any) -> tuple[float, int, int, int, str]:
+def _fit_stats(X: Any, result: Any) -> tuple[float, int, int, int, Any]:
     """``(log-likelihood, n, K, d, covariance)`` of a point-estimate result on ``X``."""
     if isinstance(result, MCMCResult):
         raise TypeError(
@@ -53,7 +56,7 @@ def _fit_stats(X: Any, result: Any) -> tuple[float, int, int, int, str]:
     ll = getattr(result, "log_likelihood", None)
     if ll is None:  # K-means: the log-likelihood of X at its retrofitted mixture
         ll = log_objective(X, params)
-    return float(ll), n, int(K), d, family_of(params).name
+    return float(ll), n, int(K), d, family_of(params)
 
 
 def bic(X: Any, result: Any) -> float:

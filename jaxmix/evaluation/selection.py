@@ -1,4 +1,11 @@
-"""Choosing the number of components: BIC and PSIS-LOO side by side.
+"""Choosing the number of components (and the factor family's rank): PSIS-LOO and BIC side by
+side, or held-out entries.
+
+``criterion="heldout"`` (:class:`HeldoutSelection`) hides a share of the observed entries,
+fits every candidate on the rest and scores the hidden ones by their mean log predictive density
+(and RMSE): what a completion is for, and reliable where BIC is not (sparse ratings, where the
+parameter count says little about the fit). The winner is refit on every entry. The rest of this
+docstring is about ``criterion="loo"``.
 
 Two scores per ``K``, both on the log-likelihood scale (**higher is better**):
 
@@ -37,15 +44,88 @@ from jaxmix._validate import (
     check_seed,
 )
 from jaxmix.data import as_data
+from jaxmix.evaluation.baselines import holdout_split
 from jaxmix.evaluation.metrics import bic as bic_score
 from jaxmix.inference.em import fit_em
 from jaxmix.inference.mcmc import fit_mcmc
 from jaxmix.models.families import get_family
 from jaxmix.models.prior import Prior, resolve_prior
+from jaxmix.posterior.completion import complete, entry_log_density
 from jaxmix.posterior.diagnostics import DiagnosticsWarning, import_arviz, to_inference_data
 from jaxmix.results import EMResult, MCMCResult
 
-__all__ = ["KSelection", "select_k"]
+__all__ = ["CRITERIA", "HeldoutSelection", "KSelection", "select_k"]
+
+#: What :func:`select_k` can choose by.
+CRITERIA = ("loo", "heldout")
+
+_Z90 = 1.6448536269514722  # the standard Normal's 95 % quantile
+
+
+class HeldoutSelection(NamedTuple):
+    """Result of :func:`select_k` with ``criterion="heldout"``: one entry per candidate
+    (every ``K`` of ``ks`` with every rank of ``ranks``, in that order).
+
+    Attributes:
+        k: Components of every candidate, ``(J,)``.
+        rank: Its rank (the factor family's factors; 0 for the other families), ``(J,)``.
+        lpd: Mean log predictive density of the held-out entries (higher is better), ``(J,)``.
+        rmse: Root mean squared error of the predictive means there, ``(J,)``.
+        coverage: Share of the held-out entries inside the central 90 % Normal interval of the
+            predictive mean and standard deviation, ``(J,)``.
+        best_index: The candidate of highest ``lpd``.
+        best_k, best_rank: Its ``K`` and rank.
+        best: The winner refit on every observed entry (an :class:`~jaxmix.EMResult` that
+            :func:`jaxmix.complete` and :func:`jaxmix.predictive_summary` accept).
+        fits: The candidates' fits on the training entries.
+        covariance: The covariance family.
+        fraction, seed: The hold-out split (:func:`jaxmix.holdout_split`).
+        n_test: Number of held-out entries.
+    """
+
+    k: np.ndarray
+    rank: np.ndarray
+    lpd: np.ndarray
+    rmse: np.ndarray
+    coverage: np.ndarray
+    best_index: int
+    best_k: int
+    best_rank: int
+    best: EMResult
+    fits: tuple[EMResult, ...]
+    covariance: str
+    fraction: float
+    seed: int
+    n_test: int
+
+    def format(self) -> str:
+        """The candidates' scores as plain text (the winner marked)."""
+        lines = [
+            f"held-out {self.n_test} entries ({self.fraction:g} of the observed, seed "
+            f"{self.seed}); covariance={self.covariance!r}",
+            f"{'K':>3} {'rank':>4} {'lpd/entry':>10} {'RMSE':>8} {'cover90':>8}",
+        ]
+        for j in range(self.k.size):
+            mark = "  <- best" if j == self.best_index else ""
+            lines.append(
+                f"{self.k[j]:>3d} {self.rank[j]:>4d} {self.lpd[j]:10.4f} {self.rmse[j]:8.4f} "
+                f"{self.coverage[j]:8.3f}{mark}"
+            )
+        return "\n".join(lines)
+
+    def to_pandas(self) -> Any:
+        """The table as a ``pandas.DataFrame`` (one row per candidate)."""
+        import pandas as pd
+
+        return pd.DataFrame(
+            {
+                "K": self.k,
+                "rank": self.rank,
+                "lpd": self.lpd,
+                "rmse": self.rmse,
+                "coverage90": self.coverage,
+            }
+        )
 
 
 class KSelection(NamedTuple):
@@ -106,6 +186,99 @@ def _loo(az: Any, idata: Any) -> tuple[Any, list[str]]:
     return loo, [str(w.message) for w in caught]
 
 
+def _check_ks(ks: Any, n: int) -> list[int]:
+    if isinstance(ks, (str, bytes)) or not (
+        isinstance(ks, Sequence) or (isinstance(ks, np.ndarray) and ks.ndim == 1)
+    ):
+        raise TypeError(f"ks must be a sequence of integers; got {ks!r}")
+    ks = [check_n_components(K, n) for K in ks]
+    if not ks or len(set(ks)) != len(ks):
+        raise ValueError(f"ks must be a non-empty sequence of distinct integers; got {ks}")
+    return ks
+
+
+def _select_heldout(
+    X: Any,
+    ks: Any,
+    *,
+    mask: Any,
+    prior: Any,
+    covariance: Any,
+    ranks: Any,
+    row_offset: Any,
+    n_init: int,
+    min_var: float,
+    seed: int,
+    fraction: float,
+    max_iter: Any,
+    verbose: bool,
+) -> HeldoutSelection:
+    layout = as_data(X, mask, method=None)
+    ks = _check_ks(ks, layout.shape[0])
+    family = get_family(covariance, row_offset=row_offset)
+    if "rank" in family.options:
+        ranks = (1,) if ranks is None else ranks
+        if isinstance(ranks, (str, bytes, int)) or not hasattr(ranks, "__iter__"):
+            raise TypeError(f"ranks must be a sequence of integers; got {ranks!r}")
+        ranks = [get_family(family, rank=q).rank for q in ranks]
+        if not ranks or len(set(ranks)) != len(ranks):
+            raise ValueError(
+                f"ranks must be a non-empty sequence of distinct integers; got {ranks}"
+            )
+    elif ranks is not None:
+        raise ValueError(f"ranks apply to covariance='factor'; got covariance={family.name!r}")
+    else:
+        ranks = [None]
+    n_init = check_positive_int(n_init, "n_init")
+    seed = check_seed(seed)
+    check_nonneg_float(min_var, "min_var")
+    options = {"n_init": n_init, "seed": seed, "min_var": min_var, "prior": prior}
+    if max_iter is not None:
+        options["max_iter"] = check_positive_int(max_iter, "max_iter")
+    data = layout.S if layout.kind == "triples" else layout.values
+    data_mask = None if layout.kind == "triples" else layout.observed
+    train, test = holdout_split(data, fraction, seed=seed, mask=data_mask)
+    train_mask = None
+    if layout.kind == "triples":
+        rows, cols, truth = test.rows, test.cols, test.values.astype(np.float64)
+    else:
+        rows, cols = np.nonzero(test)
+        truth = layout.values[rows, cols]
+        train_mask = layout.observed & ~test
+    grid = [(K, q) for K in ks for q in ranks]
+    fits, lpd, err, cover = [], [], [], []
+    for K, q in grid:
+        fit = fit_em(train, K, mask=train_mask, covariance=get_family(family, rank=q), **options)
+        mean, sd = complete(train, fit, rows=rows, cols=cols, return_std=True, mask=train_mask)
+        fits.append(fit)
+        dens = entry_log_density(train, fit, rows, cols, truth, mask=train_mask)
+        lpd.append(float(dens.mean()))
+        err.append(float(np.sqrt(np.mean((mean - truth) ** 2))))
+        cover.append(float(np.mean(np.abs(truth - mean) <= _Z90 * sd)))
+    best = int(np.argmax(lpd))
+    K, q = grid[best]
+    refit = fit_em(data, K, mask=data_mask, covariance=get_family(family, rank=q), **options)
+    result = HeldoutSelection(
+        k=np.array([g[0] for g in grid]),
+        rank=np.array([0 if g[1] is None else g[1] for g in grid]),
+        lpd=np.array(lpd),
+        rmse=np.array(err),
+        coverage=np.array(cover),
+        best_index=best,
+        best_k=int(K),
+        best_rank=0 if q is None else int(q),
+        best=refit,
+        fits=tuple(fits),
+        covariance=family.name,
+        fraction=float(fraction),
+        seed=seed,
+        n_test=int(rows.size),
+    )
+    if verbose:
+        print(result.format())
+    return result
+
+
 def select_k(
     X: Any,
     ks: Sequence[int],
@@ -120,8 +293,23 @@ def select_k(
     num_samples: int = 300,
     seed: int = 0,
     verbose: bool = False,
-) -> KSelection:
-    """Fit every ``K`` in ``ks`` and score it by BIC and by PSIS-LOO (``az.compare``).
+    criterion: str = "loo",
+    ranks: Sequence[int] | None = None,
+    row_offset: bool | None = None,
+    fraction: float = 0.1,
+    max_iter: int | None = None,
+) -> KSelection | HeldoutSelection:
+    """Fit every ``K`` in ``ks`` and score it by BIC and by PSIS-LOO (``az.compare``), or
+    (``criterion="heldout"``) on held-out entries.
+
+    ``criterion="heldout"`` works on a dense matrix or a :class:`~jaxmix.SparseRatings`, for
+    every family: it hides ``fraction`` of the observed entries (:func:`jaxmix.holdout_split`
+    with ``seed``), fits every ``K`` (and, for ``covariance="factor"``, every rank of
+    ``ranks``) by EM on the rest (``prior``, ``n_init``, ``min_var``, ``max_iter``), scores the
+    hidden entries' mean log predictive density
+    (:func:`jaxmix.posterior.completion.entry_log_density`) and RMSE, and refits the best
+    candidate on every entry; it returns a :class:`HeldoutSelection` (``.best``, ``.format()``,
+    ``.to_pandas()``). The MCMC settings are not used then.
 
     For each ``K``: a maximum-likelihood EM fit (``n_init`` restarts, floor ``min_var``) gives the
     BIC; a MAP-EM fit with ``prior`` starts :func:`jaxmix.fit_mcmc`, whose draws give the per-row
@@ -132,13 +320,19 @@ def select_k(
         ks: Numbers of components to compare (distinct, each ``1 <= K <= n``).
         mask: Optional boolean ``(n, d)``, ``True`` = observed.
         prior: The (proper) prior of the MCMC fits.
-        covariance: The covariance family (``"spherical"``, ``"diag"``, ``"shared"``), for every
-            fit.
+        covariance: The covariance family (``"spherical"``, ``"diag"``, ``"shared"``,
+            ``"factor"``), for every fit.
         n_init: EM restarts per ``K``.
         min_var: Variance floor of the maximum-likelihood EM fits (the reference's 0.25).
         num_chains, num_warmup, num_samples: MCMC settings per ``K``.
-        seed: Seed of every fit.
+        seed: Seed of every fit (and, for ``"heldout"``, of the split).
         verbose: Print the table.
+        criterion: ``"loo"`` (PSIS-LOO and BIC, dense input) or ``"heldout"``.
+        ranks: The factor family's ranks to try (``criterion="heldout"`` with
+            ``covariance="factor"``; default ``(1,)``).
+        row_offset: The factor family's per-row offset (default on).
+        fraction: Share of the observed entries held out (``"heldout"``).
+        max_iter: EM iterations per fit (``"heldout"``; default :func:`jaxmix.fit_em`'s).
 
     Returns:
         A :class:`KSelection`. When some row's Pareto ``k`` is too high (``az.loo``'s warning,
@@ -151,16 +345,19 @@ def select_k(
         >>> sel.best_k_bic, sel.best_k_loo  # doctest: +SKIP
         (2, 2)
     """
+    if criterion not in CRITERIA:
+        raise ValueError(f"criterion must be one of {CRITERIA}; got {criterion!r}")
+    if criterion == "heldout":
+        return _select_heldout(
+            X, ks, mask=mask, prior=prior, covariance=covariance, ranks=ranks,
+            row_offset=row_offset, n_init=n_init, min_var=min_var, seed=seed, fraction=fraction,
+            max_iter=max_iter, verbose=verbose,
+        )  # fmt: skip
+    if ranks is not None:
+        raise ValueError("ranks are compared with criterion='heldout' (criterion='loo' compares K)")
     layout = as_data(X, mask, "dense")
     values, observed = layout.values, layout.observed
-    n = layout.shape[0]
-    if isinstance(ks, (str, bytes)) or not (
-        isinstance(ks, Sequence) or (isinstance(ks, np.ndarray) and ks.ndim == 1)
-    ):
-        raise TypeError(f"ks must be a sequence of integers; got {ks!r}")
-    ks = [check_n_components(K, n) for K in ks]
-    if not ks or len(set(ks)) != len(ks):
-        raise ValueError(f"ks must be a non-empty sequence of distinct integers; got {ks}")
+    ks = _check_ks(ks, layout.shape[0])
     covariance = get_family(covariance).name
     n_init = check_positive_int(n_init, "n_init")
     seed = check_seed(seed)

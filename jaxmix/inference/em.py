@@ -133,10 +133,13 @@ class EMConstants(NamedTuple):
     prior_shift: Array
 
 
-def suff_stats(resp: Array, data: Any, family: Any) -> Any:
+def suff_stats(resp: Array, data: Any, family: Any, params: Any = None) -> Any:
     """The family's sufficient statistics of given responsibilities ``(n, K)`` on dense device
-    arrays (:meth:`jaxmix.data.DenseArrays.suff_stats`)."""
-    return data.suff_stats(resp, get_family(family))
+    arrays (:meth:`jaxmix.data.DenseArrays.suff_stats`). A family whose statistics depend on
+    the rows' latent posteriors (``"factor"``) needs the ``params`` they are taken under."""
+    family = get_family(family)
+    aux = None if params is None else data.log_joint(params, family)[1]
+    return data.suff_stats(resp, family, aux)
 
 
 def e_step(params: MixtureParams, data: Any) -> EStep:
@@ -299,11 +302,13 @@ def fit_em(
     min_var: float = 0.25,
     progress: bool = False,
     prior: Prior | None = None,
-    covariance: str = "spherical",
+    covariance: Any = "spherical",
     method: str = "auto",
     chunk_size: int | None = None,
     mesh: Any = None,
     dense_row_density: float | None = DENSE_ROW_DENSITY,
+    rank: int | None = None,
+    row_offset: bool | None = None,
 ) -> EMResult:
     """Fit a Gaussian mixture to a partially observed matrix by (MAP-)EM.
 
@@ -347,9 +352,10 @@ def fit_em(
         prior: ``None`` (maximum likelihood; flat improper priors) or a :class:`~jaxmix.Prior`;
             its ``None`` fields are resolved from ``X`` (:meth:`~jaxmix.Prior.resolve`). MAP-EM
             needs ``alpha >= 1``.
-        covariance: The covariance family (:data:`jaxmix.models.families.FAMILIES`):
-            ``"spherical"`` (``var`` of shape ``(K,)``), ``"diag"`` (``(K, d)``) or ``"shared"``
-            (one variance ``()``).
+        covariance: The covariance family (:data:`jaxmix.models.families.FAMILIES`, or a family
+            object): ``"spherical"`` (``var`` of shape ``(K,)``), ``"diag"`` (``(K, d)``),
+            ``"shared"`` (one variance ``()``) or ``"factor"`` (a mixture of factor analysers:
+            ``rank`` factors per component and a per-row offset).
         method: The data layout (:func:`jaxmix.data.as_data`): ``"dense"`` (matrix products over
             all ``n d`` entries), ``"sparse"`` (sums over the observed entries only: ``O(nnz K)``
             time and ``O(nnz + (n + d) K)`` memory per iteration) or ``"auto"`` (default): sparse
@@ -367,6 +373,9 @@ def fit_em(
         dense_row_density: Sparse layout only: rows with at least this share of observed entries
             are stored densely and go through matrix products, in ``[0, 1]`` (``0``: every row
             with an entry, ``n x d`` memory); ``None``: every row goes through the triples.
+        rank: ``covariance="factor"`` only: the number of factors ``q`` of each component.
+        row_offset: ``covariance="factor"`` only: model a per-row offset (a factor with a fixed
+            all-ones loading: a user's personal level; default ``True``).
 
     Returns:
         An :class:`~jaxmix.EMResult`.
@@ -397,7 +406,7 @@ def fit_em(
     seed = check_seed(seed)
     tol = check_nonneg_float(tol, "tol")
     min_var = check_nonneg_float(min_var, "min_var")
-    family = get_family(covariance)
+    family = get_family(covariance, rank=rank, row_offset=row_offset)
     chunk_size, dense_row_density = _check_layout_options(chunk_size, dense_row_density)
     mesh = check_mesh(mesh)
     summary = layout.summary()
@@ -539,7 +548,7 @@ def log_objective(
             f"weights must be ({K},) and var {want_var} ({family.name}); got "
             f"{fitted.weights.shape} and {np.shape(fitted.var)}"
         )
-    if covariance is not None and get_family(covariance) is not family:
+    if covariance is not None and get_family(covariance).name != family.name:
         raise ValueError(
             f"covariance={covariance!r} but var has shape {np.shape(fitted.var)} ({family.name})"
         )

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import jax
 import numpy as np
 
 from jaxmix.models.families import as_params, get_family
@@ -163,7 +164,16 @@ def check_params(init: Any, K: int, d: int, covariance: Any = "spherical") -> Mi
             f"init var must have shape {family.var_shape(K, d)} per restart for "
             f"covariance={family.name!r}; got {var.shape}"
         )
-    cov = family.cov_from_var(var, K, d, batch=1)
+    if type(raw.cov) is family.cov_type and family.cov_type is not tuple:
+        # typed parameters of this family: keep every field (a factor start keeps its loadings)
+        typed = (
+            raw.cov
+            if np.ndim(raw.mu) == 3
+            else jax.tree.map(lambda a: np.asarray(a)[None], raw.cov)
+        )
+        cov = family.check_cov(typed, K, d, batch=1, label="init")
+    else:
+        cov = family.cov_from_var(var, K, d, batch=1)
     if weights.shape != (R, K):
         raise ValueError(f"init weights must have shape ({K},) per restart; got {weights.shape}")
     if not (np.isfinite(mu).all() and np.isfinite(cov.var).all() and np.isfinite(weights).all()):
@@ -215,8 +225,13 @@ def init_params(
             raise ValueError(
                 f"init must be one of {INIT_METHODS} or explicit parameters; got {init!r}"
             )
-        mu, var, weights = (np.stack(p) for p in zip(*sets, strict=True))
-        return MixtureParams(mu, family.from_component_variances(var, weights, d), weights)
+        covs = [
+            family.from_component_variances(var, w, d, seed + r)
+            for r, (_, var, w) in enumerate(sets)
+        ]
+        mu, _, weights = (np.stack(p) for p in zip(*sets, strict=True))
+        cov = jax.tree.map(lambda *parts: np.stack(parts), *covs)
+        return MixtureParams(mu, cov, weights)
     explicit = (
         isinstance(init, (MixtureParams, Mapping))
         or (isinstance(init, tuple) and len(init) == 3)

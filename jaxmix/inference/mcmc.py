@@ -129,7 +129,7 @@ def sample_chains(
     prior: Prior,
     *,
     K: int,
-    covariance: str,
+    covariance: Any,
     num_warmup: int,
     num_samples: int,
     chain_method: str = "sequential",
@@ -156,7 +156,7 @@ def sample_chains(
         x0: Values, zero at missing entries, ``(n, d)``.
         mask: Boolean ``(n, d)``, ``True`` = observed.
         prior: A resolved :class:`~jaxmix.Prior` of arrays in the units of ``x0``.
-        K, covariance: The model (static; ``covariance`` a family's name).
+        K, covariance: The model (static; ``covariance`` a family object or name).
         num_warmup, num_samples: Iterations per chain (static).
         chain_method: ``"sequential"`` (``lax.map`` over chains) or ``"vectorized"``
             (``vmap``: lockstep, every chain runs as long as the longest trajectory).
@@ -265,7 +265,7 @@ def reference_params(init: Any, K: int, d: int, covariance: Any) -> MixtureParam
             f"(covariance={family.name!r}); got {mu.shape}, {weights.shape} and {var.shape}"
         )
     cov = params.cov
-    if source is not family:
+    if source != family:
         try:
             cov = family.cov_from_var(var, K, d)
         except ValueError:
@@ -300,7 +300,7 @@ def fit_mcmc(
     *,
     mask: Any = None,
     prior: Prior | None = Prior(),  # noqa: B008 (an immutable NamedTuple)
-    covariance: str = "spherical",
+    covariance: Any = "spherical",
     num_chains: int = 2,
     num_warmup: int = 500,
     num_samples: int = 500,
@@ -312,6 +312,8 @@ def fit_mcmc(
     max_tree_depth: int = 10,
     n_init: int = 5,
     progress: bool = False,
+    rank: int | None = None,
+    row_offset: bool | None = None,
 ) -> MCMCResult:
     """Sample the posterior of the mixture's parameters with NUTS (component summed out).
 
@@ -347,6 +349,7 @@ def fit_mcmc(
             steps per draw).
         n_init: EM restarts when ``init`` is ``None``.
         progress: Show a progress bar (tqdm) of the iterations.
+        rank, row_offset: ``covariance="factor"`` only (see :func:`jaxmix.fit_em`).
 
     Returns:
         An :class:`~jaxmix.MCMCResult` (NumPy arrays, data units, relabelled draws in
@@ -366,7 +369,7 @@ def fit_mcmc(
     layout = as_data(X, mask, "dense")
     n, d = layout.shape
     K = check_n_components(K, n)
-    family = get_family(covariance)
+    family = get_family(covariance, rank=rank, row_offset=row_offset)
     if prior is None:
         raise ValueError(
             "fit_mcmc needs a proper prior (with flat priors the mixture's posterior is "
@@ -397,7 +400,7 @@ def fit_mcmc(
             n_init=check_positive_int(n_init, "n_init"),
             seed=seed,
             prior=prior,
-            covariance=family.name,
+            covariance=family,
             min_var=0.0,
         )
         init_name = "map_em"
@@ -420,7 +423,7 @@ def fit_mcmc(
             jnp.asarray(layout.observed),
             as_device(prior_internal, dtype),
             K=K,
-            covariance=family.name,
+            covariance=family,
             num_warmup=num_warmup,
             num_samples=num_samples,
             chain_method=chain_method,

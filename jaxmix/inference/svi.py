@@ -106,7 +106,7 @@ class _Static(NamedTuple):
     """The options that fix the compiled program (hashable, passed as a static argument)."""
 
     K: int
-    covariance: str
+    covariance: Any  # the family object (hashable)
     guide: str
     num_steps: int
     polish_steps: int
@@ -370,6 +370,8 @@ def fit_svi(
     num_particles: int = 1,
     record_every: int = 0,
     progress: bool = False,
+    rank: int | None = None,
+    row_offset: bool | None = None,
 ) -> SVIResult:
     """Fit the mixture by NumPyro SVI: a MAP point estimate or a mean-field posterior.
 
@@ -421,6 +423,7 @@ def fit_svi(
         record_every: Keep the point estimate every ``record_every`` steps (``0``: none); see
             ``SVIResult.snapshots``.
         progress: Show a progress bar of the SVI steps.
+        rank, row_offset: ``covariance="factor"`` only (see :func:`jaxmix.fit_em`).
 
     Returns:
         An :class:`~jaxmix.SVIResult` in data units.
@@ -442,7 +445,7 @@ def fit_svi(
     n, d = layout.shape
     K = check_n_components(K, n)
     check_choice(guide, "guide", GUIDES)
-    family = get_family(covariance)
+    family = get_family(covariance, rank=rank, row_offset=row_offset)
     num_steps = check_positive_int(num_steps, "num_steps")
     polish_steps = check_nonneg_int(polish_steps, "polish_steps")
     record_every = check_nonneg_int(record_every, "record_every")
@@ -487,7 +490,7 @@ def fit_svi(
     )
     static = _Static(
         K=K,
-        covariance=family.name,
+        covariance=family,
         guide=guide,
         num_steps=num_steps,
         polish_steps=polish_steps,

@@ -24,8 +24,10 @@ from jaxmix.models.prior import Prior, check_resolved
 __all__ = ["mixture_model"]
 
 
-def _check(X0: Any, mask: Any, K: Any, prior: Prior | None, covariance: Any):
-    family = get_family(covariance)
+def _check(
+    X0: Any, mask: Any, K: Any, prior: Prior | None, covariance: Any, rank: Any, row_offset: Any
+):
+    family = get_family(covariance, rank=rank, row_offset=row_offset)
     K = check_positive_int(K, "K")
     if jnp.ndim(X0) != 2 or jnp.shape(mask) != jnp.shape(X0):
         raise ValueError(
@@ -49,6 +51,8 @@ def mixture_model(
     prior: Prior | None = None,
     covariance: str = "spherical",
     subsample_size: int | None = None,
+    rank: int | None = None,
+    row_offset: bool | None = None,
 ) -> None:
     """NumPyro model of a ``K``-component Gaussian mixture over a partially observed matrix.
 
@@ -101,6 +105,12 @@ def mixture_model(
             (``(K, d)``) or ``"shared"`` (``()``).
         subsample_size: Optional minibatch size of the ``"rows"`` plate (the likelihood is then
             scaled by ``n / subsample_size``).
+        rank, row_offset: The factor family's options (``covariance="factor"``): ``rank``
+            factors (sites ``loadings`` ``(K, d, rank)``, ``var`` ``(K, d)`` and, with
+            ``row_offset`` (the default), ``offset`` ``(K, 1)``). Its row likelihood is the
+            observed coordinates' marginal ``N(mu_kC, W_kC W_kC' + tau_k^2 1 1' + diag(var_kC))``
+            with the factors integrated out
+            (:class:`~jaxmix.models.families.factor.MaskedLowRankNormal`).
 
     Example:
         >>> import numpy as np, jax.numpy as jnp, jaxmix
@@ -119,7 +129,7 @@ def mixture_model(
         ValueError: ``K < 1``, an unknown ``covariance``, mismatched shapes, an unresolved or
             malformed prior.
     """
-    family, K, prior = _check(X0, mask, K, prior, covariance)
+    family, K, prior = _check(X0, mask, K, prior, covariance, rank, row_offset)
     mask = jnp.asarray(mask, dtype=bool)
     X0 = jnp.where(mask, jnp.asarray(X0), 0.0)
     n, d = X0.shape
@@ -138,7 +148,6 @@ def mixture_model(
     with numpyro.plate("rows", n, dim=-1, subsample_size=subsample_size) as idx:
         z = numpyro.sample("z", dist.Categorical(weights))
         loc = mu[z]  # (n, d), or (K, 1, d) when z is enumerated
-        sd = family.component_sd(cov, z)  # broadcastable against loc
         if subsample_size is not None:
             X0, mask = X0[idx], mask[idx]
-        numpyro.sample("x", dist.Normal(loc, sd).mask(mask).to_event(1), obs=X0)
+        numpyro.sample("x", family.row_distribution(loc, cov, z, mask), obs=X0)

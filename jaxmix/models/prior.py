@@ -78,6 +78,11 @@ class Prior(NamedTuple):
         var_shape: InverseGamma shape ``a > 0`` of every variance.
         var_scale: InverseGamma scale ``b > 0`` of every variance, a scalar, or ``None``
             (``(a + 1) v / 2``).
+        loading_sd: Standard deviation of the ``Normal(0, loading_sd^2)`` prior on every loading
+            of the factor family (a scalar), or ``None`` (``sqrt(v) / 3``: each factor moves an
+            entry by a third of the data's spread per prior standard deviation; measured on the
+            course's ratings, held out, it beat ``sqrt(v)`` at every rank tried, most on sparse
+            data). Unused by the other families.
 
     Example:
         >>> import numpy as np, jaxmix
@@ -92,6 +97,7 @@ class Prior(NamedTuple):
     mean_sd: Any = None
     var_shape: Any = 2.0
     var_scale: Any = None
+    loading_sd: Any = None
 
     @property
     def is_resolved(self) -> bool:
@@ -167,12 +173,14 @@ def resolve_prior(prior: Prior, summary: ColumnSummary) -> Prior:
     mean = col_mean if prior.mean is None else prior.mean
     mean_sd = 2.0 * np.sqrt(pooled) if prior.mean_sd is None else prior.mean_sd
     var_scale = 0.5 * (var_shape + 1.0) * pooled if prior.var_scale is None else prior.var_scale
+    loading_sd = np.sqrt(pooled) / 3.0 if prior.loading_sd is None else prior.loading_sd
     return Prior(
         alpha=_scalar(prior.alpha, "alpha"),
         mean=_per_column(mean, "mean", d, positive=False),
         mean_sd=_per_column(mean_sd, "mean_sd", d, positive=True),
         var_shape=var_shape,
         var_scale=_scalar(var_scale, "var_scale"),
+        loading_sd=_scalar(loading_sd, "loading_sd"),
     )
 
 
@@ -191,6 +199,7 @@ def check_resolved(prior: Prior, d: int) -> Prior:
         mean_sd=_per_column(prior.mean_sd, "mean_sd", d, positive=True),
         var_shape=_scalar(prior.var_shape, "var_shape"),
         var_scale=_scalar(prior.var_scale, "var_scale"),
+        loading_sd=None if prior.loading_sd is None else _scalar(prior.loading_sd, "loading_sd"),
     )
 
 
@@ -198,12 +207,14 @@ def standardize_prior(prior: Prior, offset: np.ndarray, scale: float) -> Prior:
     """The prior of the standardised parameters ``(mu - offset) / scale`` and ``var / scale^2``.
 
     Normal and InverseGamma families are closed under this map: ``m0 -> (m0 - offset) / scale``,
-    ``s0 -> s0 / scale``, ``b -> b / scale^2``; ``alpha`` and ``a`` are unchanged.
+    ``s0 -> s0 / scale``, ``b -> b / scale^2``, ``loading_sd -> loading_sd / scale``; ``alpha``
+    and ``a`` are unchanged.
     """
     return prior._replace(
         mean=(np.asarray(prior.mean) - offset) / scale,
         mean_sd=np.asarray(prior.mean_sd) / scale,
         var_scale=np.asarray(prior.var_scale) / scale**2,
+        loading_sd=None if prior.loading_sd is None else np.asarray(prior.loading_sd) / scale,
     )
 
 

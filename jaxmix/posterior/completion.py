@@ -9,7 +9,8 @@ predictive moments of an entry are the covariance family's (:meth:`Family.predic
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from typing import Any, NamedTuple
 
 import jax
 import numpy as np
@@ -20,7 +21,18 @@ from jaxmix.models.families import as_params, family_of
 from jaxmix.models.mixture import as_device, to_internal
 from jaxmix.params import MixtureParams
 
-__all__ = ["check_fit", "complete", "fitted_params", "posterior_of_rows", "responsibilities"]
+__all__ = [
+    "RowPosterior",
+    "check_fit",
+    "complete",
+    "component_moments",
+    "entry_log_density",
+    "fitted_params",
+    "posterior_of_rows",
+    "predict_entries",
+    "responsibilities",
+    "row_posterior",
+]
 
 #: Asked-for entries predicted at once (bounds the ``(m, K)`` temporaries).
 _ENTRY_CHUNK = 1 << 20
@@ -54,25 +66,78 @@ def check_fit(params: MixtureParams, d: int, *, batch: int = 0, label: str = "fi
         raise ValueError(f"{label} weights must be finite and non-negative (not all zero)")
 
 
-def posterior_of_rows(layout: Any, params: MixtureParams) -> np.ndarray:
-    """``p(k | row)`` of every row of a layout, float64 ``(n, K)`` (rows sum to one).
+class RowPosterior(NamedTuple):
+    """What a fit says of given rows, in the units the E-step ran in.
 
-    The E-step runs in standardised units (as the fits do); a matrix with no observed entry is
-    left in data units.
+    Attributes:
+        resp: ``p(k | row)``, float64 ``(n, K)`` (rows sum to one).
+        aux: The family's per-row ``aux`` (float64 arrays with a leading axis ``n``; the factor
+            family's posterior of the factors), or ``None``.
+        params: The parameters in those units (:func:`~jaxmix.models.mixture.to_internal`).
+        std: The map from data units (``x = z * std.scale + std.offset``).
     """
+
+    resp: np.ndarray
+    aux: Any
+    params: MixtureParams
+    std: Standardizer
+
+
+def row_posterior(layout: Any, params: MixtureParams, with_aux: bool = False) -> RowPosterior:
+    """The E-step of ``params`` on every row of a layout (standardised units, as the fits run; a
+    matrix with no observed entry is left in data units)."""
     n, d = layout.shape
     check_fit(params, d)
     std = Standardizer.fit(layout.summary()) if layout.nnz else Standardizer.identity(d)
     dtype = float_dtype()
     data = layout.device(std, dtype)
-    out = _e_step(as_device(to_internal(params, std), dtype), data.local())
-    resp = np.asarray(layout.rows_from_slots(out), np.float64)
-    return resp / resp.sum(axis=1, keepdims=True)  # float32 rows sum to 1 +- 1e-7
+    internal = to_internal(params, std)
+    resp, aux = _e_step(as_device(internal, dtype), data.local(), with_aux)
+    resp = np.asarray(layout.rows_from_slots(resp), np.float64)
+    resp = resp / resp.sum(axis=1, keepdims=True)  # float32 rows sum to 1 +- 1e-7
+    if aux is not None:
+        aux = jax.tree.map(lambda a: np.asarray(layout.rows_from_slots(a, axis=0), np.float64), aux)
+    return RowPosterior(resp, aux, internal, std)
 
 
-@jax.jit
-def _e_step(params: MixtureParams, data: Any) -> Any:
-    return data.e_step_stats(params, family_of(params), with_stats=False).resp
+def posterior_of_rows(layout: Any, params: MixtureParams) -> np.ndarray:
+    """``p(k | row)`` of every row of a layout, float64 ``(n, K)`` (rows sum to one)."""
+    return row_posterior(layout, params).resp
+
+
+@functools.partial(jax.jit, static_argnames=("with_aux",))
+def _e_step(params: MixtureParams, data: Any, with_aux: bool) -> Any:
+    out = data.e_step_stats(params, family_of(params), with_stats=False, with_aux=with_aux)
+    return out.resp, out.aux
+
+
+def predict_entries(post: RowPosterior, rows: Any = None, cols: Any = None) -> tuple:
+    """Predictive mean and variance in data units: every entry of the rows (``rows=None``:
+    ``(n, d)``) or at entries ``(rows, cols)`` (``(m,)``), from the family's ``predict`` in the
+    E-step's units mapped back."""
+    family = family_of(post.params)
+    scale = post.std.scale
+    if rows is None:
+        mean, var = family.predict(post.params, post.resp, None, post.aux)
+        return mean * scale + post.std.offset, var * scale * scale
+    mean = np.empty(rows.shape)
+    var = np.empty(rows.shape)
+    for start in range(0, rows.size, _ENTRY_CHUNK):
+        s = slice(start, start + _ENTRY_CHUNK)
+        r = rows[s]
+        aux = None if post.aux is None else jax.tree.map(lambda a, r=r: a[r], post.aux)
+        mean[s], var[s] = family.predict(post.params, post.resp[r], cols[s], aux)
+    return mean * scale + post.std.offset[cols], var * scale * scale
+
+
+def component_moments(post: RowPosterior, rows: Any, cols: Any) -> tuple:
+    """Every component's predictive mean and variance of entries ``(rows, cols)`` in data
+    units, ``(m, K)`` each (``Family.entry_moments`` given the rows' ``aux``)."""
+    family = family_of(post.params)
+    aux = None if post.aux is None else jax.tree.map(lambda a: a[rows], post.aux)
+    loc, var = family.entry_moments(post.params, cols, aux)
+    scale = post.std.scale
+    return loc * scale + post.std.offset[cols][:, None], var * scale * scale
 
 
 def responsibilities(X: Any, result: Any, *, mask: Any = None) -> np.ndarray:
@@ -147,24 +212,58 @@ def complete(
         raise TypeError("give both rows and cols (the entries to predict), or neither")
     params = fitted_params(result)
     layout = as_data(X, mask, allow_all_missing=True)
-    resp = posterior_of_rows(layout, params)
-    family = family_of(params)
+    post = row_posterior(layout, params, with_aux=True)
     if rows is not None:
         r, c = check_entries(rows, cols, layout.shape)
         found, observed_values = layout.lookup(r, c)
-        mean = np.empty(r.shape)
-        var = np.empty(r.shape)
-        for start in range(0, r.size, _ENTRY_CHUNK):
-            s = slice(start, start + _ENTRY_CHUNK)
-            mean[s], var[s] = family.predict(params, resp[r[s]], c[s])
+        mean, var = predict_entries(post, r, c)
         filled = np.where(found, observed_values, mean)
         if not return_std:
             return filled
         return filled, np.where(found, 0.0, np.sqrt(var))
     values = layout.to_dense()
     observed = ~np.isnan(values)
-    mean, var = family.predict(params, resp)
+    mean, var = predict_entries(post)
     filled = np.where(observed, values, mean)
     if not return_std:
         return filled
     return filled, np.where(observed, 0.0, np.sqrt(var))
+
+
+def entry_log_density(
+    X: Any, result: Any, rows: Any, cols: Any, values: Any, *, mask: Any = None
+) -> np.ndarray:
+    """Log predictive density of values at missing entries given the rows' observed entries.
+
+    At entry ``(u, l)`` the plug-in predictive of a fit is the mixture ``sum_k p(k | x_{u,C})
+    N(x; m_kul, v_kul)`` of every component's prediction given the row
+    (``Family.entry_moments``); this returns ``log`` of it at ``values`` (the held-out log
+    predictive density of :func:`jaxmix.select_k`'s ``criterion="heldout"``).
+
+    Args:
+        X: The data the predictions condition on (dense or :class:`~jaxmix.SparseRatings`).
+        result: A fitted result or :class:`~jaxmix.MixtureParams`.
+        rows, cols: The entries, ``(m,)`` each.
+        values: The values to score there, ``(m,)``.
+        mask: Optional boolean ``(n, d)``, ``True`` = observed.
+
+    Returns:
+        ``(m,)`` float64 log densities (data units).
+    """
+    params = fitted_params(result)
+    layout = as_data(X, mask, allow_all_missing=True)
+    r, c = check_entries(rows, cols, layout.shape)
+    values = np.asarray(values, np.float64).ravel()
+    if values.shape != r.shape:
+        raise ValueError(f"values must have one value per entry ({r.size}); got {values.shape}")
+    post = row_posterior(layout, params, with_aux=True)
+    out = np.empty(r.shape)
+    for start in range(0, r.size, _ENTRY_CHUNK):
+        s = slice(start, start + _ENTRY_CHUNK)
+        loc, var = component_moments(post, r[s], c[s])
+        with np.errstate(divide="ignore"):
+            log_r = np.log(post.resp[r[s]])
+        terms = log_r - 0.5 * (np.log(2.0 * np.pi * var) + (values[s, None] - loc) ** 2 / var)
+        top = terms.max(axis=1, keepdims=True)
+        out[s] = top[:, 0] + np.log(np.exp(terms - top).sum(axis=1))
+    return out

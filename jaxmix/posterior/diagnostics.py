@@ -31,6 +31,7 @@ from jaxmix.posterior.draws import (
     posterior_draws,
     run_posterior_pass,
     sample_entries,
+    sample_entries_given_rows,
 )
 from jaxmix.results import MCMCResult
 
@@ -236,7 +237,10 @@ def to_inference_data(
     rows, cols = np.nonzero(~observed)
     if posterior_predictive and rows.size:
         rng = np.random.default_rng(seed)
-        pred = sample_entries(flat, np.arange(C * S), z, rows, cols, rng)
+        if family_of(flat).row_dependent:  # each draw's prediction conditions on the row
+            pred = sample_entries_given_rows(flat, layout, rows, cols, rng)[0]
+        else:
+            pred = sample_entries(flat, np.arange(C * S), z, rows, cols, rng)
         ds = az.dict_to_dataset(
             {"x_missing": pred.reshape(C, S, rows.size)},
             coords={"missing_entry": np.arange(rows.size)},

@@ -24,7 +24,12 @@ from jaxmix.data import Standardizer, float_dtype
 from jaxmix.models.families import family_of
 from jaxmix.models.mixture import as_device, to_internal
 from jaxmix.params import MixtureParams
-from jaxmix.posterior.completion import check_fit
+from jaxmix.posterior.completion import (
+    check_fit,
+    component_moments,
+    predict_entries,
+    row_posterior,
+)
 from jaxmix.results import MCMCResult
 
 __all__ = [
@@ -39,6 +44,7 @@ __all__ = [
     "posterior_pass",
     "run_posterior_pass",
     "sample_entries",
+    "sample_entries_given_rows",
     "take",
 ]
 
@@ -252,3 +258,50 @@ def sample_entries(
     loc = mu[p, comp, cols[None, :]]
     var = var_kd[p, comp, cols[None, :]]
     return loc + np.sqrt(var) * rng.standard_normal(loc.shape)
+
+
+def sample_mixture(
+    resp: np.ndarray, loc: np.ndarray, var: np.ndarray, num_samples: int, rng: Any
+) -> np.ndarray:
+    """``num_samples`` draws of every entry's mixture ``sum_k resp_k N(loc_k, var_k)``: the
+    component from the row's responsibilities, then its Normal; ``(num_samples, m)``."""
+    cdf = np.cumsum(resp, axis=1)  # (m, K)
+    u = rng.random((num_samples, resp.shape[0], 1)) * cdf[None, :, -1:]
+    comp = np.minimum((u > cdf[None]).sum(axis=2), resp.shape[1] - 1)  # (S, m)
+    entry = np.arange(resp.shape[0])[None, :]
+    noise = rng.standard_normal(comp.shape)
+    return loc[entry, comp] + np.sqrt(var[entry, comp]) * noise
+
+
+def sample_entries_given_rows(
+    draws: MixtureParams, layout: Any, rows: np.ndarray, cols: np.ndarray, rng: Any
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Posterior predictive of entries for a family whose prediction depends on the row (the
+    factor family, ``Family.row_dependent``): at every parameter draw the rows' E-step
+    (responsibilities and the family's per-row posteriors) gives each entry's mixture, from which
+    one value is drawn; its moments are averaged over the draws (the law of total variance).
+
+    Returns:
+        ``(values (S, M), mean (M,), sd (M,))``.
+    """
+    S = int(np.shape(draws.weights)[0])
+    values = np.empty((S, rows.size))
+    dev_sum = np.zeros(rows.size)
+    dev_sq_sum = np.zeros(rows.size)
+    var_sum = np.zeros(rows.size)
+    ref = None
+    for s in range(S):
+        post = row_posterior(layout, take(draws, s), with_aux=True)
+        mean, var = predict_entries(post, rows, cols)
+        ref = mean if ref is None else ref
+        dev = mean - ref
+        dev_sum += dev
+        dev_sq_sum += dev * dev
+        var_sum += var
+        loc, cvar = component_moments(post, rows, cols)
+        values[s] = sample_mixture(post.resp[rows], loc, cvar, 1, rng)[0]
+    if ref is None:
+        return values, np.zeros(rows.size), np.zeros(rows.size)
+    shift = dev_sum / S
+    var = var_sum / S + np.maximum(dev_sq_sum / S - shift * shift, 0.0)
+    return values, ref + shift, np.sqrt(var)

@@ -30,13 +30,18 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-import jax
 import numpy as np
 
 from jaxmix._validate import check_positive_int, check_probability, check_seed
 from jaxmix.data import as_data
 from jaxmix.models.families import family_of
-from jaxmix.posterior.completion import check_fit, fitted_params, posterior_of_rows
+from jaxmix.posterior.completion import (
+    check_fit,
+    component_moments,
+    fitted_params,
+    predict_entries,
+    row_posterior,
+)
 from jaxmix.posterior.diagnostics import import_arviz
 from jaxmix.posterior.draws import (
     check_draws,
@@ -45,6 +50,8 @@ from jaxmix.posterior.draws import (
     posterior_draws,
     posterior_moments,
     sample_entries,
+    sample_entries_given_rows,
+    sample_mixture,
     take,
 )
 
@@ -222,28 +229,32 @@ def predictive_summary(
         total = flat.weights.shape[0]
         pick = (np.arange(num_samples) * total) // num_samples  # evenly spaced, cyclic if fewer
         sampled = take(flat, pick)
-        mean, sd, z = posterior_moments(sampled, layout, seed, rows, cols)
-        index = np.arange(num_samples)
+        if family_of(sampled).row_dependent:
+            values, mean, sd = sample_entries_given_rows(sampled, layout, rows, cols, rng)
+            lower, upper = _intervals(rows.size, num_samples, hdi_prob, lambda sl: values[:, sl])
+        else:
+            mean, sd, z = posterior_moments(sampled, layout, seed, rows, cols)
+            index = np.arange(num_samples)
+            lower, upper = _intervals(
+                rows.size,
+                num_samples,
+                hdi_prob,
+                lambda sl: sample_entries(sampled, index, z, rows[sl], cols[sl], rng),
+            )
     else:
+        # the plug-in predictive: one component per draw from the row's responsibilities, then
+        # that component's prediction given the row (for the factor family, its factors)
         params = fitted_params(result)
         check_fit(params, d)
-        resp = posterior_of_rows(layout, params)  # (n, K)
-        mean, var = family_of(params).predict(params, resp[rows], cols)
+        post = row_posterior(layout, params, with_aux=family_of(params).row_dependent)
+        mean, var = predict_entries(post, rows, cols)
         sd = np.sqrt(var)
-        cdf = np.cumsum(resp, axis=1)
-        u = rng.random((num_samples, n, 1)) * cdf[None, :, -1:]
-        z = np.minimum((u > cdf[None]).sum(axis=2), resp.shape[1] - 1)
-        sampled = jax.tree.map(lambda a: a[None], params)
-        index = np.zeros(num_samples, dtype=np.int64)
 
-    lower = np.empty(rows.size)
-    upper = np.empty(rows.size)
-    block = max(1, _BLOCK_ELEMENTS // num_samples)
-    for start in range(0, rows.size, block):
-        sl = slice(start, start + block)
-        draws_block = sample_entries(sampled, index, z, rows[sl], cols[sl], rng)
-        interval = _hdi(draws_block, hdi_prob)
-        lower[sl], upper[sl] = interval[:, 0], interval[:, 1]
+        def plug_in(sl: slice) -> np.ndarray:
+            loc, cvar = component_moments(post, rows[sl], cols[sl])
+            return sample_mixture(post.resp[rows[sl]], loc, cvar, num_samples, rng)
+
+        lower, upper = _intervals(rows.size, num_samples, hdi_prob, plug_in)
     return PredictiveSummary(
         row=rows,
         column=cols,
@@ -252,3 +263,18 @@ def predictive_summary(
         lower=lower,
         upper=upper,
     )
+
+
+def _intervals(
+    m: int, num_samples: int, hdi_prob: float, draw: Any
+) -> tuple[np.ndarray, np.ndarray]:
+    """HDIs of ``m`` entries from their predictive draws, ``draw(slice)`` giving ``(S, block)``
+    at a time (bounded memory)."""
+    lower = np.empty(m)
+    upper = np.empty(m)
+    block = max(1, _BLOCK_ELEMENTS // num_samples)
+    for start in range(0, m, block):
+        sl = slice(start, start + block)
+        interval = _hdi(draw(sl), hdi_prob)
+        lower[sl], upper[sl] = interval[:, 0], interval[:, 1]
+    return lower, upper

@@ -1,12 +1,16 @@
 """Covariance families of the mixture, one module each, and their registry.
 
-========== =================================== ============== ===============================
-name       component covariance                ``cov.var``    free covariance parameters
-========== =================================== ============== ===============================
-spherical  ``var_k I``                         ``(K,)``       ``K``
-diag       ``diag(var_k1, ..., var_kd)``        ``(K, d)``     ``K d``
-shared     ``var I`` (every component)          ``()``         ``1``
-========== =================================== ============== ===============================
+========== ======================================= ================ ==========================
+name       component covariance                    parameters       free covariance parameters
+========== ======================================= ================ ==========================
+spherical  ``var_k I``                             ``var (K,)``     ``K``
+diag       ``diag(var_k1, ..., var_kd)``            ``var (K, d)``   ``K d``
+shared     ``var I`` (every component)              ``var ()``       ``1``
+factor     ``W_k W_k' + tau_k^2 1 1' + diag(var_k)`` ``var (K, d)``,  ``K d + K (d q - q(q-1)/2)``
+           (``rank=q`` factors, ``row_offset``)     ``loadings``     ``+ K`` (with the offset)
+                                                   ``(K, d, q)``,
+                                                   ``offset (K, 1)``
+========== ======================================= ================ ==========================
 
 :data:`FAMILIES` maps each name to its :class:`~jaxmix.models.families.base.Family`; the rest
 of jaxmix asks the family of a set of parameters (:func:`family_of`, by the type of
@@ -24,6 +28,7 @@ import numpy as np
 
 from jaxmix.models.families.base import WEIGHT_EPS, Family
 from jaxmix.models.families.diag import DIAG, DiagCov
+from jaxmix.models.families.factor import FACTOR, FactorCov, FactorFamily
 from jaxmix.models.families.shared import SHARED, SharedCov
 from jaxmix.models.families.spherical import SPHERICAL, SphericalCov
 from jaxmix.params import MixtureParams
@@ -31,11 +36,14 @@ from jaxmix.params import MixtureParams
 __all__ = [
     "COVARIANCES",
     "DIAG",
+    "FACTOR",
     "FAMILIES",
     "SHARED",
     "SPHERICAL",
     "WEIGHT_EPS",
     "DiagCov",
+    "FactorCov",
+    "FactorFamily",
     "Family",
     "SharedCov",
     "SphericalCov",
@@ -45,36 +53,41 @@ __all__ = [
 ]
 
 #: Every covariance family by name.
-FAMILIES: dict[str, Family] = {f.name: f for f in (SPHERICAL, DIAG, SHARED)}
+FAMILIES: dict[str, Family] = {f.name: f for f in (SPHERICAL, DIAG, SHARED, FACTOR)}
 #: Their names.
 COVARIANCES = tuple(FAMILIES)
 
 _BY_TYPE = {f.cov_type: f for f in FAMILIES.values()}
 
 
-def get_family(covariance: Any) -> Family:
-    """The family named ``covariance`` (a family object is returned as it is).
+def get_family(covariance: Any, **options: Any) -> Family:
+    """The family named ``covariance`` (a family object is returned as it is), configured with
+    ``options`` (``rank=`` and ``row_offset=`` for ``"factor"``; ``None`` values are ignored).
 
     Raises:
         ValueError: No family has that name.
+        TypeError: An option the family does not take.
     """
+    options = {k: v for k, v in options.items() if v is not None}
     if isinstance(covariance, Family):
-        return covariance
+        return covariance.configure(**options) if options else covariance
     try:
-        return FAMILIES[covariance]
+        family = FAMILIES[covariance]
     except (KeyError, TypeError):
         raise ValueError(f"covariance must be one of {COVARIANCES}; got {covariance!r}") from None
+    return family.configure(**options) if options else family
 
 
 def family_of(params: MixtureParams) -> Family:
-    """The family of ``params`` (the type of ``params.cov``).
+    """The family of ``params`` (the type of ``params.cov``; a family with options, such as the
+    factor family's rank, is read off the parameters' shapes).
 
     A plain array ``cov`` is read as jaxmix 0.1 did: spherical when it has one axis fewer than
     ``mu``, diagonal when as many (see :func:`as_params`).
     """
     family = _BY_TYPE.get(type(params.cov))
     if family is not None:
-        return family
+        return family.for_cov(params.cov)
     if isinstance(params.cov, tuple):
         raise TypeError(f"unknown covariance parameters {type(params.cov).__name__}")
     return SPHERICAL if np.ndim(params.cov) == np.ndim(params.mu) - 1 else DIAG

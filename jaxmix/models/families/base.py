@@ -121,6 +121,24 @@ class Family:
     def __repr__(self) -> str:
         return f"<covariance family {self.name!r}>"
 
+    # ------------------------------------------------------------------ configuration
+
+    #: The options :meth:`configure` takes (``("rank", "row_offset")`` for the factor family).
+    options: tuple[str, ...] = ()
+
+    def configure(self, **options: Any) -> Family:
+        """This family with other options (a family without options takes none)."""
+        if options:
+            raise TypeError(
+                f"covariance={self.name!r} takes no options; got {', '.join(sorted(options))} "
+                "(rank applies to covariance='factor')"
+            )
+        return self
+
+    def for_cov(self, cov: Any) -> Family:
+        """The family of given parameters (for a family with options, read off their shapes)."""
+        return self
+
     # ------------------------------------------------------------------ shapes and checks
 
     def var_shape(self, K: int, d: int) -> tuple[int, ...]:
@@ -135,6 +153,10 @@ class Family:
     def check_cov(self, cov: Any, K: int, d: int, batch: int = 0, label: str = "fitted") -> Any:
         """Refuse covariance parameters no fit can produce (wrong shape, not finite, not
         positive); returns a float64 copy. ``batch`` leading axes are allowed."""
+        return self.cov_type(self.check_var(cov, K, d, batch, label))
+
+    def check_var(self, cov: Any, K: int, d: int, batch: int = 0, label: str = "fitted") -> Any:
+        """:meth:`check_cov` for the variances ``cov.var``: their float64 copy."""
         var = np.asarray(cov.var, np.float64)
         lead = var.shape[:batch]
         want = (*lead, *self.var_shape(K, d))
@@ -145,7 +167,7 @@ class Family:
             )
         if not np.all(np.isfinite(var) & (var > 0)):
             raise ValueError(f"{label} var must be finite and positive")
-        return self.cov_type(var)
+        return var
 
     def cov_from_var(self, var: Any, K: int, d: int, *, batch: int = 0) -> Any:
         """The family's parameters from a variance array given by a user (explicit starting
@@ -158,9 +180,12 @@ class Family:
             )
         return self.cov_type(var)
 
-    def from_component_variances(self, var: np.ndarray, weights: np.ndarray, d: int) -> Any:
+    def from_component_variances(
+        self, var: np.ndarray, weights: np.ndarray, d: int, seed: int = 0
+    ) -> Any:
         """Covariance parameters from one variance per component (what the named
-        initialisations give): ``var`` and ``weights`` ``(R, K)``."""
+        initialisations give): ``var`` and ``weights`` ``(K,)``; ``seed`` for a family whose
+        start has random parts."""
         raise NotImplementedError
 
     # ------------------------------------------------------------------ units and labels
@@ -180,6 +205,12 @@ class Family:
     def var_kd(self, cov: Any, K: int, d: int) -> Any:
         """The variance of every component in every column, ``(..., K, d)`` (NumPy)."""
         raise NotImplementedError
+
+    def covariance_matrix(self, cov: Any, K: int, d: int) -> np.ndarray:
+        """Every component's full covariance matrix, ``(K, d, d)`` (NumPy, float64): for the
+        families whose entries are independent given the component, ``diag(var_kd)``."""
+        var = np.asarray(self.var_kd(cov, K, d), np.float64)
+        return var[..., :, None] * np.eye(d)
 
     # ------------------------------------------------------------------ the E-step
 
@@ -207,9 +238,14 @@ class Family:
         """Statistics that are sums over rows (linear in ``resp``): a pytree of arrays."""
         raise NotImplementedError
 
-    def suff_stats(self, cols: tuple, totals: Any, n_rows: Array) -> Any:
+    def aux_totals(self, resp: Array, aux: Any) -> Any:
+        """Sums over rows of ``log_joint``'s per-row ``aux`` weighted by ``resp`` (a pytree of
+        arrays), for a family whose M-step needs them; ``None`` (the default) for none."""
+        return None
+
+    def suff_stats(self, cols: tuple, totals: Any, n_rows: Array, aux_totals: Any = None) -> Any:
         """The family's statistics from the column sums ``(c0, c1, c2)`` (``(d, G_p)``), the row
-        totals and the number of rows."""
+        totals, the number of rows and the :meth:`aux_totals`."""
         raise NotImplementedError
 
     def m_step(self, stats: Any, params: Any, min_var: Any, prior: Any = None) -> Any:
@@ -248,6 +284,12 @@ class Family:
         broadcastable against ``mu[z]``."""
         raise NotImplementedError
 
+    def row_distribution(self, loc: Array, cov: Any, z: Array, mask: Array) -> Any:
+        """The NumPyro distribution of a row's observed entries given its component ``z``
+        (event shape ``(d,)``; the entries where ``mask`` is False are integrated out):
+        independent Normals masked per entry."""
+        return dist.Normal(loc, self.component_sd(cov, z)).mask(mask).to_event(1)
+
     def site_constraints(self) -> dict[str, Any]:
         """The support of every NumPyro site of the parameters, in the order of the fields."""
         return {"var": constraints.positive}
@@ -262,8 +304,27 @@ class Family:
 
     # ------------------------------------------------------------------ prediction
 
+    #: Whether a component's prediction of a missing entry depends on the row's observed entries
+    #: (beyond the responsibilities): the factor family's does, through the row's factors.
+    row_dependent: bool = False
+
+    def entry_moments(
+        self, params: Any, cols: np.ndarray, aux: Any = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Every component's predictive mean and variance of entries ``(m,)`` in columns
+        ``cols`` given their rows, ``(m, K)`` each (NumPy float64): here ``mu_kl`` and the
+        component's variance; ``aux`` (the rows' ``aux``, one per entry) is unused."""
+        mu = np.asarray(params.mu, np.float64)
+        K, d = mu.shape
+        var_kd = np.asarray(self.var_kd(params.cov, K, d), np.float64)
+        return mu[:, cols].T, var_kd[:, cols].T
+
     def predict(
-        self, params: Any, resp: np.ndarray, cols: np.ndarray | None = None
+        self,
+        params: Any,
+        resp: np.ndarray,
+        cols: np.ndarray | None = None,
+        aux: Any = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Predictive mean and variance of entries given the rows' responsibilities (NumPy,
         float64, data units).
@@ -279,6 +340,8 @@ class Family:
             resp: ``(m, K)`` responsibilities of the rows.
             cols: ``None``: every column (returns ``(m, d)`` arrays); or ``(m,)``: one column per
                 row (returns ``(m,)`` arrays).
+            aux: The rows' ``aux`` from :meth:`log_joint` (unused here: a component's
+                prediction does not depend on the row).
         """
         mu = np.asarray(params.mu, np.float64)
         K, d = mu.shape

@@ -81,7 +81,9 @@ class DiagFamily(Family):
             var = np.repeat(var[..., None], d, axis=-1)
         return super().cov_from_var(var, K, d, batch=batch)
 
-    def from_component_variances(self, var: np.ndarray, weights: np.ndarray, d: int) -> Any:
+    def from_component_variances(
+        self, var: np.ndarray, weights: np.ndarray, d: int, seed: int = 0
+    ) -> Any:
         var = np.asarray(var, np.float64)
         return DiagCov(np.repeat(var[..., None], d, axis=-1))
 
@@ -111,7 +113,9 @@ class DiagFamily(Family):
     def row_totals(self, resp: Array, rows: Any) -> Array:
         return jnp.sum(resp, axis=0)
 
-    def suff_stats(self, cols: tuple, totals: Any, n_rows: Array) -> DiagStats:
+    def suff_stats(
+        self, cols: tuple, totals: Any, n_rows: Array, aux_totals: Any = None
+    ) -> DiagStats:
         return DiagStats(totals, cols[0].T, cols[1].T, cols[2].T, n_rows)
 
     def m_step(self, stats: Any, params: Any, min_var: Any, prior: Any = None) -> Any:

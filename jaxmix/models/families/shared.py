@@ -62,7 +62,9 @@ class SharedFamily(SphericalFamily):
             var = var.mean(axis=-1)
         return super().cov_from_var(var, K, d, batch=batch)
 
-    def from_component_variances(self, var: np.ndarray, weights: np.ndarray, d: int) -> Any:
+    def from_component_variances(
+        self, var: np.ndarray, weights: np.ndarray, d: int, seed: int = 0
+    ) -> Any:
         var = np.asarray(var, np.float64)
         return SharedCov(np.sum(var * np.asarray(weights, np.float64), axis=-1))
 

@@ -118,7 +118,9 @@ class SphericalFamily(Family):
     def var_shape(self, K: int, d: int) -> tuple[int, ...]:
         return (K,)
 
-    def from_component_variances(self, var: np.ndarray, weights: np.ndarray, d: int) -> Any:
+    def from_component_variances(
+        self, var: np.ndarray, weights: np.ndarray, d: int, seed: int = 0
+    ) -> Any:
         return SphericalCov(np.asarray(var, np.float64))
 
     def var_kd(self, cov: Any, K: int, d: int) -> Any:
@@ -146,7 +148,9 @@ class SphericalFamily(Family):
     def row_totals(self, resp: Array, rows: Any) -> tuple[Array, Array, Array]:
         return resp_totals(resp, rows)
 
-    def suff_stats(self, cols: tuple, totals: Any, n_rows: Array) -> SphericalStats:
+    def suff_stats(
+        self, cols: tuple, totals: Any, n_rows: Array, aux_totals: Any = None
+    ) -> SphericalStats:
         return spherical_stats(cols, totals, n_rows)
 
     def m_step(self, stats: Any, params: Any, min_var: Any, prior: Any = None) -> Any:
