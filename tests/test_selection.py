@@ -131,6 +131,7 @@ def _two_clusters_with_levels(seed=0, n=160, d=10):
     return X
 
 
+@pytest.mark.slow
 def test_heldout_selection_scores_every_candidate_and_refits_the_winner():
     X = _two_clusters_with_levels()
     sel = jaxmix.select_k(

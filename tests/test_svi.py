@@ -540,6 +540,7 @@ def _factor_data(seed=3, n=150, d=8):
     return X
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("prior", [None, jaxmix.Prior()], ids=["ml", "map"])
 def test_factor_family_svi_started_at_em_optimum_stays_there(prior):
     """The factor family (loadings and a row offset, factors integrated out) through the same
@@ -558,6 +559,7 @@ def test_factor_family_svi_started_at_em_optimum_stays_there(prior):
     np.testing.assert_allclose(svi.var, em.var, rtol=1e-2)
 
 
+@pytest.mark.slow
 def test_factor_family_meanfield_and_predictive_summary(ratings):
     X = ratings[:100, :8].copy()
     res = jaxmix.fit_svi(X, 2, guide="meanfield", covariance="factor", rank=2, num_steps=200)
