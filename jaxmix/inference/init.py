@@ -171,15 +171,17 @@ def check_params(init: Any, K: int, d: int, covariance: Any = "spherical") -> Mi
             if np.ndim(raw.mu) == 3
             else jax.tree.map(lambda a: np.asarray(a)[None], raw.cov)
         )
-        cov = family.check_cov(typed, K, d, batch=1, label="init")
     else:
-        cov = family.cov_from_var(var, K, d, batch=1)
+        typed = None
+    cov = family.cov_from_var(var, K, d, batch=1)
     if weights.shape != (R, K):
         raise ValueError(f"init weights must have shape ({K},) per restart; got {weights.shape}")
     if not (np.isfinite(mu).all() and np.isfinite(cov.var).all() and np.isfinite(weights).all()):
         raise ValueError("init parameters must be finite")
     if not (cov.var > 0).all():
         raise ValueError("init var must be strictly positive")
+    if typed is not None:  # the variances checked above; the family checks its other fields
+        cov = family.check_cov(typed, K, d, batch=1, label="init")
     if (weights < 0).any() or not np.allclose(weights.sum(axis=1), 1.0, atol=1e-6):
         raise ValueError("init weights must be non-negative and sum to 1")
     return MixtureParams(mu, cov, weights)
