@@ -382,3 +382,35 @@ def test_cold_start_gets_the_model_prediction(rng, case, use_prior):
         else:
             np.testing.assert_allclose(filled[:, 4], np.nanmean(X), rtol=1e-6)
         np.testing.assert_allclose(filled[5], fit.weights @ fit.mu, rtol=1e-6)
+
+
+def test_factor_family_without_factors_or_offset_is_the_diag_family(rng):
+    """Rank 0 without the row offset leaves ``Sigma_k = diag(var_k)``: the same fit, objective
+    and NumPyro log density as the diagonal family."""
+    X = _data(rng, n=40)
+    kw = dict(prior=jaxmix.Prior(), min_var=0.01, n_init=2, tol=1e-10)
+    a = jaxmix.fit_em(X, 3, covariance="factor", rank=0, row_offset=False, **kw)
+    b = jaxmix.fit_em(X, 3, covariance="diag", **kw)
+    assert a.params.cov.loadings.shape == (3, X.shape[1], 0)
+    assert a.objective == pytest.approx(b.objective, rel=1e-10)
+    np.testing.assert_allclose(a.mu, b.mu, rtol=1e-8)
+    np.testing.assert_allclose(a.var, b.var, rtol=1e-8)
+    assert jaxmix.log_objective(X, a.params, prior=a.prior) == pytest.approx(
+        jaxmix.log_objective(X, b.params, prior=b.prior), rel=1e-10
+    )
+
+
+@pytest.mark.parametrize(
+    "options, err, match",
+    [
+        (dict(covariance="factor", rank=1.5), TypeError, "rank must be an integer"),
+        (dict(covariance="factor", rank=-1), ValueError, "rank must be non-negative"),
+        (dict(covariance="factor", row_offset="yes"), TypeError, "row_offset must be True"),
+        (dict(covariance="diag", rank=2), TypeError, "takes no options; got rank"),
+        (dict(covariance="shared", row_offset=True), TypeError, "takes no options; got row_off"),
+    ],
+)
+def test_family_options_are_checked(options, err, match):
+    X = np.arange(12.0).reshape(4, 3)
+    with pytest.raises(err, match=match):
+        jaxmix.fit_em(X, 2, **options)

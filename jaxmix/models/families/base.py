@@ -131,7 +131,7 @@ class Family:
         if options:
             raise TypeError(
                 f"covariance={self.name!r} takes no options; got {', '.join(sorted(options))} "
-                "(rank applies to covariance='factor')"
+                "(rank and row_offset apply to covariance='factor')"
             )
         return self
 
