@@ -89,7 +89,8 @@ class EMResult(NamedTuple):
             last E-step, shape ``(n, K)``.
         restart_n_iter: Iterations run by every restart, shape ``(R,)``.
         restart_converged: Convergence flag of every restart, shape ``(R,)``.
-        covariance: The covariance family (``"spherical"``, ``"diag"``, ``"shared"``).
+        covariance: The covariance family (``"spherical"``, ``"diag"``, ``"shared"``,
+            ``"factor"``).
         min_var: The variance floor used.
         prior: The resolved :class:`~jaxmix.Prior` (data units) that was used, or ``None``
             (maximum likelihood). Pass it to :func:`jaxmix.mixture_model` or

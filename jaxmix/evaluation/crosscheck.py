@@ -227,7 +227,8 @@ def compare_em_svi(
         K: Number of components.
         mask: Optional boolean ``(n, d)``, ``True`` = observed.
         prior: ``None`` (maximum likelihood) or a :class:`~jaxmix.Prior`.
-        covariance: The covariance family: ``"spherical"``, ``"diag"`` or ``"shared"``.
+        covariance: The covariance family: ``"spherical"``, ``"diag"``, ``"shared"`` or
+            ``"factor"`` (rank 1; pass ``get_family("factor", rank=q)`` for another rank).
         seed: Seed of the starting point (and of SVI's random stream).
         init: ``"kmeans++"``, ``"random_rows"``, explicit parameters or a previous result.
         num_steps: SVI's Adam steps.

@@ -332,7 +332,8 @@ def fit_mcmc(
         prior: A :class:`~jaxmix.Prior` (its ``None`` fields are resolved from ``X``). It must be
             proper, so ``None`` (flat priors, an improper posterior) is rejected.
         covariance: The covariance family (:data:`jaxmix.models.families.FAMILIES`):
-            ``"spherical"`` (``var`` ``(K,)``), ``"diag"`` (``(K, d)``) or ``"shared"`` (``()``).
+            ``"spherical"`` (``var`` ``(K,)``), ``"diag"`` (``(K, d)``), ``"shared"`` (``()``) or
+            ``"factor"`` (with ``rank``).
         num_chains: Number of chains ``C``.
         num_warmup: Warm-up (adaptation) iterations per chain, discarded.
         num_samples: Draws ``S`` kept per chain.

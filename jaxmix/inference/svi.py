@@ -403,7 +403,8 @@ def fit_svi(
             ``Prior()`` resolved from ``X`` (recorded in ``result.prior``). ``"map"`` needs
             ``alpha >= 1`` (as MAP-EM does).
         covariance: The covariance family (:data:`jaxmix.models.families.FAMILIES`):
-            ``"spherical"`` (``var`` ``(K,)``), ``"diag"`` (``(K, d)``) or ``"shared"`` (``()``).
+            ``"spherical"`` (``var`` ``(K,)``), ``"diag"`` (``(K, d)``), ``"shared"`` (``()``) or
+            ``"factor"`` (with ``rank``).
         num_steps: SVI (Adam) steps, ``>= 1``.
         seed: Seed of the named initialisations and of the SVI random stream.
         init: ``"kmeans++"`` (default), ``"random_rows"``, explicit parameters

@@ -102,7 +102,7 @@ def mixture_model(
             in data units, or ``None`` for flat improper priors.
         covariance: The covariance family, a name of :data:`jaxmix.models.families.FAMILIES`
             or a family object: ``"spherical"`` (``var`` of shape ``(K,)``), ``"diag"``
-            (``(K, d)``) or ``"shared"`` (``()``).
+            (``(K, d)``), ``"shared"`` (``()``) or ``"factor"`` (see ``rank``).
         subsample_size: Optional minibatch size of the ``"rows"`` plate (the likelihood is then
             scaled by ``n / subsample_size``).
         rank, row_offset: The factor family's options (``covariance="factor"``): ``rank``
