@@ -94,7 +94,7 @@ import jax
 import numpy as np
 
 from jaxmix._version import __version__
-from jaxmix.models.families import FAMILIES
+from jaxmix.models.families import FAMILIES, Estimation
 from jaxmix.models.prior import Prior
 from jaxmix.params import MixtureParams
 from jaxmix.results import EMResult, KMeansResult, MCMCResult, SVIResult
@@ -127,6 +127,7 @@ _SAVEZ_PARAMETERS = frozenset({"file", "allow_pickle"})
 #: savable, add its class here.
 FORMAT_TYPES: tuple[type, ...] = (
     EMResult,
+    Estimation,
     KMeansResult,
     MCMCResult,
     MixtureParams,

@@ -98,6 +98,11 @@ class EMResult(NamedTuple):
         restart_objectives: Final objective of every restart, shape ``(R,)``.
         restart_params: Every restart's parameters after its last M-step, with a leading axis
             ``R`` (``params`` is entry ``best_restart``).
+        estimation_cov: How uncertain the winner's per-column coefficients are, in data units
+            (the family's ``estimation_cov`` from an E-step at ``params``: ``(K, d)`` variances of
+            the means, ``(K, d, q + 1, q + 1)`` covariances of ``[loadings, mean]`` for the
+            factor family), or ``None``. :func:`jaxmix.complete` and
+            :func:`jaxmix.predictive_summary` add it to the plug-in predictive variance.
     """
 
     params: MixtureParams
@@ -116,6 +121,7 @@ class EMResult(NamedTuple):
     prior: Prior | None = None
     restart_objectives: np.ndarray | None = None
     restart_params: MixtureParams | None = None
+    estimation_cov: Any = None
 
 
 @_point

@@ -196,12 +196,23 @@ def test_fit_invariants_and_dense_equals_triples(rng, case, prior):
     assert jaxmix.log_objective(X, a.params, prior=a.prior) >= a.objective - 1e-9 * abs(a.objective)
     # completion: each component's Gaussian conditioned on the row's observed entries, mixed
     # by the responsibilities (the law of total variance)
-    filled, sd = jaxmix.complete(X, a, return_std=True)
+    filled, sd = jaxmix.complete(X, a.params, return_std=True)  # the plain plug-in
     R = jaxmix.responsibilities(X, a)
     mean, var = _oracle_completion(X, a.params, family, R)
     miss = np.isnan(X)
     np.testing.assert_allclose(filled[miss], mean[miss], rtol=1e-8, atol=1e-10)
     np.testing.assert_allclose(sd[miss], np.sqrt(var[miss]), rtol=1e-7)
+    # the fit's estimation uncertainty (the same on both layouts) widens, never moves, the
+    # predictions; without it the fit predicts as its parameters do
+    for p, q in zip(
+        jax.tree.leaves(a.estimation_cov), jax.tree.leaves(b.estimation_cov), strict=True
+    ):
+        np.testing.assert_allclose(q, p, rtol=1e-6, atol=1e-12)
+    filled_e, sd_e = jaxmix.complete(X, a, return_std=True)
+    np.testing.assert_allclose(filled_e, filled, rtol=1e-12)
+    assert np.all(sd_e[miss] > sd[miss])
+    plain = jaxmix.complete(X, a._replace(estimation_cov=None), return_std=True)[1]
+    np.testing.assert_array_equal(plain, sd)
     # BIC counts the family's parameters
     n, d = X.shape
     p = family.n_parameters(3, d)

@@ -449,7 +449,23 @@ def fit_em(
         )
         resp = layout.rows_from_slots(final.resp)
         final = jax.device_get(final._replace(resp=jnp.zeros(())))._replace(resp=resp)
-    return _to_result(final, std, min_var, family, prior)
+    result = _to_result(final, std, min_var, family, prior)
+    best = jax.tree.map(lambda a: a[result.best_restart], final.params)
+    stats = jax.device_get(_final_stats(as_device(best, dtype), data))
+    est = family.estimation_cov(stats, best, prior_internal)
+    scale2 = std.scale**2
+    return result._replace(estimation_cov=jax.tree.map(lambda a: a * scale2, est))
+
+
+@jax.jit
+def _final_stats(params: MixtureParams, data: Any) -> Any:
+    """The winner's sufficient statistics from one more E-step (summed over devices)."""
+    family = family_of(params)
+
+    def stats(block, params, axis_name):
+        return block.e_step_stats(params, family, axis_name=axis_name).stats
+
+    return data.distribute(stats, (params,), jax.sharding.PartitionSpec())
 
 
 def _to_result(

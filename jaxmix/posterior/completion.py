@@ -17,7 +17,7 @@ import numpy as np
 
 from jaxmix.data import Standardizer, as_data, float_dtype
 from jaxmix.data.ratings import check_entries
-from jaxmix.models.families import as_params, family_of
+from jaxmix.models.families import Estimation, as_params, family_of
 from jaxmix.models.mixture import as_device, to_internal
 from jaxmix.params import MixtureParams
 
@@ -27,6 +27,7 @@ __all__ = [
     "complete",
     "component_moments",
     "entry_log_density",
+    "fitted_estimation",
     "fitted_params",
     "posterior_of_rows",
     "predict_entries",
@@ -75,17 +76,32 @@ class RowPosterior(NamedTuple):
             family's posterior of the factors), or ``None``.
         params: The parameters in those units (:func:`~jaxmix.models.mixture.to_internal`).
         std: The map from data units (``x = z * std.scale + std.offset``).
+        est: The fit's ``estimation_cov`` in those units (:attr:`jaxmix.EMResult.estimation_cov`),
+            added to the predictive variances, or ``None`` (the plain plug-in).
     """
 
     resp: np.ndarray
     aux: Any
     params: MixtureParams
     std: Standardizer
+    est: Any = None
 
 
-def row_posterior(layout: Any, params: MixtureParams, with_aux: bool = False) -> RowPosterior:
+def fitted_estimation(result: Any) -> Any:
+    """A result's ``estimation_cov`` (data units; :attr:`jaxmix.EMResult.estimation_cov`), or
+    ``None`` for results without one (parameters given directly, posterior draws, SVI)."""
+    est = getattr(result, "estimation_cov", None)
+    if est is None:
+        return None
+    return jax.tree.map(lambda a: np.asarray(a, np.float64), est)
+
+
+def row_posterior(
+    layout: Any, params: MixtureParams, with_aux: bool = False, est: Any = None
+) -> RowPosterior:
     """The E-step of ``params`` on every row of a layout (standardised units, as the fits run; a
-    matrix with no observed entry is left in data units)."""
+    matrix with no observed entry is left in data units). ``est`` (data units) is the fit's
+    estimation covariance, carried to the predictions."""
     n, d = layout.shape
     check_fit(params, d)
     std = Standardizer.fit(layout.summary()) if layout.nnz else Standardizer.identity(d)
@@ -97,7 +113,15 @@ def row_posterior(layout: Any, params: MixtureParams, with_aux: bool = False) ->
     resp = resp / resp.sum(axis=1, keepdims=True)  # float32 rows sum to 1 +- 1e-7
     if aux is not None:
         aux = jax.tree.map(lambda a: np.asarray(layout.rows_from_slots(a, axis=0), np.float64), aux)
-    return RowPosterior(resp, aux, internal, std)
+    if est is not None:
+        K = np.asarray(params.mu).shape[0]
+        if not isinstance(est, Estimation) or np.shape(est.noise) != (K, d):
+            raise ValueError(
+                f"estimation_cov must be an Estimation with noise of shape ({K}, {d}) for the "
+                f"fit's {K} components and X's {d} columns"
+            )
+        est = jax.tree.map(lambda a: np.asarray(a, np.float64) / std.scale**2, est)
+    return RowPosterior(resp, aux, internal, std, est)
 
 
 def posterior_of_rows(layout: Any, params: MixtureParams) -> np.ndarray:
@@ -119,6 +143,13 @@ def predict_entries(post: RowPosterior, rows: Any = None, cols: Any = None) -> t
     scale = post.std.scale
     if rows is None:
         mean, var = family.predict(post.params, post.resp, None, post.aux)
+        if post.est is not None:
+            n, d = mean.shape
+            block = max(1, _ENTRY_CHUNK // max(d, 1))
+            for start in range(0, n, block):
+                r = np.arange(start, min(n, start + block))
+                rr, cc = np.repeat(r, d), np.tile(np.arange(d), r.size)
+                var[r] += _estimation_extra(post, family, rr, cc).reshape(r.size, d)
         return mean * scale + post.std.offset, var * scale * scale
     mean = np.empty(rows.shape)
     var = np.empty(rows.shape)
@@ -127,7 +158,17 @@ def predict_entries(post: RowPosterior, rows: Any = None, cols: Any = None) -> t
         r = rows[s]
         aux = None if post.aux is None else jax.tree.map(lambda a, r=r: a[r], post.aux)
         mean[s], var[s] = family.predict(post.params, post.resp[r], cols[s], aux)
+        if post.est is not None:
+            var[s] += _estimation_extra(post, family, r, cols[s])
     return mean * scale + post.std.offset[cols], var * scale * scale
+
+
+def _estimation_extra(post: RowPosterior, family: Any, rows: Any, cols: Any) -> np.ndarray:
+    """The predictive variance the parameters' estimation adds at entries ``(rows, cols)``,
+    mixed over the components by the rows' responsibilities, ``(m,)`` (E-step units)."""
+    aux = None if post.aux is None else jax.tree.map(lambda a: a[rows], post.aux)
+    extra = family.estimation_variance(post.est, cols, aux)
+    return np.sum(post.resp[rows] * extra, axis=1)
 
 
 def component_moments(post: RowPosterior, rows: Any, cols: Any) -> tuple:
@@ -136,6 +177,8 @@ def component_moments(post: RowPosterior, rows: Any, cols: Any) -> tuple:
     family = family_of(post.params)
     aux = None if post.aux is None else jax.tree.map(lambda a: a[rows], post.aux)
     loc, var = family.entry_moments(post.params, cols, aux)
+    if post.est is not None:
+        var = var + family.estimation_variance(post.est, cols, aux)
     scale = post.std.scale
     return loc * scale + post.std.offset[cols][:, None], var * scale * scale
 
@@ -212,7 +255,7 @@ def complete(
         raise TypeError("give both rows and cols (the entries to predict), or neither")
     params = fitted_params(result)
     layout = as_data(X, mask, allow_all_missing=True)
-    post = row_posterior(layout, params, with_aux=True)
+    post = row_posterior(layout, params, with_aux=True, est=fitted_estimation(result))
     if rows is not None:
         r, c = check_entries(rows, cols, layout.shape)
         found, observed_values = layout.lookup(r, c)
@@ -256,7 +299,7 @@ def entry_log_density(
     values = np.asarray(values, np.float64).ravel()
     if values.shape != r.shape:
         raise ValueError(f"values must have one value per entry ({r.size}); got {values.shape}")
-    post = row_posterior(layout, params, with_aux=True)
+    post = row_posterior(layout, params, with_aux=True, est=fitted_estimation(result))
     out = np.empty(r.shape)
     for start in range(0, r.size, _ENTRY_CHUNK):
         s = slice(start, start + _ENTRY_CHUNK)

@@ -38,6 +38,7 @@ from jaxmix.models.families import family_of
 from jaxmix.posterior.completion import (
     check_fit,
     component_moments,
+    fitted_estimation,
     fitted_params,
     predict_entries,
     row_posterior,
@@ -246,7 +247,12 @@ def predictive_summary(
         # that component's prediction given the row (for the factor family, its factors)
         params = fitted_params(result)
         check_fit(params, d)
-        post = row_posterior(layout, params, with_aux=family_of(params).row_dependent)
+        post = row_posterior(
+            layout,
+            params,
+            with_aux=family_of(params).row_dependent,
+            est=fitted_estimation(result),
+        )
         mean, var = predict_entries(post, rows, cols)
         sd = np.sqrt(var)
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from jaxmix.models.families.base import WEIGHT_EPS, Family
+from jaxmix.models.families.base import WEIGHT_EPS, Estimation, Family
 from jaxmix.models.families.diag import DIAG, DiagCov
 from jaxmix.models.families.factor import FACTOR, FactorCov, FactorFamily
 from jaxmix.models.families.shared import SHARED, SharedCov
@@ -42,6 +42,7 @@ __all__ = [
     "SPHERICAL",
     "WEIGHT_EPS",
     "DiagCov",
+    "Estimation",
     "FactorCov",
     "FactorFamily",
     "Family",

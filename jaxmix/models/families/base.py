@@ -23,7 +23,7 @@ compiled functions as a static argument.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax.numpy as jnp
 import numpy as np
@@ -101,6 +101,43 @@ def inverse_gamma_log_density(var: Array, prior: Any) -> Array:
     a = jnp.asarray(prior.var_shape, dtype)
     b = jnp.asarray(prior.var_scale, dtype)
     return jnp.sum(a * jnp.log(b) - gammaln(a) - (a + 1.0) * jnp.log(var) - b / var)
+
+
+class Estimation(NamedTuple):
+    """How uncertain a point fit's per-column estimates are (a family's
+    :meth:`Family.estimation_cov`), so that its predictions can say so.
+
+    Attributes:
+        coef: The posterior (co)variance of each component's per-column coefficients: ``(K, d)``
+            variances of the means ``mu_kl``, or ``(K, d, c, c)`` for a family with ``c``
+            coefficients per column (the factor family: ``[loadings, mean]``).
+        noise: ``E[var_kl | data] - var_kl``, ``(K, d)``: how much the noise variance's posterior
+            mean exceeds its estimate (the estimate is a mode, fit to the same entries as the
+            coefficients).
+    """
+
+    coef: Any
+    noise: Any
+
+
+def noise_excess(var: np.ndarray, count: Any, n_coef: int, prior: Any) -> np.ndarray:
+    """``E[var | data] - var`` for a variance estimated from ``count`` entries after fitting
+    ``n_coef`` coefficients to them.
+
+    With the InverseGamma(a, b) prior the coefficients integrated out leave the posterior
+    ``IG(a + (N - c) / 2, b + RSS / 2)``, whose mean is ``var (N + 2a + 2) / (N + 2a - c - 2)``
+    times EM's conditional mode ``var``; without a prior (a flat prior on ``log var``) the mean
+    is ``var N / (N - c - 2)``. Where the denominator would fall below one entry it is held at
+    one (a variance fit to almost nothing stays wide, not infinite).
+    """
+    N = np.asarray(count, np.float64)
+    if prior is None:
+        top, extra = np.maximum(N, 1.0), 0.0
+    else:
+        extra = 2.0 * float(np.asarray(prior.var_shape))
+        top = N + extra + 2.0
+    ratio = top / np.maximum(N + extra - n_coef - 2.0, 1.0)
+    return var * np.maximum(ratio - 1.0, 0.0)
 
 
 class Family:
@@ -318,6 +355,57 @@ class Family:
         K, d = mu.shape
         var_kd = np.asarray(self.var_kd(params.cov, K, d), np.float64)
         return mu[:, cols].T, var_kd[:, cols].T
+
+    def estimation_cov(self, stats: Any, params: Any, prior: Any = None) -> Estimation:
+        """How uncertain the fitted per-column estimates are, given the E-step's statistics at
+        ``params`` (NumPy float64, in the units of ``params``).
+
+        Here ``coef`` is the posterior variance of every mean ``mu_kl``, ``(K, d)``,
+
+        .. math::
+
+            \\mathrm{var}(\\mu_{kl}) = \\Big(\\frac{N_{kl}}{\\sigma^2_{kl}}
+                + \\frac{1}{s_{0,l}^2}\\Big)^{-1},
+            \\qquad N_{kl} = \\sum_u p(k \\mid u) [l \\in C_u]
+
+        (the Normal prior's conjugate update with the variances held at their estimate; without
+        a prior ``sigma^2_kl / max(N_kl, 1)``: a column the component has not seen counts as one
+        entry), and ``noise`` the excess of the variances' posterior mean over their estimate
+        (:func:`noise_excess`, with the entries and coefficients :meth:`noise_count` names).
+        Added to the predictive variance of a point estimate (:meth:`estimation_variance`), so
+        that a column rated a handful of times gets wider intervals than one rated thousands of
+        times.
+
+        Args:
+            stats: The family's sufficient statistics at ``params`` (host arrays).
+            params: The fitted parameters.
+            prior: The prior in the same units, or ``None`` (maximum likelihood).
+        """
+        mu = np.asarray(params.mu, np.float64)
+        K, d = mu.shape
+        var = np.asarray(self.var_kd(params.cov, K, d), np.float64)
+        obs = np.asarray(stats.obs_k, np.float64)
+        if prior is None:
+            coef = var / np.maximum(obs, 1.0)
+        else:
+            s0 = np.asarray(prior.mean_sd, np.float64)
+            coef = 1.0 / (obs / var + 1.0 / (s0 * s0))
+        count, n_coef = self.noise_count(stats, K, d)
+        noise = noise_excess(var, np.broadcast_to(count, (K, d)), n_coef, prior)
+        return Estimation(coef, noise)
+
+    def noise_count(self, stats: Any, K: int, d: int) -> tuple[Any, int]:
+        """The (expected) entries each variance is estimated from, broadcastable to ``(K, d)``,
+        and the coefficients fitted to them: here one variance per component and column, after
+        its mean."""
+        return np.asarray(stats.obs_k, np.float64), 1
+
+    def estimation_variance(self, est: Any, cols: np.ndarray, aux: Any = None) -> np.ndarray:
+        """The variance :meth:`estimation_cov` adds to each component's prediction of entries in
+        columns ``cols`` ``(m,)`` given their rows' ``aux``, ``(m, K)``: here
+        ``var(mu_kl) + noise_kl``."""
+        coef = np.asarray(est.coef, np.float64)
+        return (coef[:, cols] + np.asarray(est.noise, np.float64)[:, cols]).T
 
     def predict(
         self,

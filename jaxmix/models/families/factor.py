@@ -47,9 +47,11 @@ from jaxmix._validate import check_int
 from jaxmix.data.base import ColWeights, RowTables
 from jaxmix.models.families.base import (
     WEIGHT_EPS,
+    Estimation,
     Family,
     floor_variance,
     inverse_gamma_log_density,
+    noise_excess,
     update_variance,
     update_weights,
 )
@@ -398,22 +400,53 @@ class FactorFamily(Family):
             n_rows=n_rows,
         )
 
-    def m_step(self, stats: Any, params: Any, min_var: Any, prior: Any = None) -> Any:
-        o, q, p = self.o, self.rank, self.p
-        cov = params.cov
-        dtype = stats.count.dtype
+    def _regression(self, stats: Any) -> tuple[Array, Array, Array]:
+        """The per-column regression of ``y = x - c`` (the offset removed) on ``[z_free, 1]``:
+        ``A = sum r E[a a']`` ``(K, d, q + 1, q + 1)``, ``B = sum r y E[a]`` ``(K, d, q + 1)``
+        and ``sum r E[y^2]`` ``(K, d)``, ``a = [z_free, 1]``."""
+        o, p = self.o, self.p
         N = stats.count  # (K, d)
-        Z2 = _unpack(stats.z2, p) if p else jnp.zeros((*N.shape, 0, 0), dtype)
-        # Regress y = x - c (the offset) on [z_free, 1]: A lam = B.
+        Z2 = _unpack(stats.z2, p) if p else jnp.zeros((*N.shape, 0, 0), N.dtype)
         zf1 = stats.z1[..., o:]
         top = jnp.concatenate([Z2[..., o:, o:], zf1[..., None]], axis=-1)
         bottom = jnp.concatenate([zf1[..., None, :], N[..., None, None]], axis=-1)
-        A = jnp.concatenate([top, bottom], axis=-2)  # (K, d, q + 1, q + 1)
+        A = jnp.concatenate([top, bottom], axis=-2)
         B = jnp.concatenate([stats.xz[..., o:], stats.x1[..., None]], axis=-1)
         ey2 = stats.x2
         if o:
             B = B - jnp.concatenate([Z2[..., 0, o:], stats.z1[..., :1]], axis=-1)
             ey2 = stats.x2 - 2.0 * stats.xz[..., 0] + Z2[..., 0, 0]
+        return A, B, ey2
+
+    def _ridge(self, prior: Any, shape: tuple, dtype: Any, xp: Any = jnp) -> tuple[Array, Array]:
+        """The prior's precision ``(K, d, q + 1)`` of ``[loadings, mean]`` and its precision
+        times the prior mean: ``1 / s_w^2`` on every loading, ``1 / s0_l^2`` on the mean."""
+        q = self.rank
+        s_w = xp.asarray(prior.loading_sd, dtype)
+        m0 = xp.asarray(prior.mean, dtype)
+        s0 = xp.asarray(prior.mean_sd, dtype)
+        prec = xp.concatenate(
+            [
+                xp.broadcast_to(1.0 / (s_w * s_w), (*shape, q)),
+                xp.broadcast_to((1.0 / (s0 * s0))[None, :, None], (*shape, 1)),
+            ],
+            axis=-1,
+        )
+        target = xp.concatenate(
+            [
+                xp.zeros((*shape, q), dtype),
+                xp.broadcast_to((m0 / (s0 * s0))[None, :, None], (*shape, 1)),
+            ],
+            axis=-1,
+        )
+        return prec, target
+
+    def m_step(self, stats: Any, params: Any, min_var: Any, prior: Any = None) -> Any:
+        o, q = self.o, self.rank
+        cov = params.cov
+        dtype = stats.count.dtype
+        N = stats.count  # (K, d)
+        A, B, ey2 = self._regression(stats)  # A lam = B
         psi_old = cov.var
         eye = jnp.eye(q + 1, dtype=dtype)
         if prior is None:
@@ -428,26 +461,9 @@ class FactorFamily(Family):
             )
             lam = jnp.where((N >= q + 1.0)[..., None], lam, old)
         else:
-            s_w = jnp.asarray(prior.loading_sd, dtype)
-            m0 = jnp.asarray(prior.mean, dtype)
-            s0 = jnp.asarray(prior.mean_sd, dtype)
             # Ridge of the prior, scaled by the old noise variance (the regression's weights are
-            # 1 / psi): precision 1 / s_w^2 on every loading, 1 / s0_l^2 on the mean.
-            shape = N.shape
-            prec = jnp.concatenate(
-                [
-                    jnp.broadcast_to(1.0 / (s_w * s_w), (*shape, q)),
-                    jnp.broadcast_to((1.0 / (s0 * s0))[None, :, None], (*shape, 1)),
-                ],
-                axis=-1,
-            )
-            target = jnp.concatenate(
-                [
-                    jnp.zeros((*shape, q), dtype),
-                    jnp.broadcast_to((m0 / (s0 * s0))[None, :, None], (*shape, 1)),
-                ],
-                axis=-1,
-            )
+            # 1 / psi).
+            prec, target = self._ridge(prior, N.shape, dtype)
             A_ = A + psi_old[..., None, None] * prec[..., None, :] * eye
             B_ = B + psi_old[..., None] * target
             lam = jnp.linalg.solve(A_, B_[..., None])[..., 0]
@@ -573,6 +589,51 @@ class FactorFamily(Family):
         loc = mu[:, cols].T + np.einsum("mkp,kmp->mk", m, lam_c)
         var = cov.var[:, cols].T + np.einsum("kmp,mkpq,kmq->mk", lam_c, S, lam_c)
         return loc, var
+
+    def estimation_cov(self, stats: Any, params: Any, prior: Any = None) -> Estimation:
+        """How uncertain the fitted per-column estimates are: ``coef`` is the posterior
+        covariance of each column's coefficients ``[Lambda_kl (free), mu_kl]`` given the E-step,
+        ``(K, d, q + 1, q + 1)``: ``psi_kl (A_kl + psi_kl P)^{-1}`` with ``A_kl = sum_u r_uk
+        [l in C_u] E[a a']``, ``a = [z_free, 1]``, and ``P`` the prior's precision (the M-step's
+        ridge regression); without a prior ``P`` is the identity (one pseudo-entry in
+        standardised units, so that a column with fewer entries than coefficients stays finite).
+        ``noise`` is the noise variances' posterior excess (:func:`noise_excess`, ``q + 1``
+        coefficients per column)."""
+        q = self.rank
+        A = np.asarray(self._regression(stats)[0], np.float64)
+        psi = np.asarray(params.cov.var, np.float64)
+        shape = psi.shape
+        if prior is None:
+            prec = np.ones((*shape, q + 1))
+        else:
+            prec = np.asarray(self._ridge(prior, shape, np.float64, np)[0], np.float64)
+        eye = np.eye(q + 1)
+        coef = psi[..., None, None] * np.linalg.inv(
+            A + psi[..., None, None] * prec[..., None, :] * eye
+        )
+        noise = noise_excess(psi, np.asarray(stats.count, np.float64), q + 1, prior)
+        return Estimation(coef, noise)
+
+    def estimation_variance(self, est: Any, cols: np.ndarray, aux: Any = None) -> np.ndarray:
+        """``E[a]' C_kl E[a] + tr(C_kl Cov[a])`` of every entry and component, ``(m, K)``, with
+        ``a = [z_free, 1]`` the row's factors given its observed entries (the factors' prior
+        where ``aux`` is ``None``)."""
+        o, q = self.o, self.rank
+        C = np.asarray(est.coef, np.float64)[:, cols]  # (K, m, q + 1, q + 1)
+        K, m = C.shape[:2]
+        if aux is None:
+            ez = np.zeros((m, K, q))
+            sz = np.zeros((m, K, q, q))
+            if q:  # the free factors' prior is the identity
+                sz = np.broadcast_to(np.eye(q), (m, K, q, q))
+        else:
+            ez = np.asarray(aux[0], np.float64)[..., o:]
+            sz = np.asarray(aux[1], np.float64)[..., o:, o:]
+        a = np.concatenate([ez, np.ones((m, K, 1))], axis=-1)
+        extra = np.einsum("mki,kmij,mkj->mk", a, C, a)
+        if q:
+            extra = extra + np.einsum("kmij,mkji->mk", C[..., :q, :q], sz)
+        return extra + np.asarray(est.noise, np.float64)[:, cols].T
 
     def predict(
         self,

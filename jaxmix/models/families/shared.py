@@ -68,6 +68,10 @@ class SharedFamily(SphericalFamily):
         var = np.asarray(var, np.float64)
         return SharedCov(np.sum(var * np.asarray(weights, np.float64), axis=-1))
 
+    def noise_count(self, stats: Any, K: int, d: int) -> tuple[Any, int]:
+        """One variance for all, from every entry after the ``K d`` means."""
+        return np.sum(np.asarray(stats.n_obs_k, np.float64)), K * d
+
     def var_kd(self, cov: Any, K: int, d: int) -> Any:
         var = np.asarray(cov.var)
         return np.broadcast_to(var[..., None, None], (*var.shape, K, d))

@@ -123,6 +123,10 @@ class SphericalFamily(Family):
     ) -> Any:
         return SphericalCov(np.asarray(var, np.float64))
 
+    def noise_count(self, stats: Any, K: int, d: int) -> tuple[Any, int]:
+        """One variance per component, from all its entries after its ``d`` means."""
+        return np.asarray(stats.n_obs_k, np.float64)[:, None], d
+
     def var_kd(self, cov: Any, K: int, d: int) -> Any:
         var = np.asarray(cov.var)
         return np.broadcast_to(var[..., None], (*var.shape, d))
