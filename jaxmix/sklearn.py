@@ -364,11 +364,11 @@ class GaussianMixture(DensityMixin, _MixtureFit):
         )
         d = self.means_.shape[1]
         X = np.empty((n_samples, d))
+        chol = np.linalg.cholesky(self.covariances_)  # (K, d, d)
         for k in np.unique(y):
-            rows = y == k
-            X[rows] = rng.multivariate_normal(
-                self.means_[k], self.covariances_[k], size=int(rows.sum()), method="cholesky"
-            )
+            rows = np.flatnonzero(y == k)
+            z = rng.standard_normal((rows.size, d))
+            X[rows] = self.means_[k] + z @ chol[k].T
         return X, y
 
     def _n_parameters(self) -> int:
