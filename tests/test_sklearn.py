@@ -47,8 +47,9 @@ def _blobs(n=90, d=4, K=3, seed=0, missing=0.2, sep=8.0):
 # ---------------------------------------------------------------- scikit-learn's checks
 
 # Every check passes: nothing is listed as an expected failure. (check_array_api_input is
-# skipped by scikit-learn itself unless SCIPY_ARRAY_API=1 is set.) Cheap parameters keep the run
-# short; most of its time is XLA compiling one program per data shape.
+# skipped by scikit-learn itself unless SCIPY_ARRAY_API=1 is set; with it set it passes too.)
+# Cheap parameters keep the run short; most of its time is XLA compiling one program per data
+# shape.
 _CHECKED = [GaussianMixture(max_iter=20), MixtureImputer(max_iter=20)]
 
 
@@ -82,6 +83,24 @@ def test_gaussian_mixture_is_fit_em_with_the_same_seed():
     # scikit-learn's sign convention: -2 times jaxmix's (log-likelihood scale) criteria
     assert gm.bic(X) == pytest.approx(-2.0 * jaxmix.bic(X, res), rel=1e-4)
     assert gm.aic(X) == pytest.approx(-2.0 * jaxmix.aic(X, res), rel=1e-4)
+
+
+@pytest.mark.parametrize("covariance", ["spherical", "shared"])
+def test_other_families_and_a_prior_agree_with_fit_em(covariance):
+    X, _ = _blobs(n=40, d=3, missing=0.2)
+    prior = jaxmix.Prior()
+    gm = GaussianMixture(2, covariance_type=covariance, prior=prior, random_state=3).fit(X)
+    res = jaxmix.fit_em(X, 2, covariance=covariance, prior=prior, seed=3)
+    np.testing.assert_array_equal(gm.means_, res.mu)
+    np.testing.assert_array_equal(gm.variances_, res.var)
+    assert gm.result_.prior is not None  # MAP-EM: the objective has the log-prior
+    assert gm.lower_bound_ * 40 == pytest.approx(res.objective)
+    assert gm.covariances_.shape == (2, 3, 3)
+    np.testing.assert_allclose(
+        gm.covariances_, np.stack([np.diag(np.broadcast_to(v, 3)) for v in res.var * np.ones(2)])
+    )
+    assert gm.score_samples(X).sum() == pytest.approx(jaxmix.log_objective(X, res.params), rel=1e-5)
+    assert gm.bic(X) == pytest.approx(-2.0 * jaxmix.bic(X, res), rel=1e-4)
 
 
 def test_score_samples_equals_scipy_on_the_observed_entries():
