@@ -35,7 +35,10 @@ NAN = np.nan
 
 
 def _blobs(n=90, d=4, K=3, seed=0, missing=0.2, sep=8.0):
-    """Rows of ``K`` well-separated clusters, a share ``missing`` of entries ``NaN``; labels."""
+    """Rows of ``K`` well-separated clusters, a share ``missing`` of entries ``NaN``; labels.
+
+    Most tests fit ``(90, 4)`` with ``K = 3`` and default options: one compiled EM program.
+    """
     rng = np.random.default_rng(seed)
     centres = rng.normal(0.0, sep, size=(K, d))
     labels = np.arange(n) % K
@@ -104,9 +107,9 @@ def test_other_families_and_a_prior_agree_with_fit_em(covariance):
 
 
 def test_score_samples_equals_scipy_on_the_observed_entries():
-    X, _ = _blobs(n=30, missing=0.3)
+    X, _ = _blobs(missing=0.3)
     X[3] = NAN  # a row with no observed entry scores log sum_k w_k = 0
-    gm = GaussianMixture(2, covariance_type="diag", min_var=0.01, random_state=0).fit(X)
+    gm = GaussianMixture(3, covariance_type="diag", min_var=0.01, random_state=0).fit(X)
     expected = np.empty(X.shape[0])
     for u, row in enumerate(X):
         seen = ~np.isnan(row)
@@ -170,7 +173,7 @@ def test_imputer_fills_with_jaxmix_complete_and_leaves_x_alone():
 
 
 def test_imputer_in_a_pipeline():
-    X, labels = _blobs(n=120)
+    X, labels = _blobs()
     model = make_pipeline(
         MixtureImputer(3, min_var=0.01, random_state=0), LogisticRegression(max_iter=500)
     )
@@ -200,15 +203,15 @@ def test_grid_search_over_n_components_picks_the_planted_number():
 
 
 def test_dataframe_input_keeps_the_column_names():
-    X, _ = _blobs(n=60)
-    df = pd.DataFrame(X, columns=["a", "b", "c", "d"], index=np.arange(100, 160))
-    imp = MixtureImputer(2, min_var=0.01, random_state=0).set_output(transform="pandas")
+    X, _ = _blobs()
+    df = pd.DataFrame(X, columns=["a", "b", "c", "d"], index=np.arange(100, 190))
+    imp = MixtureImputer(3, min_var=0.01, random_state=0).set_output(transform="pandas")
     out = imp.fit_transform(df)
     assert list(imp.feature_names_in_) == ["a", "b", "c", "d"]
     assert isinstance(out, pd.DataFrame)
     assert list(out.columns) == ["a", "b", "c", "d"] and list(out.index) == list(df.index)
     assert not out.isna().any().any()
-    gm = GaussianMixture(2, min_var=0.01, random_state=0).fit(df)
+    gm = GaussianMixture(3, min_var=0.01, random_state=0).fit(df)
     np.testing.assert_allclose(gm.means_, imp.means_)
     # pandas' nullable Float64 with NA is missing data, like NaN
     nullable = df.astype("Float64")
