@@ -253,6 +253,7 @@ def test_not_fitted(cls):
         ({"init_params": "random"}, ValueError, "init_params"),
         ({"random_state": -1}, ValueError, "random_state must be non-negative"),
         ({"random_state": "0"}, TypeError, "random_state"),
+        ({"rank": 2}, TypeError, "rank and row_offset apply to covariance='factor'"),
     ],
 )
 def test_bad_parameters_are_named(params, error, match):
