@@ -581,11 +581,20 @@ def test_complete_against_independent_posterior():
     np.testing.assert_array_equal(filled[obs], X[obs])  # observed entries copied exactly
     np.testing.assert_allclose(filled[~obs], mean[~obs], rtol=1e-10, atol=1e-12)
     np.testing.assert_array_equal(sd[obs], 0.0)
-    # predictive variance by brute force: sum_k r_k (var_k + mu_kl^2) - mean^2
+    # predictive variance by brute force: sum_k r_k (var_k + est_kl + mu_kl^2) - mean^2, where
+    # est_kl is what estimating mu_kl and var_k from the data adds (no prior): var_k / N_kl for
+    # the mean, and var_k (N_k / (N_k - d - 2) - 1) for the variance (N_kl the expected entries
+    # of column l in component k, N_k their sum over columns)
+    N_kl = resp.T @ obs.astype(float)
+    N_k = N_kl.sum(axis=1)
+    coef = res.var[:, None] / np.maximum(N_kl, 1.0)
+    noise = res.var * (N_k / (N_k - X.shape[1] - 2.0) - 1.0)
     second = np.zeros_like(X)
     for k in range(3):
-        second += resp[:, [k]] * (res.var[k] + res.mu[k] ** 2)[None, :]
+        est_k = coef[k] + noise[k]
+        second += resp[:, [k]] * (res.var[k] + est_k + res.mu[k] ** 2)[None, :]
     np.testing.assert_allclose(sd[~obs] ** 2, (second - mean**2)[~obs], rtol=1e-9)
+    np.testing.assert_allclose(res.estimation_cov.coef, coef, rtol=1e-9)
     assert np.all(sd[~obs] >= np.sqrt(res.var.min()) * (1 - 1e-12))
     # without return_std the same completion comes back
     np.testing.assert_array_equal(jaxmix.complete(X, res), filled)

@@ -361,7 +361,14 @@ def test_diag_completion_and_bic(rng):
     np.testing.assert_array_equal(filled[obs], X[obs])
     R = jaxmix.responsibilities(X, res)
     mean = R @ res.mu
-    var = R @ (res.var + res.mu**2) - mean**2  # the law of total variance, per column
+    # the estimation uncertainty of mu_kl under the Normal prior: (N_kl / var_kl + 1 / s0^2)^-1
+    N_kl = R.T @ obs.astype(float)
+    s0 = np.asarray(res.prior.mean_sd)
+    coef = 1.0 / (N_kl / res.var + 1.0 / s0**2)
+    np.testing.assert_allclose(res.estimation_cov.coef, coef, rtol=1e-8)
+    assert np.all(res.estimation_cov.noise > 0)
+    est = res.estimation_cov.coef + res.estimation_cov.noise
+    var = R @ (res.var + est + res.mu**2) - mean**2  # the law of total variance, per column
     np.testing.assert_allclose(filled[~obs], mean[~obs], rtol=1e-12)
     np.testing.assert_allclose(sd[~obs], np.sqrt(var[~obs]), rtol=1e-8)
     assert np.all(sd[obs] == 0)

@@ -186,8 +186,12 @@ def test_heldout_log_density_is_the_mixture_density():
     values = np.linspace(0.0, 6.0, rows.size)
     dens = jaxmix.posterior.completion.entry_log_density(X, fit, rows, cols, values)
     R = jaxmix.responsibilities(X, fit)
-    sd = np.sqrt(fit.var)
-    expected = np.log(sum(R[rows, k] * norm.pdf(values, fit.mu[k, cols], sd[k]) for k in range(2)))
+    # each component's predictive sd: its variance plus what estimating its mean and variance adds
+    est = fit.estimation_cov
+    sd = np.sqrt(fit.var[:, None] + est.coef + est.noise)
+    expected = np.log(
+        sum(R[rows, k] * norm.pdf(values, fit.mu[k, cols], sd[k, cols]) for k in range(2))
+    )
     np.testing.assert_allclose(dens, expected, rtol=1e-6)
 
 

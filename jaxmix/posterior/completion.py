@@ -216,7 +216,9 @@ def complete(
         \\mathrm{sd}_{ul}^2 = \\sum_k p(k \\mid x_{u,C_u}) (\\Sigma_{k,ll} + \\mu_{kl}^2)
             - \\hat x_{ul}^2
 
-    (the covariance family's predictive moments). Observed entries are copied through unchanged
+    (the covariance family's predictive moments), plus, for an :class:`~jaxmix.EMResult`, the
+    variance its estimation uncertainty adds (:attr:`~jaxmix.EMResult.estimation_cov`: wider for
+    columns with few observed entries). Observed entries are copied through unchanged
     (their standard deviation is 0). The responsibilities come from an E-step of the given
     parameters on ``X``.
 
