@@ -255,7 +255,7 @@ def compare_em_svi(
         >>> report.agree, report.permutation.shape
         (True, (2,))
     """
-    layout = as_data(X, mask, "dense")
+    layout = as_data(X, mask, "dense", what="compare_em_svi")
     values, observed = layout.values, layout.observed
     K = check_n_components(K, values.shape[0])
     family = get_family(covariance)

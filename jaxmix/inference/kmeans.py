@@ -148,7 +148,7 @@ def kmeans(
         >>> sorted(np.bincount(res.labels).tolist())
         [2, 2]
     """
-    layout = as_data(X, mask, method="dense")
+    layout = as_data(X, mask, method="dense", what="kmeans")
     K = check_n_components(K, layout.shape[0])
     n_init = check_positive_int(n_init, "n_init")
     max_iter = check_positive_int(max_iter, "max_iter")

@@ -367,7 +367,7 @@ def fit_mcmc(
         >>> res.draws.mu.shape, res.draws.weights.shape, res.mu.shape
         ((1, 50, 2, 5), (1, 50, 2), (2, 5))
     """
-    layout = as_data(X, mask, "dense")
+    layout = as_data(X, mask, "dense", what="fit_mcmc")
     n, d = layout.shape
     K = check_n_components(K, n)
     family = get_family(covariance, rank=rank, row_offset=row_offset)

@@ -442,7 +442,7 @@ def fit_svi(
         >>> bool(np.isclose(res.objective, jaxmix.log_objective(X, res.params)))
         True
     """
-    layout = as_data(X, mask, "dense")
+    layout = as_data(X, mask, "dense", what="fit_svi")
     n, d = layout.shape
     K = check_n_components(K, n)
     check_choice(guide, "guide", GUIDES)
