@@ -223,7 +223,9 @@ def compare_em_svi(
     without bound. A prior (``Prior()``) removes the degeneracy.
 
     Args:
-        X: Array-like ``(n, d)``; ``NaN`` marks a missing entry.
+        X: Array-like ``(n, d)``; ``NaN`` marks a missing entry (a
+            :class:`~jaxmix.SparseRatings` is made dense, up to
+            :data:`jaxmix.data.MAX_DENSE_ENTRIES` entries).
         K: Number of components.
         mask: Optional boolean ``(n, d)``, ``True`` = observed.
         prior: ``None`` (maximum likelihood) or a :class:`~jaxmix.Prior`.

@@ -129,7 +129,8 @@ def kmeans(
 
     Args:
         X: Array-like ``(n, d)``; ``NaN`` marks a missing entry (a small
-            :class:`~jaxmix.SparseRatings` is made dense).
+            :class:`~jaxmix.SparseRatings` is made dense, up to
+            :data:`jaxmix.data.MAX_DENSE_ENTRIES` entries).
         K: Number of clusters, ``1 <= K <= n``.
         mask: Optional boolean ``(n, d)``, ``True`` = observed.
         n_init: Number of restarts.

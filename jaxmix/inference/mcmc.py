@@ -326,7 +326,8 @@ def fit_mcmc(
 
     Args:
         X: Array-like ``(n, d)``; ``NaN`` marks a missing entry (a
-            :class:`~jaxmix.SparseRatings` is made dense: the model is the dense one).
+            :class:`~jaxmix.SparseRatings` is made dense, up to
+            :data:`jaxmix.data.MAX_DENSE_ENTRIES` entries: the model is the dense one).
         K: Number of components, ``1 <= K <= n``.
         mask: Optional boolean ``(n, d)``, ``True`` = observed; overrides the ``NaN`` convention.
         prior: A :class:`~jaxmix.Prior` (its ``None`` fields are resolved from ``X``). It must be

@@ -393,7 +393,8 @@ def fit_svi(
 
     Args:
         X: Array-like ``(n, d)``; ``NaN`` marks a missing entry (a
-            :class:`~jaxmix.SparseRatings` is materialised as a dense matrix).
+            :class:`~jaxmix.SparseRatings` is materialised as a dense matrix, up to
+            :data:`jaxmix.data.MAX_DENSE_ENTRIES` entries).
         K: Number of components, ``1 <= K <= n``.
         mask: Optional boolean ``(n, d)``, ``True`` = observed; overrides the ``NaN`` convention.
         guide: ``"map"`` or ``"meanfield"``.
