@@ -181,6 +181,7 @@ print(json.dumps(out))
 """
 
 
+@pytest.mark.slow  # a child interpreter without x64: 8-14 s on 2 busy cores
 def test_extreme_scales_fit_the_same_in_float32(tmp_path):
     """In float32, X * 2^-500 gives exactly the scaled fit (the default floor scales with it),
     and X * 2^500, X * 1e-150, X * 1e150 fit to the same clusters."""
