@@ -14,6 +14,8 @@ The public API::
     to_inference_data, diagnose    ArviZ InferenceData (posterior, per-row log-likelihood,
                                    predictive of the missing entries); r_hat/ESS/divergence report
     relabel, DiagnosticsWarning    undo label switching; the warning of a failed diagnostic
+    DataWarning                    a fit decided by the data's scale: VarianceFloorWarning,
+                                   EmptyComponentWarning, ColumnScaleWarning, ZeroAsMissingWarning
     predictive_summary             predictive mean, sd and HDI of every missing entry
     select_k                       K (and rank) by PSIS-LOO and BIC, or on held-out entries
     complete, responsibilities     fill missing entries (with predictive sd), posterior memberships
@@ -34,6 +36,13 @@ jaxmix never changes JAX's global settings: it computes in float32 unless you en
 ARCHITECTURE.md.
 """
 
+from jaxmix._validate import (
+    ColumnScaleWarning,
+    DataWarning,
+    EmptyComponentWarning,
+    VarianceFloorWarning,
+    ZeroAsMissingWarning,
+)
 from jaxmix._version import __version__
 from jaxmix.data import (
     SparseRatings,
@@ -79,7 +88,10 @@ from jaxmix.results import EMResult, KMeansResult, MCMCResult, SVIResult
 from jaxmix.simulate import simulate_ratings, simulate_sparse_ratings
 
 __all__ = [
+    "ColumnScaleWarning",
+    "DataWarning",
     "DiagnosticsWarning",
+    "EmptyComponentWarning",
     "EMResult",
     "EMSVIComparison",
     "FAMILIES",
@@ -92,6 +104,8 @@ __all__ = [
     "Prior",
     "SVIResult",
     "SparseRatings",
+    "VarianceFloorWarning",
+    "ZeroAsMissingWarning",
     "__version__",
     "aic",
     "as_data",

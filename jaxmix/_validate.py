@@ -6,6 +6,12 @@
   one of the named choices, not finite).
 
 Every message names the argument and shows the value it got.
+
+Data that fit but may mislead get a warning, a subclass of :class:`DataWarning`: variances on
+a floor as wide as the data (:class:`VarianceFloorWarning`), an emptied component
+(:class:`EmptyComponentWarning`), columns whose scales differ by orders of magnitude under a
+family with one variance for all columns (:class:`ColumnScaleWarning`), zeros read as missing
+in data that are not ratings (:class:`ZeroAsMissingWarning`).
 """
 
 from __future__ import annotations
@@ -18,6 +24,11 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "ColumnScaleWarning",
+    "DataWarning",
+    "EmptyComponentWarning",
+    "VarianceFloorWarning",
+    "ZeroAsMissingWarning",
     "check_choice",
     "check_int",
     "check_n_components",
@@ -28,6 +39,29 @@ __all__ = [
     "check_probability",
     "check_seed",
 ]
+
+
+class DataWarning(UserWarning):
+    """The fit ran, but the data's scale or shape may make it misleading (base class)."""
+
+
+class VarianceFloorWarning(DataWarning):
+    """Most fitted variances sit on a floor ``min_var`` as wide as the data's own spread: the
+    floor, not the data, decides them (pass ``min_var=None`` or a smaller one)."""
+
+
+class EmptyComponentWarning(DataWarning):
+    """A component's weight is about zero: it explains no row (fewer components would do)."""
+
+
+class ColumnScaleWarning(DataWarning):
+    """The columns' standard deviations differ by orders of magnitude while the covariance
+    family gives every column one variance (the widest columns decide the clusters)."""
+
+
+class ZeroAsMissingWarning(DataWarning):
+    """``load_ratings(missing=0)`` read zeros as missing in columns whose other values go below
+    1: the zeros may be real values (pass ``missing=None``)."""
 
 
 def check_int(value: Any, name: str, minimum: int | None = None) -> int:

@@ -114,3 +114,20 @@ def test_benchmark_numpy_forms_agree(bench, rng):
     np.testing.assert_allclose(
         bench.sq_dist_matmul(data, mu), bench.sq_dist_broadcast(data, mu), rtol=1e-10, atol=1e-9
     )
+
+
+def test_penguins_example_clusters_every_row(tmp_path, capsys):
+    pytest.importorskip("palmerpenguins")
+    pytest.importorskip("sklearn")
+    penguins = _load("examples/penguins.py")
+    out = tmp_path / "penguins.png"
+    args = ["--hide", "0.2", "--restarts", "1", "--out", str(out)]
+    result = penguins.main(penguins.parse_args(args))
+    _assert_png(out)
+    # jaxmix assigns every row, scikit-learn only the complete ones (fewer with 20 % hidden).
+    assert result["labels"].shape == (result["n_rows"],) == (344,)
+    assert result["n_complete"] < 0.8 * result["n_rows"]
+    # both find the species far above chance (ARI about 0)
+    for key in ("ari_jaxmix", "ari_jaxmix_complete", "ari_sklearn"):
+        assert 0.2 < result[key] <= 1.0, (key, result[key])
+    assert "sklearn GaussianMixture" in capsys.readouterr().out

@@ -366,7 +366,7 @@ OPTION_CASES = {
         ("fit_em-tol-str", _fit(tol="1e-6"), TypeError, r"tol must be a real number"),
         ("fit_em-min_var-neg", _fit(min_var=-0.25), ValueError, r"min_var must be finite and non"),
         ("fit_em-min_var-nan", _fit(min_var=NAN), ValueError, r"min_var must be finite"),
-        ("fit_em-min_var-None", _fit(min_var=None), TypeError, r"min_var must be a real number"),
+        ("fit_em-min_var-str", _fit(min_var="0.25"), TypeError, r"min_var must be a real number"),
         ("fit_em-n_init0", _fit(n_init=0), ValueError, r"n_init must be at least 1; got 0"),
         ("fit_em-n_init-neg", _fit(n_init=-3), ValueError, r"n_init must be at least 1"),
         ("fit_em-n_init-float", _fit(n_init=2.0), TypeError, r"n_init must be an integer"),
@@ -1524,3 +1524,61 @@ def test_cli_bad_option_values_name_the_option(argv, option, capsys):
     errors = [line for line in err.splitlines() if "error:" in line]
     assert len(errors) == 1, err
     assert f"argument {option}" in errors[0], errors[0]
+
+
+# ---------------------------------------------------------------- missing values of other kinds
+
+
+def test_none_and_pandas_na_are_missing_values():
+    pd = pytest.importorskip("pandas")
+    X = _X()
+    X[1, 2] = X[4, 0] = NAN
+    as_list = [[None if np.isnan(v) else float(v) for v in row] for row in X]
+    frame = pd.DataFrame(X).astype("Float64")  # nullable: pd.NA, to_numpy gives objects
+    n_missing = int(np.isnan(X).sum())
+    assert frame.to_numpy().dtype == object and frame.isna().to_numpy().sum() == n_missing
+    for value in (as_list, frame):
+        values, observed = jaxmix.validate_matrix(value)
+        assert values.dtype == np.float64
+        np.testing.assert_array_equal(values, X)  # NaN where X is NaN, equal elsewhere
+        np.testing.assert_array_equal(observed, ~np.isnan(X))
+    ints = pd.DataFrame({"a": [1, None, 3], "b": [4, 5, None]}, dtype="Int64")
+    values, observed = jaxmix.validate_matrix(ints)
+    np.testing.assert_array_equal(observed, [[True, True], [False, True], [True, False]])
+    np.testing.assert_array_equal(values[observed], [1.0, 4.0, 5.0, 3.0])
+    ref = jaxmix.fit_em(X, 2, min_var=0.01)
+    for value in (as_list, frame):
+        res = jaxmix.fit_em(value, 2, min_var=0.01)
+        np.testing.assert_array_equal(res.mu, ref.mu)
+    assert frame.isna().to_numpy().sum() == n_missing  # the frame is untouched
+
+
+@pytest.mark.parametrize(
+    "value, where",
+    [
+        ([[1.0, None], [2.0, "3"]], r"'3' of type str at \[1, 1\]"),
+        ([[None, True], [2.0, 3.0]], r"True of type bool at \[0, 1\]"),
+        ([[1.0, 2.0], [2.0, {}]], r"\{\} of type dict at \[1, 1\]"),
+    ],
+)
+def test_objects_other_than_numbers_and_missing_values_are_refused(value, where):
+    with pytest.raises(TypeError, match=r"X must be an array of real numbers.*" + where):
+        jaxmix.fit_em(value, 1)
+
+
+def test_a_large_sparse_matrix_is_refused_where_it_would_be_made_dense():
+    """672 x 163,950 (MovieLens ids without reindexing) would be materialised by the functions
+    that need the dense matrix: they refuse before any work, naming what runs on the triples."""
+    S = jaxmix.sparse_ratings([0, 5, 671], [3, 163_949, 7], [4.0, 5.0, 3.0], shape=(672, 163_950))
+    calls = {
+        "fit_svi": lambda: jaxmix.fit_svi(S, 2),
+        "fit_mcmc": lambda: jaxmix.fit_mcmc(S, 2),
+        "kmeans": lambda: jaxmix.kmeans(S, 2),
+        "compare_em_svi": lambda: jaxmix.compare_em_svi(S, 2),
+        "select_k": lambda: jaxmix.select_k(S, [1, 2]),
+    }
+    for name, call in calls.items():
+        with refused(ValueError, rf"SparseRatings of shape 672 x 163950; {name}.*MAX_DENSE"):
+            call()
+    with refused(ValueError, r"fit_em.*run on the triples.*reindex=True"):
+        jaxmix.fit_em(S, 2, method="dense")

@@ -25,6 +25,10 @@ from hypothesis import strategies as st
 import jaxmix
 from jaxmix import MixtureParams
 
+# Random tiny problems (8 rows, K = 3) legitimately empty a component or put the variances on
+# the floor: these tests check invariances, the DataWarnings are tested in test_scales.py.
+pytestmark = pytest.mark.filterwarnings("ignore::jaxmix.DataWarning")
+
 SHAPES = ((8, 3), (13, 2), (13, 5), (20, 3))  # (n, d): rows below, at and above 2.5 d
 KS = (1, 2, 3)
 MISSING = (0.0, 0.2, 0.5)

@@ -16,7 +16,14 @@ from __future__ import annotations
 from typing import Any
 
 from jaxmix._validate import check_choice
-from jaxmix.data.base import ColumnSummary, EStep, RowInfo, Standardizer
+from jaxmix.data.base import (
+    REFERENCE_MIN_VAR,
+    ColumnSummary,
+    EStep,
+    RowInfo,
+    Standardizer,
+    default_min_var,
+)
 from jaxmix.data.dense import DenseArrays, DenseLayout, float_dtype, validate_matrix
 from jaxmix.data.io import load_ratings, save_ratings
 from jaxmix.data.ratings import SparseRatings, load_sparse_ratings, sparse_ratings, triples_of
@@ -29,13 +36,16 @@ __all__ = [
     "DenseArrays",
     "DenseLayout",
     "EStep",
+    "MAX_DENSE_ENTRIES",
     "METHODS",
+    "REFERENCE_MIN_VAR",
     "RowInfo",
     "SPARSE_CROSSOVER_DENSITY",
     "SparseRatings",
     "Standardizer",
     "TriplesLayout",
     "as_data",
+    "default_min_var",
     "float_dtype",
     "load_ratings",
     "load_sparse_ratings",
@@ -52,10 +62,21 @@ METHODS = ("auto", "dense", "sparse")
 SPARSE_CROSSOVER_DENSITY = 0.03
 #: ... and that has at least this many entries (below it the dense layout is fast anyway).
 AUTO_MIN_ENTRIES = 1 << 20
+#: A :class:`~jaxmix.SparseRatings` given to a function that needs the dense matrix (``fit_svi``,
+#: ``fit_mcmc``, ``kmeans``, ``compare_em_svi``, ``select_k(criterion="loo")``, or
+#: ``method="dense"``) is materialised when it has at most this many ``n x d`` entries (about
+#: 2 GB of host and device copies at 2**26); above it the call is refused with a message naming
+#: the functions that run on the triples.
+MAX_DENSE_ENTRIES = 1 << 26
 
 
 def as_data(
-    X: Any, mask: Any = None, method: str | None = "auto", *, allow_all_missing: bool = False
+    X: Any,
+    mask: Any = None,
+    method: str | None = "auto",
+    *,
+    allow_all_missing: bool = False,
+    what: str = "this function",
 ) -> DenseLayout | TriplesLayout:
     """The layout of a partially observed matrix.
 
@@ -67,9 +88,12 @@ def as_data(
             :class:`~jaxmix.SparseRatings`, and for a dense array with at least
             :data:`AUTO_MIN_ENTRIES` entries of which fewer than :data:`SPARSE_CROSSOVER_DENSITY`
             are observed; dense otherwise. ``"dense"`` with a ``SparseRatings`` materialises the
-            ``n x d`` matrix. ``None``: the input's own form (dense for an array, triples for a
-            ``SparseRatings``), for functions whose output has the input's form.
+            ``n x d`` matrix (refused above :data:`MAX_DENSE_ENTRIES` entries). ``None``: the
+            input's own form (dense for an array, triples for a ``SparseRatings``), for
+            functions whose output has the input's form.
         allow_all_missing: Accept a matrix without any observed entry (for prediction).
+        what: The caller's name, for the message refusing to materialise a large
+            ``SparseRatings`` (:data:`MAX_DENSE_ENTRIES`).
 
     Returns:
         A :class:`~jaxmix.data.dense.DenseLayout` or :class:`~jaxmix.data.triples.TriplesLayout`.
@@ -97,6 +121,16 @@ def as_data(
         if X.nnz == 0 and not allow_all_missing:
             raise ValueError("every entry of X is missing; there is nothing to fit")
         if method == "dense":
+            n, d = X.shape
+            if n * d > MAX_DENSE_ENTRIES:
+                raise ValueError(
+                    f"X is a SparseRatings of shape {n} x {d}; {what} works on a dense matrix, "
+                    f"and materialising it needs {n * d:,} entries (more than "
+                    f"jaxmix.data.MAX_DENSE_ENTRIES = {MAX_DENSE_ENTRIES:,}). fit_em, "
+                    "select_k(criterion='heldout'), complete and the metrics run on the triples; "
+                    "if the ids are sparse (MovieLens movieIds), build it with "
+                    "sparse_ratings(..., reindex=True)"
+                )
             values, observed = validate_matrix(X.to_dense(), allow_all_missing=allow_all_missing)
             return DenseLayout(values, observed)
         return TriplesLayout(X)

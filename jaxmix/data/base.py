@@ -36,7 +36,9 @@ __all__ = [
     "EStep",
     "RowInfo",
     "RowTables",
+    "REFERENCE_MIN_VAR",
     "Standardizer",
+    "default_min_var",
     "expand",
     "prefix_add",
 ]
@@ -162,6 +164,7 @@ class ColumnSummary(NamedTuple):
         sq_total: Sum of the squared observed entries.
         nnz: Number of observed entries.
         n_rows: Number of rows.
+        col_sq_resid: ``sq_resid`` of every column, ``(d,)`` (``None`` where not computed).
     """
 
     count: np.ndarray
@@ -170,6 +173,7 @@ class ColumnSummary(NamedTuple):
     sq_total: float
     nnz: int
     n_rows: int
+    col_sq_resid: np.ndarray | None = None
 
     def column_means(self, fill: float | None = None) -> np.ndarray:
         """Mean of every column's observed entries; a column with none gets ``fill`` (by
@@ -188,6 +192,53 @@ class ColumnSummary(NamedTuple):
     def pooled_variance(self) -> float:
         """Mean squared difference of the observed entries to their column's mean."""
         return float(self.sq_resid / max(self.nnz, 1))
+
+    def column_sd(self) -> np.ndarray:
+        """Standard deviation of every column's observed entries, ``(d,)``; ``NaN`` for a column
+        with fewer than two entries (or when the per-column sums were not computed)."""
+        d = self.count.shape[0]
+        if self.col_sq_resid is None:
+            return np.full(d, np.nan)
+        ok = self.count >= 2
+        var = np.divide(self.col_sq_resid, self.count, out=np.full(d, np.nan), where=ok)
+        return np.sqrt(var)
+
+
+#: The course's variance floor, in data units: half a rating step, squared.
+REFERENCE_MIN_VAR = 0.25
+
+
+def default_min_var(summary: ColumnSummary) -> float:
+    """The variance floor used when ``min_var=None``: 0.25 in the units EM computes in, at most
+    the course's 0.25 in data units.
+
+    .. math::
+
+        \\mathrm{min\\_var} = 0.25 \\cdot \\min(1, c^2)
+
+    with ``c`` the scale of :meth:`Standardizer.fit` (the power of two nearest the pooled
+    standard deviation of the observed entries about their column means). Ratings (pooled
+    standard deviation above ``0.71``, e.g. the course's data) keep the course's ``0.25``; data
+    of smaller spread (values in ``[0, 1]``, measurements in metres) get a floor that shrinks
+    with it (``X * 2^-j`` gets ``4^-j`` times the floor of ``X``), so it never sits far above the
+    data's own spread. On data of larger spread 0.25 is kept: it is small there, and a floor
+    set by the widest columns would swamp the narrow ones of a per-column family.
+
+    Args:
+        summary: The data's :class:`ColumnSummary`.
+
+    Returns:
+        The floor in data units (a positive float).
+
+    Example:
+        >>> import numpy as np
+        >>> from jaxmix.data import as_data
+        >>> X = np.array([[0.1, 0.2], [0.3, np.nan], [0.2, 0.4]])
+        >>> default_min_var(as_data(X).summary()), default_min_var(as_data(X * 100).summary())
+        (0.00390625, 0.25)
+    """
+    scale = Standardizer.fit(summary).scale
+    return REFERENCE_MIN_VAR * min(1.0, scale * scale)
 
 
 class Standardizer(NamedTuple):
@@ -220,6 +271,25 @@ class Standardizer(NamedTuple):
     def identity(cls, d: int) -> Standardizer:
         """The map that changes nothing (evaluation in data units)."""
         return cls(offset=np.zeros(d), scale=1.0)
+
+    def internal_min_var(self, min_var: float, dtype: Any) -> float:
+        """The floor ``min_var`` (data units) in standardised units, ``min_var / scale^2``.
+
+        Raises:
+            ValueError: It is not representable in ``dtype`` (overflows to infinity: a floor far
+                above the data's spread, e.g. ``min_var=0.25`` on data of order ``1e-150``).
+        """
+        value = float(min_var) / self.scale**2
+        big = float(np.finfo(dtype).max) / 16.0
+        if not value < big:
+            raise ValueError(
+                f"min_var={min_var:g} is {value:.3g} times the data's spread squared "
+                f"(scale {self.scale:.3g}); in {np.dtype(dtype).name} a floor at most "
+                f"{big:.3g} times it is representable (at most {big * self.scale**2:.3g} in the "
+                "data's units): pass a min_var on the data's scale, or min_var=None for the "
+                "scale-aware default"
+            )
+        return value
 
     def log_likelihood_shift(self, nnz: int) -> float:
         """Add this to a standardised log-likelihood of ``nnz`` entries to get it in data units."""

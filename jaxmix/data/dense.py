@@ -15,6 +15,8 @@ zero where missing, each at ``Precision.HIGHEST``.
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 from typing import Any
 
 import jax
@@ -54,14 +56,43 @@ def as_array(X: Any, name: str) -> np.ndarray:
     return arr
 
 
+def _is_missing(value: Any) -> bool:
+    """``None``, pandas' ``NA`` (nullable dtypes) or a float ``NaN``."""
+    if value is None or type(value).__name__ == "NAType":
+        return True
+    return isinstance(value, float) and math.isnan(value)
+
+
+def _objects_as_float(arr: np.ndarray, name: str) -> np.ndarray:
+    """An object array (lists holding ``None``, pandas nullable ``Float64``/``Int64`` frames) as
+    float64 with ``NaN`` at the missing values; anything but a real number or a missing value
+    is a ``TypeError`` naming its position."""
+    out = np.empty(arr.shape, np.float64)
+    for index, value in np.ndenumerate(arr):
+        if _is_missing(value):
+            out[index] = np.nan
+        elif isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)):
+            out[index] = float(value)
+        else:
+            where = ", ".join(str(i) for i in index)
+            shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+            raise TypeError(
+                f"{name} must be an array of real numbers (None or pandas NA for a missing "
+                f"value); got {shown} of type {type(value).__name__} at [{where}] (convert "
+                "strings or objects to floats first)"
+            )
+    return out
+
+
 def validate_matrix(
     X: Any, mask: Any = None, *, name: str = "X", allow_all_missing: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
     """Check a partially observed matrix and return a float64 copy with its mask.
 
     Args:
-        X: Array-like of shape ``(n, d)``; ``NaN`` marks a missing entry. Integer, float16 and
-            other real dtypes are accepted, as are pandas DataFrames.
+        X: Array-like of shape ``(n, d)``; ``NaN`` marks a missing entry, and so do ``None``
+            (nested lists) and pandas' ``NA`` (nullable ``Float64``/``Int64`` frames). Integer,
+            float16 and other real dtypes are accepted, as are pandas DataFrames.
         mask: Optional boolean array of shape ``(n, d)``; ``True`` marks an observed entry and
             overrides the ``NaN`` convention (values at unobserved entries are ignored).
         name: Name of the argument, used in error messages.
@@ -77,6 +108,8 @@ def validate_matrix(
             is infinite or ``NaN``; every entry is missing.
     """
     arr = as_array(X, name)
+    if arr.dtype == object:
+        arr = _objects_as_float(arr, name)
     if arr.dtype.kind == "b" or arr.dtype.kind not in "iuf":
         raise TypeError(
             f"{name} must be an array of real numbers; got dtype {arr.dtype}"
@@ -330,6 +363,7 @@ class DenseLayout:
                 count=count,
                 total=total,
                 sq_resid=float((resid * resid).sum()),
+                col_sq_resid=(resid * resid).sum(axis=0),
                 sq_total=float(np.sum(x0 * x0)),
                 nnz=self.nnz,
                 n_rows=self.shape[0],

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any
 
 import numpy as np
 
-__all__ = ["load_ratings", "save_ratings"]
+from jaxmix._validate import ZeroAsMissingWarning
+
+__all__ = ["ZERO_SHARE", "load_ratings", "save_ratings"]
+
+#: ``load_ratings(missing=0)`` warns about a column when at least this share of its values are
+#: zeros and some other value of it lies below 1.
+ZERO_SHARE = 0.1
 
 
 def load_ratings(path: str | os.PathLike, missing: float | None = 0) -> np.ndarray:
@@ -26,6 +33,11 @@ def load_ratings(path: str | os.PathLike, missing: float | None = 0) -> np.ndarr
         FileNotFoundError: No such file.
         ValueError: The file is empty, has rows of different lengths, or holds text that is not a
             number (the message names the file and line).
+
+    Warns:
+        ZeroAsMissingWarning: With ``missing=0``, a column has many zeros (at least
+            :data:`ZERO_SHARE` of its values) and also values below 1: the zeros are probably
+            data, not "not rated".
     """
     path = os.fspath(path)
     with open(path, "rb") as fh:
@@ -63,8 +75,28 @@ def load_ratings(path: str | os.PathLike, missing: float | None = 0) -> np.ndarr
     if not np.isfinite(X[~np.isnan(X)]).all():
         raise ValueError(f"{path} holds infinite values")
     if missing is not None:
+        if missing == 0:
+            _warn_real_zeros(X, path)
         X[X == missing] = np.nan
     return X
+
+
+def _warn_real_zeros(X: np.ndarray, path: str) -> None:
+    """Warn when zeros, about to be read as missing, look like real values: a column with many
+    zeros (:data:`ZERO_SHARE`) whose other values go below 1 (ratings start at 1)."""
+    count = np.sum(~np.isnan(X), axis=0)
+    zeros = np.sum(X == 0, axis=0)
+    below = np.sum((X != 0) & (X < 1), axis=0)
+    suspect = np.flatnonzero((zeros > 0) & (zeros >= ZERO_SHARE * count) & (below > 0))
+    if suspect.size:
+        shown = ", ".join(str(int(c)) for c in suspect[:5]) + (", ..." if suspect.size > 5 else "")
+        warnings.warn(
+            f"{path}: {suspect.size} columns (column {shown}) have many zeros and also values "
+            "below 1, yet zeros are read as missing (missing=0, the course's ratings format); if "
+            "the zeros are real values, load with missing=None (NaN in the file marks missing)",
+            ZeroAsMissingWarning,
+            stacklevel=3,
+        )
 
 
 def _is_float(s: str) -> bool:

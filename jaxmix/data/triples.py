@@ -627,12 +627,16 @@ class TriplesLayout:
             count, total = S.column_sums()
             mean = np.divide(total, count, out=np.zeros_like(total), where=count > 0)
             sq_resid = sq_total = 0.0
+            col_sq = np.zeros(S.shape[1])
             for s in spans(S.nnz):
                 v = S.values[s].astype(np.float64)
                 r = v - mean[S.cols[s]]
                 sq_resid += float(r @ r)
                 sq_total += float(v @ v)
-            self._summary = ColumnSummary(count, total, sq_resid, sq_total, S.nnz, S.shape[0])
+                col_sq += np.bincount(S.cols[s], weights=r * r, minlength=S.shape[1])
+            self._summary = ColumnSummary(
+                count, total, sq_resid, sq_total, S.nnz, S.shape[0], col_sq
+            )
         return self._summary
 
     def row_counts(self) -> np.ndarray:

@@ -223,7 +223,9 @@ def compare_em_svi(
     without bound. A prior (``Prior()``) removes the degeneracy.
 
     Args:
-        X: Array-like ``(n, d)``; ``NaN`` marks a missing entry.
+        X: Array-like ``(n, d)``; ``NaN`` marks a missing entry (a
+            :class:`~jaxmix.SparseRatings` is made dense, up to
+            :data:`jaxmix.data.MAX_DENSE_ENTRIES` entries).
         K: Number of components.
         mask: Optional boolean ``(n, d)``, ``True`` = observed.
         prior: ``None`` (maximum likelihood) or a :class:`~jaxmix.Prior`.
@@ -255,7 +257,7 @@ def compare_em_svi(
         >>> report.agree, report.permutation.shape
         (True, (2,))
     """
-    layout = as_data(X, mask, "dense")
+    layout = as_data(X, mask, "dense", what="compare_em_svi")
     values, observed = layout.values, layout.observed
     K = check_n_components(K, values.shape[0])
     family = get_family(covariance)

@@ -207,7 +207,7 @@ def _select_heldout(
     ranks: Any,
     row_offset: Any,
     n_init: int,
-    min_var: float,
+    min_var: float | None,
     seed: int,
     fraction: float,
     max_iter: Any,
@@ -231,7 +231,8 @@ def _select_heldout(
         ranks = [None]
     n_init = check_positive_int(n_init, "n_init")
     seed = check_seed(seed)
-    check_nonneg_float(min_var, "min_var")
+    if min_var is not None:
+        check_nonneg_float(min_var, "min_var")
     options = {"n_init": n_init, "seed": seed, "min_var": min_var, "prior": prior}
     if max_iter is not None:
         options["max_iter"] = check_positive_int(max_iter, "max_iter")
@@ -287,7 +288,7 @@ def select_k(
     prior: Prior = Prior(),  # noqa: B008 (an immutable NamedTuple)
     covariance: str = "spherical",
     n_init: int = 5,
-    min_var: float = 0.25,
+    min_var: float | None = None,
     num_chains: int = 1,
     num_warmup: int = 300,
     num_samples: int = 300,
@@ -323,7 +324,8 @@ def select_k(
         covariance: The covariance family (``"spherical"``, ``"diag"``, ``"shared"``,
             ``"factor"``), for every fit.
         n_init: EM restarts per ``K``.
-        min_var: Variance floor of the maximum-likelihood EM fits (the reference's 0.25).
+        min_var: Variance floor of the maximum-likelihood EM fits (``None``: the scale-aware
+            default of :func:`jaxmix.fit_em`, the reference's 0.25 on ratings).
         num_chains, num_warmup, num_samples: MCMC settings per ``K``.
         seed: Seed of every fit (and, for ``"heldout"``, of the split).
         verbose: Print the table.
@@ -355,13 +357,14 @@ def select_k(
         )  # fmt: skip
     if ranks is not None:
         raise ValueError("ranks are compared with criterion='heldout' (criterion='loo' compares K)")
-    layout = as_data(X, mask, "dense")
+    layout = as_data(X, mask, "dense", what="select_k(criterion='loo')")
     values, observed = layout.values, layout.observed
     ks = _check_ks(ks, layout.shape[0])
     covariance = get_family(covariance).name
     n_init = check_positive_int(n_init, "n_init")
     seed = check_seed(seed)
-    check_nonneg_float(min_var, "min_var")
+    if min_var is not None:
+        check_nonneg_float(min_var, "min_var")
     # fit_mcmc's own checks, done before the first (EM) fit rather than after it.
     if prior is None:
         raise ValueError(

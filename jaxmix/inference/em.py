@@ -60,11 +60,18 @@ from jaxmix._validate import (
     check_positive_int,
     check_seed,
 )
-from jaxmix.data import METHODS, EStep, Standardizer, as_data, float_dtype
+from jaxmix.data import METHODS, EStep, Standardizer, as_data, default_min_var, float_dtype
 from jaxmix.data.triples import DENSE_ROW_DENSITY, check_mesh
 from jaxmix.inference.init import init_params
 from jaxmix.models.families import Family, as_params, family_of, get_family
-from jaxmix.models.mixture import as_device, objective, to_data, to_internal
+from jaxmix.models.mixture import (
+    as_device,
+    objective,
+    to_data,
+    to_internal,
+    warn_column_scales,
+    warn_fit,
+)
 from jaxmix.models.prior import (
     Prior,
     log_prior,
@@ -299,7 +306,7 @@ def fit_em(
     init: Any = "kmeans++",
     tol: float = 1e-6,
     max_iter: int = 1000,
-    min_var: float = 0.25,
+    min_var: float | None = None,
     progress: bool = False,
     prior: Prior | None = None,
     covariance: Any = "spherical",
@@ -341,7 +348,11 @@ def fit_em(
             is adapted the same way.
         tol: Relative tolerance: stop when ``obj_new - obj_old <= tol * |obj_new|``.
         max_iter: Iteration cap per restart.
-        min_var: Floor on every variance (data units). It applies with a prior too: MAP-EM then
+        min_var: Floor on every variance (data units). ``None`` (default): scale-aware,
+            :func:`jaxmix.data.default_min_var` (the course's ``0.25`` on data spread like
+            ratings, 0.25 in standardised units on data of smaller spread; a
+            :class:`~jaxmix.VarianceFloorWarning` when most variances sit on a floor as wide
+            as the data). It applies with a prior too: MAP-EM then
             maximises over ``var >= min_var`` (still monotone). Pass ``min_var=0`` for the
             unconstrained posterior mode (the InverseGamma prior keeps the variances positive).
             Without a prior, ``min_var=0`` lets a component collapse onto a few rows (the
@@ -381,7 +392,15 @@ def fit_em(
         An :class:`~jaxmix.EMResult`.
 
     Raises:
-        TypeError, ValueError: On malformed input (see :func:`jaxmix.validate_matrix`).
+        TypeError, ValueError: On malformed input (see :func:`jaxmix.validate_matrix`), or a
+            ``min_var`` not representable in the standardised units of JAX's float dtype.
+
+    Warns:
+        ColumnScaleWarning: Column scales span three orders of magnitude under a family with
+            one variance for every column (``"spherical"``, ``"shared"``).
+        EmptyComponentWarning: A component of the winner has weight about 0.
+        VarianceFloorWarning: Most variances sit on a floor at least half the data's pooled
+            variance.
 
     Example:
         >>> import numpy as np, jaxmix
@@ -405,11 +424,16 @@ def fit_em(
     max_iter = check_positive_int(max_iter, "max_iter")
     seed = check_seed(seed)
     tol = check_nonneg_float(tol, "tol")
-    min_var = check_nonneg_float(min_var, "min_var")
+    default_floor = min_var is None
+    if not default_floor:
+        min_var = check_nonneg_float(min_var, "min_var")
     family = get_family(covariance, rank=rank, row_offset=row_offset)
     chunk_size, dense_row_density = _check_layout_options(chunk_size, dense_row_density)
     mesh = check_mesh(mesh)
     summary = layout.summary()
+    if default_floor:
+        min_var = default_min_var(summary)
+    warn_column_scales(summary, family)
     if prior is not None:
         prior = resolve_prior(prior, summary)
         if prior.alpha < 1.0:
@@ -432,7 +456,7 @@ def fit_em(
         prior_shift = log_prior_shift(family, K, d, std.scale)
     consts = EMConstants(
         tol=jnp.asarray(tol, dtype),
-        min_var=jnp.asarray(min_var / std.scale**2, dtype),
+        min_var=jnp.asarray(std.internal_min_var(min_var, dtype), dtype),
         ll_shift=jnp.asarray(std.log_likelihood_shift(layout.nnz), dtype),
         prior=prior_internal,
         prior_shift=jnp.asarray(prior_shift, dtype),
@@ -454,6 +478,7 @@ def fit_em(
     stats = jax.device_get(_final_stats(as_device(best, dtype), data))
     est = family.estimation_cov(stats, best, prior_internal)
     scale2 = std.scale**2
+    warn_fit(result.params, summary, min_var)
     return result._replace(estimation_cov=jax.tree.map(lambda a: a * scale2, est))
 
 

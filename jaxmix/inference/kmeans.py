@@ -129,7 +129,8 @@ def kmeans(
 
     Args:
         X: Array-like ``(n, d)``; ``NaN`` marks a missing entry (a small
-            :class:`~jaxmix.SparseRatings` is made dense).
+            :class:`~jaxmix.SparseRatings` is made dense, up to
+            :data:`jaxmix.data.MAX_DENSE_ENTRIES` entries).
         K: Number of clusters, ``1 <= K <= n``.
         mask: Optional boolean ``(n, d)``, ``True`` = observed.
         n_init: Number of restarts.
@@ -148,7 +149,7 @@ def kmeans(
         >>> sorted(np.bincount(res.labels).tolist())
         [2, 2]
     """
-    layout = as_data(X, mask, method="dense")
+    layout = as_data(X, mask, method="dense", what="kmeans")
     K = check_n_components(K, layout.shape[0])
     n_init = check_positive_int(n_init, "n_init")
     max_iter = check_positive_int(max_iter, "max_iter")

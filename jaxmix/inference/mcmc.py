@@ -326,7 +326,8 @@ def fit_mcmc(
 
     Args:
         X: Array-like ``(n, d)``; ``NaN`` marks a missing entry (a
-            :class:`~jaxmix.SparseRatings` is made dense: the model is the dense one).
+            :class:`~jaxmix.SparseRatings` is made dense, up to
+            :data:`jaxmix.data.MAX_DENSE_ENTRIES` entries: the model is the dense one).
         K: Number of components, ``1 <= K <= n``.
         mask: Optional boolean ``(n, d)``, ``True`` = observed; overrides the ``NaN`` convention.
         prior: A :class:`~jaxmix.Prior` (its ``None`` fields are resolved from ``X``). It must be
@@ -367,7 +368,7 @@ def fit_mcmc(
         >>> res.draws.mu.shape, res.draws.weights.shape, res.mu.shape
         ((1, 50, 2, 5), (1, 50, 2), (2, 5))
     """
-    layout = as_data(X, mask, "dense")
+    layout = as_data(X, mask, "dense", what="fit_mcmc")
     n, d = layout.shape
     K = check_n_components(K, n)
     family = get_family(covariance, rank=rank, row_offset=row_offset)

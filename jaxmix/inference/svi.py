@@ -393,7 +393,8 @@ def fit_svi(
 
     Args:
         X: Array-like ``(n, d)``; ``NaN`` marks a missing entry (a
-            :class:`~jaxmix.SparseRatings` is materialised as a dense matrix).
+            :class:`~jaxmix.SparseRatings` is materialised as a dense matrix, up to
+            :data:`jaxmix.data.MAX_DENSE_ENTRIES` entries).
         K: Number of components, ``1 <= K <= n``.
         mask: Optional boolean ``(n, d)``, ``True`` = observed; overrides the ``NaN`` convention.
         guide: ``"map"`` or ``"meanfield"``.
@@ -442,7 +443,7 @@ def fit_svi(
         >>> bool(np.isclose(res.objective, jaxmix.log_objective(X, res.params)))
         True
     """
-    layout = as_data(X, mask, "dense")
+    layout = as_data(X, mask, "dense", what="fit_svi")
     n, d = layout.shape
     K = check_n_components(K, n)
     check_choice(guide, "guide", GUIDES)

@@ -22,6 +22,7 @@ equivariant under the affine map).
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import jax
@@ -30,13 +31,19 @@ import numpy as np
 from jax import Array
 from scipy.optimize import linear_sum_assignment
 
-from jaxmix.data import Standardizer
+from jaxmix._validate import ColumnScaleWarning, EmptyComponentWarning, VarianceFloorWarning
+from jaxmix.data import ColumnSummary, Standardizer
 from jaxmix.models.families import as_params, family_of
 from jaxmix.models.prior import log_prior
 from jaxmix.params import MixtureParams
 
 __all__ = [
+    "FLOOR_SHARE",
+    "FLOOR_SPREAD",
+    "SCALE_RATIO",
     "as_device",
+    "warn_column_scales",
+    "warn_fit",
     "match_components",
     "objective",
     "permute_components",
@@ -44,6 +51,79 @@ __all__ = [
     "to_data",
     "to_internal",
 ]
+
+
+#: :func:`warn_fit` warns when at least this share of the fitted variances sit on the floor ...
+FLOOR_SHARE = 0.5
+#: ... and the floor is at least this many times the data's pooled variance.
+FLOOR_SPREAD = 0.5
+#: :func:`warn_column_scales` warns when the largest column standard deviation is this many times
+#: the smallest (three orders of magnitude).
+SCALE_RATIO = 1e3
+#: A component whose weight times the number of rows is below this is empty.
+EMPTY_ROWS = 1e-6
+
+
+def warn_column_scales(summary: ColumnSummary, family: Any, stacklevel: int = 3) -> None:
+    """Warn (:class:`~jaxmix.ColumnScaleWarning`) when the columns' standard deviations span more
+    than :data:`SCALE_RATIO` and ``family`` gives all columns one variance per component
+    (``"spherical"``, ``"shared"``): the widest columns then decide the clusters alone.
+
+    Columns with fewer than two entries or no spread are left out of the comparison.
+    """
+    if family.name not in ("spherical", "shared"):
+        return
+    sd = summary.column_sd()
+    sd = sd[np.isfinite(sd) & (sd > 0)]
+    if sd.size < 2:
+        return
+    lo, hi = float(sd.min()), float(sd.max())
+    if hi > SCALE_RATIO * lo:
+        warnings.warn(
+            f"the columns' standard deviations range from {lo:.3g} to {hi:.3g} ({hi / lo:.2g} "
+            f"times); the {family.name!r} family gives every column one variance, so the widest "
+            "columns decide the clusters. Use covariance='diag', or divide every column by its "
+            "standard deviation first",
+            ColumnScaleWarning,
+            stacklevel=stacklevel,
+        )
+
+
+def warn_fit(
+    params: MixtureParams, summary: ColumnSummary, min_var: float, stacklevel: int = 3
+) -> None:
+    """Warn about a fitted mixture (data units) whose numbers the data did not decide.
+
+    * :class:`~jaxmix.EmptyComponentWarning`: a component's weight times the number of rows is
+      below :data:`EMPTY_ROWS` (it explains no row).
+    * :class:`~jaxmix.VarianceFloorWarning`: at least :data:`FLOOR_SHARE` of the fitted
+      variances sit on ``min_var`` while the floor is at least :data:`FLOOR_SPREAD` times the
+      data's pooled variance (the course's ``0.25`` on data in ``[0, 1]``): the floor is as wide
+      as the data themselves. The default floor (:func:`jaxmix.data.default_min_var`) is below
+      that by construction; data without spread (one value) are not warned about.
+    """
+    weights = np.asarray(params.weights, np.float64)
+    empty = np.flatnonzero(weights * summary.n_rows < EMPTY_ROWS)
+    if empty.size:
+        warnings.warn(
+            f"{empty.size} of {weights.size} components are empty (weight about 0: components "
+            f"{empty.tolist()}); the data support fewer components, try a smaller K",
+            EmptyComponentWarning,
+            stacklevel=stacklevel,
+        )
+    spread = summary.pooled_variance
+    if min_var > 0 and spread > 0 and min_var >= FLOOR_SPREAD * spread:
+        var = np.asarray(params.cov.var, np.float64)
+        share = float(np.mean(var <= min_var * (1.0 + 1e-4)))
+        if share >= FLOOR_SHARE:
+            warnings.warn(
+                f"{share:.0%} of the fitted variances sit on the floor min_var={min_var:.3g}, "
+                f"which is {min_var / spread:.2g} times the data's pooled variance "
+                f"({spread:.3g}): the floor, not the data, decides them. Pass min_var=None "
+                "(the scale-aware default) or a smaller min_var",
+                VarianceFloorWarning,
+                stacklevel=stacklevel,
+            )
 
 
 def to_internal(params: MixtureParams, std: Standardizer) -> MixtureParams:
