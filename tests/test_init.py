@@ -168,6 +168,7 @@ def nearest_true_centre(mu, sep, K):
     return np.argmin(((mu[:, :, None, :] - centres[None, None]) ** 2).sum(axis=3), axis=2)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["dense", "triples"])
 def test_every_cluster_found_on_every_seed(kind):
     """Six well-separated clusters on complete data (centres 20 apart in half the columns, unit
@@ -197,6 +198,7 @@ def test_every_cluster_found_on_every_seed(kind):
         np.testing.assert_allclose(lls, lls.max(), rtol=1e-9)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["dense", "triples"])
 def test_missing_entries_clusters_found_after_lloyd_steps(kind):
     """With 30 % of the entries missing the seeding alone is weaker (a row's missing entries
