@@ -8,9 +8,12 @@ sd in ``[0.5, 1.5]``, weights from ``Dirichlet(5)``. For every ``n_init`` in ``-
   ``--min-var``, ``tol=1e-6``) against scikit-learn's ``GaussianMixture`` (``covariance_type=
   "spherical"``, ``n_init`` the same, ``tol=1e-6``, ``reg_covar=--min-var``, its default
   k-means start). A fit *hits* when its log-likelihood per row is within ``--within`` (1e-3) of
-  the best of the two; the table gives the share of hits of each and both wall times.
+  the dataset's optimum, the best fit of either tool at any ``n_init``; the summary gives the
+  share of hits of each, both median wall times, and the share of jaxmix fits within
+  ``--within`` of scikit-learn's at the same ``n_init`` or better (``at_sklearn``).
 * **missing data** (scikit-learn does not take ``NaN``): jaxmix against the best of
-  ``--ref-restarts`` (20) jaxmix restarts from the same start, which stands in for the optimum.
+  ``--ref-restarts`` (20) jaxmix restarts (and of the other fits), which stands in for the
+  optimum.
 
 Every fit is timed wall clock, compilation included for jaxmix's first fit of a shape (run with
 ``--warm`` to time a second fit of the same shape instead). scikit-learn is used here only; the
@@ -106,29 +109,36 @@ def run_cell(K: int, n: int, missing: float, args: argparse.Namespace) -> list[d
     rows = []
     for ds in range(args.datasets):
         X = simulate(n, args.d, K, missing, args.sep, seed=1000 * K + ds)
-        ref = None
+        lls = []
         if missing > 0:
-            ref = jaxmix_fit(X, K, args.ref_restarts, 10_000, args).log_likelihood / n
+            lls.append(jaxmix_fit(X, K, args.ref_restarts, 10_000, args).log_likelihood / n)
+        cell = []
         for n_init in args.n_init:
             res, t_jax = timed(
                 lambda X=X, n_init=n_init, ds=ds: jaxmix_fit(X, K, n_init, ds, args), args.warm
             )
-            ll_jax = res.log_likelihood / n
             row = dict(K=K, n=n, missing=missing, dataset=ds, n_init=n_init)
-            row.update(ll_jaxmix=ll_jax, time_jaxmix=t_jax)
+            row.update(ll_jaxmix=res.log_likelihood / n, time_jaxmix=t_jax)
+            lls.append(row["ll_jaxmix"])
             if missing == 0:
                 ll_sk, t_sk = timed(
                     lambda X=X, n_init=n_init, ds=ds: sklearn_ll(X, K, n_init, ds, args), args.warm
                 )
-                best = max(ll_jax, ll_sk)
-                row.update(ll_sklearn=ll_sk, time_sklearn=t_sk, best=best)
-                row.update(hit_sklearn=bool(ll_sk >= best - args.within))
-            else:
-                best = max(ref, ll_jax)
-                row.update(ll_reference=ref, best=best)
-            row["hit_jaxmix"] = bool(ll_jax >= best - args.within)
-            rows.append(row)
+                row.update(ll_sklearn=ll_sk, time_sklearn=t_sk)
+                lls.append(ll_sk)
+            cell.append(row)
+        # the optimum: the best fit of this dataset by either tool at any n_init (and, with
+        # missing entries, the best of ref_restarts jaxmix restarts)
+        best = max(lls)
+        for row in cell:
+            row["best"] = best
+            row["hit_jaxmix"] = bool(row["ll_jaxmix"] >= best - args.within)
+            if missing == 0:
+                row["hit_sklearn"] = bool(row["ll_sklearn"] >= best - args.within)
+                # the measure: at least as good as scikit-learn at the same n_init
+                row["at_sklearn"] = bool(row["ll_jaxmix"] >= row["ll_sklearn"] - args.within)
             print(json.dumps(row), flush=True)
+        rows += cell
     return rows
 
 
@@ -146,7 +156,9 @@ def summary(rows: list[dict], args: argparse.Namespace) -> list[str]:
         if missing == 0:
             hit_sk = np.mean([r["hit_sklearn"] for r in sel])
             t_sk = np.median([r["time_sklearn"] for r in sel])
-            line += f", scikit-learn hits {hit_sk:.0%} (median {t_sk:.2f} s)"
+            at_sk = np.mean([r["at_sklearn"] for r in sel])
+            line += f", scikit-learn hits {hit_sk:.0%} (median {t_sk:.2f} s); "
+            line += f"jaxmix within {args.within:g} of scikit-learn or above: {at_sk:.0%}"
         else:
             line += f" of the best of {args.ref_restarts} jaxmix restarts"
         lines.append(line)
