@@ -250,13 +250,16 @@ class _Seeding(NamedTuple):
     d: int
 
 
-def _seed_one(key: Array, data: SeedArrays, min_var: Array, opts: _Seeding) -> tuple:
-    """Greedy k-means++ and Lloyd steps for one restart (standardised units).
+def _seed_one(
+    first: Array, draws: Array, data: SeedArrays, min_var: Array, opts: _Seeding
+) -> tuple:
+    """Greedy k-means++ and Lloyd steps for one restart (standardised units), from its first
+    row ``first`` and its uniform draws ``(K, trials)`` in ``[0, 1)``.
 
     Returns ``(centres (K, d), var (K,), weights (K,), chosen (K,))`` with ``chosen`` the rows
     the seeding picked.
     """
-    K, trials = opts.K, opts.trials
+    K = opts.K
     n_obs = data.n_obs
     n = n_obs.shape[0]
     dtype = data.sq_norm.dtype
@@ -268,8 +271,6 @@ def _seed_one(key: Array, data: SeedArrays, min_var: Array, opts: _Seeding) -> t
     def dist(centres):  # mean squared difference per observed entry (0 for an empty row)
         return _sq_dist(data, centres) * per_entry[:, None]
 
-    key, k0 = jax.random.split(key)
-    first = jax.random.randint(k0, (), 0, n, dtype=jnp.int32)
     c0 = centre(first)
     centres = jnp.zeros((K, opts.d), dtype).at[0].set(c0)
     chosen = jnp.zeros((K,), jnp.int32).at[0].set(first)
@@ -277,14 +278,13 @@ def _seed_one(key: Array, data: SeedArrays, min_var: Array, opts: _Seeding) -> t
     best = dist(c0[None])[:, 0]
 
     def greedy(k, carry):
-        centres, chosen, taken, best, key = carry
-        key, ku = jax.random.split(key)
+        centres, chosen, taken, best = carry
         total = jnp.sum(best)
         # D^2 sampling; when every row sits on a chosen centre, uniformly among the others
         w = jnp.where(total > 0, best, jnp.where(taken, 0.0, 1.0).astype(dtype))
         cum = jnp.cumsum(w)
         last = n - 1 - jnp.argmax(w[::-1] > 0)  # the last row that can be drawn
-        u = jax.random.uniform(ku, (trials,), dtype) * cum[-1]
+        u = draws[k] * cum[-1]
         cand = jnp.minimum(jnp.searchsorted(cum, u, side="right"), last).astype(jnp.int32)
         cands = jax.vmap(centre)(cand)  # (trials, d)
         reduced = jnp.minimum(best[:, None], dist(cands))  # (n, trials)
@@ -294,12 +294,9 @@ def _seed_one(key: Array, data: SeedArrays, min_var: Array, opts: _Seeding) -> t
             chosen.at[k].set(cand[b]),
             taken.at[cand[b]].set(True),
             reduced[:, b],
-            key,
         )
 
-    centres, chosen, taken, best, key = lax.fori_loop(
-        1, K, greedy, (centres, chosen, taken, best, key)
-    )
+    centres, chosen, taken, best = lax.fori_loop(1, K, greedy, (centres, chosen, taken, best))
 
     def nearest(centres):
         sq = _sq_dist(data, centres)
@@ -335,19 +332,25 @@ def _seed_one(key: Array, data: SeedArrays, min_var: Array, opts: _Seeding) -> t
 
 
 @functools.partial(jax.jit, static_argnames=("opts",))
-def _seed_batched(keys: Array, data: SeedArrays, min_var: Array, opts: _Seeding) -> tuple:
+def _seed_batched(
+    first: Array, draws: Array, data: SeedArrays, min_var: Array, opts: _Seeding
+) -> tuple:
     _tracing.note("seed")
-    return jax.vmap(_seed_one, in_axes=(0, None, None, None))(keys, data, min_var, opts)
+    run = jax.vmap(_seed_one, in_axes=(0, 0, None, None, None))
+    return run(first, draws, data, min_var, opts)
 
 
-def _restart_keys(seed: int, n_init: int) -> Array:
-    """One key per restart, ``seed + r`` (any non-negative size: its low and high 32 bits)."""
-    keys = []
+def _restart_draws(n: int, K: int, trials: int, seed: int, n_init: int) -> tuple:
+    """Every restart's random numbers, from ``numpy.random.default_rng(seed + r)``: the first
+    row ``(R,)`` and the uniforms of the greedy steps ``(R, K, trials)`` (a few numbers per
+    restart, drawn on the host: the same in float32 and float64, for any size of seed)."""
+    first = np.empty(n_init, np.int32)
+    draws = np.empty((n_init, K, trials))
     for r in range(n_init):
-        s = seed + r
-        key = jax.random.key(s & 0xFFFFFFFF)
-        keys.append(jax.random.fold_in(key, (s >> 32) & 0xFFFFFFFF))
-    return jnp.stack(keys)
+        rng = np.random.default_rng(seed + r)
+        first[r] = rng.integers(n)
+        draws[r] = rng.random((K, trials))
+    return first, draws
 
 
 def kmeans_plus_plus_batched(
@@ -377,10 +380,12 @@ def kmeans_plus_plus_batched(
     of the rows of ``k`` (the pooled value when fewer than two rows are), floored at
     ``min_var``; the weights are the shares of rows with an entry (at least one row each).
 
-    Restart ``r`` uses seed ``seed + r``: row ``r`` of the result equals a single call with
-    ``seed + r``. The work runs in JAX's float dtype on the standardised data, one compiled
-    program ``vmap``-ped over the restarts: matrix products on a dense layout, a chunked pass
-    over the observed entries on triples.
+    Restart ``r`` draws its first row and its candidates' uniforms from
+    ``numpy.random.default_rng(seed + r)`` (on the host: a few numbers), so row ``r`` of the
+    result equals a single call with ``seed + r``, and float32 and float64 draw alike. The work
+    runs in JAX's float dtype on the standardised data, one compiled program ``vmap``-ped over
+    the restarts: matrix products on a dense layout, a chunked pass over the observed entries
+    on triples.
 
     Args:
         data: A layout (:func:`jaxmix.data.as_data`).
@@ -417,7 +422,9 @@ def kmeans_plus_plus_batched(
     )
     dtype = arrays.sq_norm.dtype
     floor = jnp.asarray(min_var / std.scale**2, dtype)
-    out = jax.device_get(_seed_batched(_restart_keys(seed, n_init), arrays, floor, opts))
+    first, draws = _restart_draws(n, opts.K, opts.trials, seed, n_init)
+    out = _seed_batched(jnp.asarray(first), jnp.asarray(draws, dtype), arrays, floor, opts)
+    out = jax.device_get(out)
     centres, var, weights, chosen = (np.asarray(a) for a in out)
     mu = centres.astype(np.float64) * std.scale + std.offset
     var = var.astype(np.float64) * std.scale**2
