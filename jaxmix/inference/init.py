@@ -1,32 +1,71 @@
-"""Starting parameters for EM and K-means (host-side NumPy, one set per restart).
+"""Starting parameters for EM and K-means, one set per restart.
 
 Both named methods read the data through its layout (:mod:`jaxmix.data`), so they give the same
 start for a dense matrix and for its triples. Restart ``r`` of a call with ``seed=s`` uses seed
 ``s + r``, so a batched call with ``n_init=R`` starts restart ``r`` exactly where a single call
 with ``seed=s + r`` starts.
+
+``"kmeans++"`` (the default of :func:`jaxmix.fit_em`) runs on the device, every restart at once
+(one compiled program, ``vmap`` over the restarts): greedy k-means++ seeding followed by a few
+Lloyd (k-means) steps, with distances over each row's observed entries (:func:`kmeans_plus_plus`).
+``"random_rows"`` is the reference initialisation (host-side NumPy, reproducing the course's
+numbers).
 """
 
 from __future__ import annotations
 
+import functools
+import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
+import jax.numpy as jnp
 import numpy as np
+from jax import Array, lax
 
+from jaxmix import _tracing
+from jaxmix.data import Standardizer
+from jaxmix.data.dense import float_dtype
 from jaxmix.models.families import as_params, get_family
 from jaxmix.params import MixtureParams
 
 __all__ = [
     "INIT_METHODS",
+    "LLOYD_MOVED",
+    "LLOYD_STEPS",
+    "SeedArrays",
     "check_params",
+    "greedy_trials",
     "init_params",
     "kmeans_plus_plus",
+    "kmeans_plus_plus_batched",
     "random_rows",
     "random_rows_variance",
+    "seed_arrays",
 ]
 
 INIT_METHODS = ("kmeans++", "random_rows")
+
+#: Most Lloyd (k-means) steps after the greedy seeding; they stop earlier once at most a share
+#: :data:`LLOYD_MOVED` of the rows changes its nearest centre. One step costs about what the
+#: seeding of one centre with its candidates costs (on triples a gather and a scatter of ``K``
+#: values per observed entry), so a few keep the triples' start as fast as the NumPy seeding it
+#: replaced; EM does the rest.
+LLOYD_STEPS = 5
+#: Share of rows whose move still counts as progress of the Lloyd steps.
+LLOYD_MOVED = 1e-3
+
+#: Entries per chunk when the triples' distances are summed (bounds the ``chunk x m`` gathers).
+_CHUNK = 1 << 15
+
+_HI = lax.Precision.HIGHEST
+
+
+def greedy_trials(K: int) -> int:
+    """Candidates drawn per greedy k-means++ step: ``2 + floor(log K)`` (Arthur and
+    Vassilvitskii's suggestion, also scikit-learn's)."""
+    return 2 + int(math.log(K))
 
 
 def random_rows_variance(
@@ -77,68 +116,338 @@ def random_rows(data: Any, K: int, seed: int) -> tuple[np.ndarray, np.ndarray, n
     return mu, var, np.full(K, 1.0 / K)
 
 
-def kmeans_plus_plus(
-    data: Any, K: int, seed: int, min_var: float = 0.0
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """k-means++ seeding adapted to missing entries (the default for :func:`jaxmix.fit_em`).
+# ------------------------------------------------------------------ k-means++ on the device
 
-    Means are rows chosen by D^2 sampling (the first uniformly), with their missing entries
-    filled by the column means; distances use each row's observed coordinates only (mean squared
-    difference per observed entry, so rows with many entries are not favoured). Each row is then
-    assigned to its nearest chosen mean: ``var_k`` is the mean squared residual per observed entry
-    of the rows assigned to ``k`` (the pooled value when fewer than two rows are), floored at
-    ``min_var``; the weights are the shares of rows (at least one row each).
+
+class SeedArrays(NamedTuple):
+    """The standardised matrix as the seeding reads it (a JAX pytree).
+
+    Dense input keeps ``x`` and ``mask``; triples keep ``rows``, ``cols`` and ``vals`` (sorted
+    by row, padded to whole chunks of ``(n_chunks, chunk)`` with entries of the spare row ``n``).
+    The unused fields are ``None``. In standardised units a missing entry's column mean is 0.
+
+    Attributes:
+        n_obs: ``|C_u|`` of every row, ``(n,)``.
+        sq_norm: ``|x_{u,C_u}|^2`` of every row, ``(n,)``.
+        x: Values, 0 where missing, ``(n, d)`` (dense) or ``None``.
+        mask: 1.0 where observed, ``(n, d)`` (dense) or ``None``.
+        rows: Row of every entry, ``int32`` ``(n_chunks, chunk)`` (triples) or ``None``.
+        cols: Column of every entry, ``int32`` ``(n_chunks, chunk)`` (triples) or ``None``.
+        vals: Value of every entry, ``(n_chunks, chunk)`` (triples) or ``None``.
+        start: Position of every row's first entry in the flattened triples, ``int32`` ``(n,)``.
+    """
+
+    n_obs: Array
+    sq_norm: Array
+    x: Array | None = None
+    mask: Array | None = None
+    rows: Array | None = None
+    cols: Array | None = None
+    vals: Array | None = None
+    start: Array | None = None
+
+
+def seed_arrays(data: Any, std: Standardizer, dtype: Any = None) -> tuple[SeedArrays, int]:
+    """The layout ``data`` standardised by ``std`` as :class:`SeedArrays`, and the longest row's
+    number of entries (static for the triples' row access)."""
+    dtype = float_dtype() if dtype is None else dtype
+    n, d = data.shape
+    counts = np.asarray(data.row_counts(), np.int64)
+    if data.kind == "dense":
+        x = np.where(data.observed, (data.values - std.offset) / std.scale, 0.0)
+        arrays = SeedArrays(
+            n_obs=jnp.asarray(counts, dtype),
+            sq_norm=jnp.asarray((x * x).sum(axis=1), dtype),
+            x=jnp.asarray(x, dtype),
+            mask=jnp.asarray(data.observed, dtype),
+        )
+        return arrays, d
+    rows, cols, values = data.entries()
+    z = (np.asarray(values, np.float64) - std.offset[cols]) / std.scale
+    nnz = z.size
+    chunk = min(_CHUNK, max(8, -(-nnz // 8) * 8))
+    size = -(-max(nnz, 1) // chunk) * chunk
+
+    def padded(a: np.ndarray, fill: Any, kind: Any) -> Array:
+        out = np.full(size, fill, kind)
+        out[:nnz] = a
+        return jnp.asarray(out.reshape(-1, chunk))
+
+    start = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    arrays = SeedArrays(
+        n_obs=jnp.asarray(counts, dtype),
+        sq_norm=jnp.asarray(np.bincount(rows, weights=z * z, minlength=n), dtype),
+        rows=padded(rows, n, np.int32),
+        cols=padded(cols, 0, np.int32),
+        vals=jnp.asarray(padded(z, 0.0, np.float64), dtype),
+        start=jnp.asarray(start, jnp.int32),
+    )
+    return arrays, max(int(counts.max()), 1)
+
+
+def _sq_dist(data: SeedArrays, centres: Array) -> Array:
+    """Squared distance of every row to every centre over the row's observed entries, ``(n, m)``
+    for centres ``(m, d)``."""
+    if data.x is not None:
+        cross = jnp.matmul(data.x, centres.T, precision=_HI)
+        sq = jnp.matmul(data.mask, (centres * centres).T, precision=_HI)
+        return jnp.maximum(data.sq_norm[:, None] - 2.0 * cross + sq, 0.0)
+    n = data.n_obs.shape[0]
+    table = centres.T  # (d, m)
+
+    def body(acc, chunk):
+        r, c, v = chunk
+        u = v[:, None] - table.at[c].get(mode="promise_in_bounds")
+        return acc.at[r].add(u * u, mode="promise_in_bounds"), None
+
+    acc = jnp.zeros((n + 1, centres.shape[0]), centres.dtype)
+    acc, _ = lax.scan(body, acc, (data.rows, data.cols, data.vals))
+    return acc[:n]
+
+
+def _row_centre(data: SeedArrays, i: Array, max_row: int, d: int) -> Array:
+    """Row ``i`` as a centre ``(d,)``: its observed values, the column means (0) elsewhere."""
+    if data.x is not None:
+        return data.x[i]
+    cols = data.cols.reshape(-1)
+    vals = data.vals.reshape(-1)
+    offs = jnp.arange(max_row)
+    valid = offs < data.n_obs[i]
+    pos = jnp.where(valid, data.start[i] + offs, 0)
+    return (
+        jnp.zeros((d,), vals.dtype)
+        .at[jnp.where(valid, cols[pos], d)]
+        .add(jnp.where(valid, vals[pos], 0.0), mode="drop")
+    )
+
+
+def _cluster_means(data: SeedArrays, labels: Array, old: Array) -> Array:
+    """Every cluster's mean of its rows' observed values, column by column, ``(K, d)``; a
+    column without an observed value in the cluster keeps the ``old`` centre's value."""
+    K, d = old.shape
+    if data.x is not None:
+        onehot = jax.nn.one_hot(labels, K, dtype=data.x.dtype)
+        sums = jnp.matmul(onehot.T, data.x, precision=_HI)
+        counts = jnp.matmul(onehot.T, data.mask, precision=_HI)
+    else:
+        rows, cols = data.rows.reshape(-1), data.cols.reshape(-1)
+        lab = jnp.concatenate([labels, jnp.full((1,), K, labels.dtype)])[rows]
+        both = jnp.stack([data.vals.reshape(-1), jnp.ones_like(data.vals.reshape(-1))], axis=1)
+        acc = jnp.zeros(((K + 1) * d, 2), old.dtype)  # cluster K: the padding entries
+        acc = acc.at[lab * d + cols].add(both, mode="promise_in_bounds")[: K * d]
+        sums, counts = acc[:, 0].reshape(K, d), acc[:, 1].reshape(K, d)
+    has = counts > 0
+    return jnp.where(has, sums / jnp.where(has, counts, 1.0), old)
+
+
+class _Seeding(NamedTuple):
+    """The static options of one seeding program."""
+
+    K: int
+    trials: int
+    lloyd_steps: int
+    max_row: int
+    d: int
+
+
+def _seed_one(
+    first: Array, draws: Array, data: SeedArrays, min_var: Array, opts: _Seeding
+) -> tuple:
+    """Greedy k-means++ and Lloyd steps for one restart (standardised units), from its first
+    row ``first`` and its uniform draws ``(K, trials)`` in ``[0, 1)``.
+
+    Returns ``(centres (K, d), var (K,), weights (K,), chosen (K,))`` with ``chosen`` the rows
+    the seeding picked.
+    """
+    K = opts.K
+    n_obs = data.n_obs
+    n = n_obs.shape[0]
+    dtype = data.sq_norm.dtype
+    per_entry = jnp.where(n_obs > 0, 1.0 / jnp.where(n_obs > 0, n_obs, 1.0), 0.0)
+
+    def centre(i):
+        return _row_centre(data, i, opts.max_row, opts.d)
+
+    def dist(centres):  # mean squared difference per observed entry (0 for an empty row)
+        return _sq_dist(data, centres) * per_entry[:, None]
+
+    c0 = centre(first)
+    centres = jnp.zeros((K, opts.d), dtype).at[0].set(c0)
+    chosen = jnp.zeros((K,), jnp.int32).at[0].set(first)
+    taken = jnp.zeros((n,), bool).at[first].set(True)
+    best = dist(c0[None])[:, 0]
+
+    def greedy(k, carry):
+        centres, chosen, taken, best = carry
+        total = jnp.sum(best)
+        # D^2 sampling; when every row sits on a chosen centre, uniformly among the others
+        w = jnp.where(total > 0, best, jnp.where(taken, 0.0, 1.0).astype(dtype))
+        cum = jnp.cumsum(w)
+        last = n - 1 - jnp.argmax(w[::-1] > 0)  # the last row that can be drawn
+        u = draws[k] * cum[-1]
+        cand = jnp.minimum(jnp.searchsorted(cum, u, side="right"), last).astype(jnp.int32)
+        cands = jax.vmap(centre)(cand)  # (trials, d)
+        reduced = jnp.minimum(best[:, None], dist(cands))  # (n, trials)
+        b = jnp.argmin(jnp.sum(reduced, axis=0))  # the candidate that most lowers the potential
+        return (
+            centres.at[k].set(cands[b]),
+            chosen.at[k].set(cand[b]),
+            taken.at[cand[b]].set(True),
+            reduced[:, b],
+        )
+
+    centres, chosen, taken, best = lax.fori_loop(1, K, greedy, (centres, chosen, taken, best))
+
+    def nearest(centres):
+        sq = _sq_dist(data, centres)
+        return jnp.argmin(sq, axis=1).astype(jnp.int32), sq
+
+    def lloyd_cond(carry):
+        _, _, step, changed = carry
+        return changed & (step < opts.lloyd_steps)
+
+    def lloyd(carry):
+        centres, labels, step, _ = carry
+        centres = _cluster_means(data, labels, centres)
+        new, _ = nearest(centres)
+        moved = jnp.sum(new != labels)
+        return centres, new, step + 1, moved > LLOYD_MOVED * n
+
+    labels, _ = nearest(centres)
+    centres, labels, _, _ = lax.while_loop(
+        lloyd_cond, lloyd, (centres, labels, jnp.asarray(0), jnp.asarray(True))
+    )
+    labels, sq = nearest(centres)
+    onehot = jax.nn.one_hot(labels, K, dtype=dtype) * (n_obs > 0)[:, None]
+    sse = jnp.sum(onehot * sq, axis=0)
+    members = jnp.sum(onehot, axis=0)
+    m_obs = jnp.sum(onehot * n_obs[:, None], axis=0)
+    pooled = jnp.sum(sse) / jnp.maximum(jnp.sum(n_obs), 1.0)
+    ok = (members >= 2) & (m_obs > 0)
+    var = jnp.where(ok, sse / jnp.where(ok, m_obs, 1.0), pooled)
+    var = jnp.maximum(var, min_var)
+    var = jnp.where(var > 0, var, 1.0)
+    share = jnp.maximum(members, 1.0)
+    return centres, var, share / jnp.sum(share), chosen
+
+
+@functools.partial(jax.jit, static_argnames=("opts",))
+def _seed_batched(
+    first: Array, draws: Array, data: SeedArrays, min_var: Array, opts: _Seeding
+) -> tuple:
+    _tracing.note("seed")
+    run = jax.vmap(_seed_one, in_axes=(0, 0, None, None, None))
+    return run(first, draws, data, min_var, opts)
+
+
+def _restart_draws(n: int, K: int, trials: int, seed: int, n_init: int) -> tuple:
+    """Every restart's random numbers, from ``numpy.random.default_rng(seed + r)``: the first
+    row ``(R,)`` and the uniforms of the greedy steps ``(R, K, trials)`` (a few numbers per
+    restart, drawn on the host: the same in float32 and float64, for any size of seed)."""
+    first = np.empty(n_init, np.int32)
+    draws = np.empty((n_init, K, trials))
+    for r in range(n_init):
+        rng = np.random.default_rng(seed + r)
+        first[r] = rng.integers(n)
+        draws[r] = rng.random((K, trials))
+    return first, draws
+
+
+def kmeans_plus_plus_batched(
+    data: Any,
+    K: int,
+    seed: int,
+    n_init: int = 1,
+    min_var: float = 0.0,
+    *,
+    trials: int | None = None,
+    lloyd_steps: int | None = None,
+    with_rows: bool = False,
+) -> tuple[np.ndarray, ...]:
+    """Greedy k-means++ and Lloyd steps for ``n_init`` restarts at once, on the device.
+
+    Distances use each row's observed entries only: the mean squared difference per observed
+    entry between the row and a centre (so rows with many entries are not favoured). The first
+    centre is a row drawn uniformly; every further one is the best of ``trials`` rows drawn with
+    probability proportional to their distance to the nearest chosen centre (D^2 sampling): the
+    one that most lowers the sum of those distances (greedy k-means++; when every row sits on a
+    chosen centre, the candidates are drawn uniformly among the other rows). A centre is its row
+    with the missing entries filled by the column means. Then up to ``lloyd_steps`` Lloyd steps
+    (each cluster's mean of its rows' observed values, column by column; a column the cluster
+    never observes keeps its value), stopping once at most a share :data:`LLOYD_MOVED` of the rows
+    changes its nearest centre. Each row
+    then goes to its nearest centre: ``var_k`` is the mean squared residual per observed entry
+    of the rows of ``k`` (the pooled value when fewer than two rows are), floored at
+    ``min_var``; the weights are the shares of rows with an entry (at least one row each).
+
+    Restart ``r`` draws its first row and its candidates' uniforms from
+    ``numpy.random.default_rng(seed + r)`` (on the host: a few numbers), so row ``r`` of the
+    result equals a single call with ``seed + r``, and float32 and float64 draw alike. The work
+    runs in JAX's float dtype on the standardised data, one compiled program ``vmap``-ped over
+    the restarts: matrix products on a dense layout, a chunked pass over the observed entries
+    on triples.
 
     Args:
         data: A layout (:func:`jaxmix.data.as_data`).
-        K: Number of components.
-        seed: Seed of ``numpy.random.default_rng``.
-        min_var: Variance floor.
+        K: Number of components, ``1 <= K <= n``.
+        seed: Base seed (restart ``r`` uses ``seed + r``).
+        n_init: Number of restarts ``R``.
+        min_var: Variance floor (data units).
+        trials: Candidates per greedy step (default :func:`greedy_trials`); 1 is plain
+            k-means++.
+        lloyd_steps: Most Lloyd steps (0: the seeding alone; default :data:`LLOYD_STEPS`).
+        with_rows: Also return the rows the seeding picked, ``(R, K)``.
 
     Returns:
-        ``(mu (K, d), var (K,), weights (K,))``, float64.
+        ``(mu (R, K, d), var (R, K), weights (R, K))`` as float64 NumPy arrays in data units (and
+        the chosen rows with ``with_rows``).
+
+    Example:
+        >>> import numpy as np, jaxmix
+        >>> from jaxmix.inference.init import kmeans_plus_plus_batched
+        >>> X = np.array([[0.0, 0.0], [0.1, np.nan], [5.0, 5.0], [5.1, 5.0]])
+        >>> mu, var, w = kmeans_plus_plus_batched(jaxmix.as_data(X), 2, seed=0, n_init=3)
+        >>> mu.shape, np.sort(w[0]).tolist()
+        ((3, 2, 2), [0.5, 0.5])
     """
     n, d = data.shape
-    col_mean = data.summary().column_means()
-    n_obs = data.row_counts()
+    std = Standardizer.fit(data.summary())
+    arrays, max_row = seed_arrays(data, std)
+    opts = _Seeding(
+        K=int(K),
+        trials=greedy_trials(K) if trials is None else int(trials),
+        lloyd_steps=LLOYD_STEPS if lloyd_steps is None else int(lloyd_steps),
+        max_row=max_row,
+        d=d,
+    )
+    dtype = arrays.sq_norm.dtype
+    floor = jnp.asarray(min_var / std.scale**2, dtype)
+    first, draws = _restart_draws(n, opts.K, opts.trials, seed, n_init)
+    out = _seed_batched(jnp.asarray(first), jnp.asarray(draws, dtype), arrays, floor, opts)
+    out = jax.device_get(out)
+    centres, var, weights, chosen = (np.asarray(a) for a in out)
+    mu = centres.astype(np.float64) * std.scale + std.offset
+    var = var.astype(np.float64) * std.scale**2
+    weights = weights.astype(np.float64)
+    weights = weights / weights.sum(axis=1, keepdims=True)
+    if with_rows:
+        return mu, var, weights, chosen.astype(np.int64)
+    return mu, var, weights
 
-    def centre_of(i: int) -> np.ndarray:
-        c = col_mean.copy()
-        cols, vals = data.row(i)
-        c[cols] = vals
-        return c
 
-    rng = np.random.default_rng(seed)
-    chosen = [int(rng.integers(n))]
-    centres = [centre_of(chosen[0])]
-    best = data.mean_sq_dist(centres[0])
-    dists = [best]
-    for _ in range(1, K):
-        probs = best.copy()
-        probs[chosen] = 0.0
-        total = probs.sum()
-        if total > 0 and np.isfinite(total):
-            nxt = int(rng.choice(n, p=probs / total))
-        else:  # every remaining row sits on a chosen centre: pick uniformly among the rest
-            nxt = int(rng.choice(np.setdiff1d(np.arange(n), chosen)))
-        chosen.append(nxt)
-        centres.append(centre_of(nxt))
-        dists.append(data.mean_sq_dist(centres[-1]))
-        best = np.minimum(best, dists[-1])
-    dist = np.stack(dists, axis=1)  # (n, K) mean squared residual per observed entry
-    labels = np.argmin(dist, axis=1)
-    sse = dist * n_obs[:, None]
-    pooled = sse[np.arange(n), labels].sum() / max(n_obs.sum(), 1)
-    var = np.empty(K)
-    share = np.empty(K)
-    for k in range(K):
-        members = labels == k
-        m_obs = n_obs[members].sum()
-        var[k] = sse[members, k].sum() / m_obs if members.sum() >= 2 and m_obs > 0 else pooled
-        share[k] = max(members.sum(), 1)
-    var = np.maximum(var, min_var)
-    var = np.where(var > 0, var, 1.0)
-    return np.stack(centres), var, share / share.sum()
+def kmeans_plus_plus(
+    data: Any, K: int, seed: int, min_var: float = 0.0, **options: Any
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One restart of :func:`kmeans_plus_plus_batched` (the default start of
+    :func:`jaxmix.fit_em`): ``(mu (K, d), var (K,), weights (K,))``, float64.
+
+    Keyword ``options`` (``trials``, ``lloyd_steps``) are passed on.
+    """
+    mu, var, weights = kmeans_plus_plus_batched(data, K, seed, 1, min_var, **options)
+    return mu[0], var[0], weights[0]
+
+
+# ------------------------------------------------------------------ explicit starts
 
 
 def check_params(init: Any, K: int, d: int, covariance: Any = "spherical") -> MixtureParams:
@@ -208,7 +517,7 @@ def init_params(
         n_init: Number of restarts for a named method; explicit parameters bring their own
             (``n_init`` must then be 1 or match).
         seed: Restart ``r`` uses ``seed + r``.
-        min_var: Variance floor (used by k-means++).
+        min_var: Variance floor (used by k-means++, :func:`kmeans_plus_plus_batched`).
         covariance: The covariance family; the named methods' one variance per component is
             made the family's (:meth:`~jaxmix.models.families.base.Family.from_component_variances`:
             repeated over the columns for ``"diag"``, the weighted mean for ``"shared"``).
@@ -222,7 +531,8 @@ def init_params(
         if init == "random_rows":
             sets = [random_rows(data, K, seed + r) for r in range(n_init)]
         elif init == "kmeans++":
-            sets = [kmeans_plus_plus(data, K, seed + r, min_var) for r in range(n_init)]
+            batch = kmeans_plus_plus_batched(data, K, seed, n_init, min_var)
+            sets = list(zip(*batch, strict=True))
         else:
             raise ValueError(
                 f"init must be one of {INIT_METHODS} or explicit parameters; got {init!r}"
