@@ -19,10 +19,19 @@ from jaxmix._validate import check_choice
 from jaxmix.data.base import ColumnSummary, EStep, RowInfo, Standardizer
 from jaxmix.data.dense import DenseArrays, DenseLayout, float_dtype, validate_matrix
 from jaxmix.data.io import load_ratings, save_ratings
-from jaxmix.data.ratings import SparseRatings, load_sparse_ratings, sparse_ratings, triples_of
+from jaxmix.data.ratings import (
+    IdMaps,
+    SparseRatings,
+    UnknownIdError,
+    load_sparse_ratings,
+    sparse_ratings,
+    triples_of,
+)
 from jaxmix.data.triples import ChunkedTriples, TriplesLayout
 
 __all__ = [
+    "IdMaps",
+    "UnknownIdError",
     "AUTO_MIN_ENTRIES",
     "ChunkedTriples",
     "ColumnSummary",
