@@ -30,6 +30,7 @@ __all__ = [
     "fitted_params",
     "posterior_of_rows",
     "predict_entries",
+    "refuse_ambiguous_positions",
     "responsibilities",
     "row_posterior",
 ]
@@ -243,7 +244,7 @@ def complete(
         raise ValueError("give the entries by position (rows, cols) or by id, not both")
     ids = getattr(X, "ids", None) if isinstance(X, SparseRatings) else None
     if rows is not None and not positions and ids is not None:
-        _refuse_ambiguous_positions(ids, X.shape)
+        refuse_ambiguous_positions(ids, X.shape)
     params = fitted_params(result)
     layout = as_data(X, mask, allow_all_missing=True)
     if user_ids is not None:
@@ -277,8 +278,14 @@ def _is_data_frame(X: Any) -> bool:
     )
 
 
-def _refuse_ambiguous_positions(ids: IdMaps, shape: tuple[int, int]) -> None:
-    """Refuse ``rows`` / ``cols`` on a matrix whose integer ids differ from its positions."""
+def refuse_ambiguous_positions(
+    ids: IdMaps, shape: tuple[int, int], what: str = "rows= and cols="
+) -> None:
+    """Refuse positions (``what``) on a matrix whose integer ids differ from its positions.
+
+    Raises:
+        ValueError: Naming the ids, the keywords by id and ``positions=True``.
+    """
     axes = ids.ambiguous()
     if not axes:
         return
@@ -287,10 +294,9 @@ def _refuse_ambiguous_positions(ids: IdMaps, shape: tuple[int, int]) -> None:
     )
     raise ValueError(
         f"X carries {name} ids ({which[0]} .. {which[-1]}), not positions 0 .. {size - 1}: "
-        "rows= and cols= are positions, so ids passed there would silently predict for other "
-        "users and items. Pass user_ids= and item_ids= to predict by id (S.index(user_ids, "
-        "item_ids) gives the positions), or positions=True to confirm that rows and cols are "
-        "positions"
+        f"{what} are positions, so ids passed there would silently predict for other users "
+        "and items. Pass user_ids= and item_ids= to predict by id (S.index(user_ids, item_ids) "
+        "gives the positions), or positions=True to confirm that they are positions"
     )
 
 
