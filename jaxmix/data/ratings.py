@@ -39,7 +39,9 @@ __all__ = [
     "SparseRatings",
     "UnknownIdError",
     "check_entries",
+    "id_lookup",
     "id_positions",
+    "load_id_pairs",
     "load_sparse_ratings",
     "spans",
     "sparse_ratings",
@@ -372,11 +374,8 @@ def id_positions(ids: np.ndarray | None, wanted: Any, what: str, size: int | Non
         pos = np.where(bad, 0, query).astype(np.int64)
     else:
         query = _as_kind(query, ids, what)
-        pos = np.searchsorted(ids, query).astype(np.int64)
-        inside = pos < ids.size
-        bad = ~inside
-        bad[inside] = ids[pos[inside]] != query[inside]
-        pos[bad] = 0
+        found, pos = _search(ids, query)
+        bad = ~found
     if bad.any():
         unknown = np.unique(query[bad])
         shown = ", ".join(str(u) for u in unknown[:5]) + (", ..." if unknown.size > 5 else "")
@@ -385,6 +384,26 @@ def id_positions(ids: np.ndarray | None, wanted: Any, what: str, size: int | Non
             f"among the {what}s of the data{'' if ids is None else f', ids {_span(ids)}'})"
         )
     return pos
+
+
+def id_lookup(ids: np.ndarray, wanted: Any, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """Like :func:`id_positions` without refusing unknown ids: ``(found, pos)``, boolean and
+    ``int64`` arrays the shape of ``wanted`` (``pos`` is 0 where not found)."""
+    query = np.asarray(wanted.to_numpy() if hasattr(wanted, "to_numpy") else wanted).reshape(-1)
+    try:
+        query = _as_kind(query, ids, what)
+    except UnknownIdError:  # ids of another kind (text against numbers): none is known
+        return np.zeros(query.shape, bool), np.zeros(query.shape, np.int64)
+    return _search(ids, query)
+
+
+def _search(ids: np.ndarray, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    pos = np.searchsorted(ids, query).astype(np.int64)
+    inside = pos < ids.size
+    found = inside.copy()
+    found[inside] = ids[pos[inside]] == query[inside]
+    pos[~found] = 0
+    return found, pos
 
 
 def _span(ids: np.ndarray) -> str:
@@ -776,6 +795,62 @@ def load_sparse_ratings(
         )
     except (ValueError, TypeError) as err:
         raise type(err)(f"{path}: {err}") from None
+
+
+def load_id_pairs(
+    path: str | os.PathLike,
+    *,
+    sep: str | None = None,
+    header: bool | None = None,
+    columns: tuple[int, int] = (0, 1),
+) -> tuple[np.ndarray, np.ndarray]:
+    """Read a file of (user id, item id) pairs, one per line: the entries to predict.
+
+    The layouts of :func:`load_sparse_ratings` (separator detected, a header skipped when its
+    first field is not a number, extra columns ignored): a ``ratings.csv`` of held-out ratings
+    works as it is.
+
+    Args:
+        path: The file.
+        sep: Field separator; default detected from the first line.
+        header: Whether the first line is a header; default: when its first field is not a
+            number.
+        columns: Positions of the user and item fields.
+
+    Returns:
+        ``(user_ids, item_ids)``, 1-D arrays (int64 where every id is an integer, else text).
+
+    Raises:
+        FileNotFoundError: No such file.
+        ValueError: The file is empty or a line has too few fields (message names the file).
+    """
+    path = os.fspath(path)
+    if len(columns) != 2 or len(set(columns)) != 2:
+        raise ValueError(f"columns must name two distinct fields; got {columns!r}")
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        first = next((line for line in fh if line.strip()), None)
+    if first is None:
+        raise ValueError(f"{path} holds no pairs")
+    if sep is None:
+        sep = _detect(first)
+    fields = first.strip().split(sep) if sep else first.split()
+    if len(fields) <= max(columns):
+        raise ValueError(
+            f"{path}: the first line has {len(fields)} field(s) but a (user, item) pair needs "
+            f"{max(columns) + 1} (separator {sep!r})"
+        )
+    if header is None:
+        header = not _is_number(fields[columns[0]].strip().strip('"'))
+    usecols = tuple(sorted(columns))
+    try:
+        table = _loadtxt(path, sep, int(header), usecols, str)
+    except (ValueError, IndexError) as err:
+        raise ValueError(f"{path}: could not read (user, item) pairs: {err}") from None
+    users, items = (
+        _normalized_ids(_numeric(np.char.strip(table[usecols.index(c)], '"')), "ids")
+        for c in columns
+    )
+    return users, items
 
 
 def _read_triples(path, sep, skip, columns, dtype):
