@@ -446,8 +446,11 @@ def _normalized_ids(arr: np.ndarray, name: str) -> np.ndarray:
     if arr.dtype.kind == "f":
         if not np.all(np.isfinite(arr)):
             raise ValueError(f"{name} holds NaN or infinite identifiers")
-        if np.all(arr == np.round(arr)):
-            return arr.astype(np.int64)
+        if not np.all(arr == np.round(arr)):
+            raise TypeError(
+                f"{name} identifiers must be integers or strings; got non-integral floats"
+            )
+        return arr.astype(np.int64)
     if arr.dtype.kind == "b":
         raise TypeError(f"{name} identifiers must be numbers or strings; got booleans")
     return arr
