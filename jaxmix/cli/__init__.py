@@ -61,6 +61,7 @@ from jaxmix.cli.commands import (
     DEMO_PLOT,
     FORMATS,
     INIT_CHOICES,
+    MISSING_TOKENS,
     PRIORS,
     PROG,
     run_complete,
@@ -115,16 +116,16 @@ def _fraction(text: str) -> float:
 
 
 def _missing_value(text: str) -> float | str | None:
-    """A number, ``none``, or a text token such as ``NA`` (read as missing where it stands)."""
+    """A number, ``none``, or a missing-value word such as ``NA`` (:data:`MISSING_TOKENS`)."""
     if text.strip().lower() == "none":
         return None
     try:
         value = float(text)
     except ValueError:
         token = text.strip()
-        if not token or any(c.isspace() for c in token):
+        if token not in MISSING_TOKENS:
             raise argparse.ArgumentTypeError(
-                f"expected a number, a token such as NA, or 'none'; got {text!r}"
+                f"expected a number, 'none' or one of {', '.join(MISSING_TOKENS)}; got {text!r}"
             ) from None
         return token
     if value != value:
@@ -299,9 +300,9 @@ def _completion_options(parser: argparse.ArgumentParser) -> None:
         type=_missing_value,
         default=0.0,
         metavar="VALUE",
-        help="value that marks a missing entry in PATH: a number, a token such as NA, or "
-        "'none' (default: 0); with --format triples a rating equal to it is refused as the "
-        "sign of a dense matrix",
+        help="value that marks a missing entry in PATH: a number, a word such as NA (also N/A, "
+        "NULL, ?, ...), or 'none' (default: 0); with --format triples a rating equal to it is "
+        "refused as the sign of a dense matrix",
     )
     parser.add_argument("--output", metavar="FILE", help="write the completed matrix here")
     parser.add_argument(

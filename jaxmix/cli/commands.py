@@ -64,6 +64,7 @@ __all__ = [
     "DENSE_OUTPUTS",
     "FORMATS",
     "INIT_CHOICES",
+    "MISSING_TOKENS",
     "PREDICTION_COLUMNS",
     "PRIORS",
     "PROG",
@@ -95,6 +96,8 @@ BASELINES = {
 }
 #: The outputs that need the whole ``(n, d)`` matrix: only a dense layout writes them.
 DENSE_OUTPUTS = ("--output", "--output-std", "--plot")
+#: The words ``--missing-value`` accepts besides numbers (read as missing where they stand).
+MISSING_TOKENS = ("NA", "N/A", "na", "n/a", "NULL", "null", "<NA>", "#N/A", "?", ".", "-")
 #: ``--prior`` choices: maximum likelihood, or MAP-EM with :class:`jaxmix.Prior`'s defaults.
 PRIORS = {"none": None, "default": Prior()}
 #: The header of ``complete --format triples --output``.
@@ -192,7 +195,7 @@ def _token_hint(path: str, missing: Any) -> str | None:
             for line in fh:
                 for field_text in line.split():
                     if not _is_number(field_text):
-                        if len(field_text) <= 4:
+                        if field_text in MISSING_TOKENS:
                             return (
                                 f"if {field_text!r} marks a missing entry, pass --missing-value "
                                 f"{field_text}"
