@@ -480,6 +480,20 @@ def test_complete_triples_predicts_pairs_by_id_end_to_end(tmp_path, capsys):
     np.testing.assert_allclose(table[:, 3], sd, rtol=1e-5, atol=1e-6)
     assert np.all((table[:-1, 4] < table[:-1, 2]) & (table[:-1, 2] < table[:-1, 5]))
     assert table[-1, 2] == table[-1, 4] == table[-1, 5] == X[r0, c0] and table[-1, 3] == 0
+    # New ratings without the first item: read alone, its items sit in other columns; they are
+    # put back in the fit's columns by id.
+    part = tmp_path / "part.csv"
+    kept = [line for line in data.read_text().splitlines() if ",100," not in line]
+    part.write_text("\n".join(kept) + "\n")
+    assert main([*argv[:1], str(part), *argv[2:], "--pairs", str(pairs), "--output", str(out)]) == 0
+    capsys.readouterr()
+    S_part = jaxmix.load_sparse_ratings(part)
+    assert S_part.col_ids[0] == 107  # column 0 is another item when read alone
+    expected = jaxmix.complete(
+        S_part.with_items(ids.col_ids), jaxmix.load(model), user_ids=users, item_ids=items
+    )
+    got = np.array([float(line.split(",")[2]) for line in out.read_text().splitlines()[1:]])
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
     # An unknown id is named; a fit without ids is refused.
     pairs.write_text("userId,movieId\n11,100\n")
     line = _assert_one_line_error(
@@ -528,8 +542,8 @@ def test_likely_input_mistakes_are_named(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("argv", "expected"),
     [
-        (["fit", "r.txt", "-K", "0"], "-K/--components: must be at least 1; got 0"),
-        (["demo", "-K", "0"], "-K/--components: must be at least 1; got 0"),
+        (["fit", "r.txt", "-K", "0"], "K (number of components) must be at least 1; got 0"),
+        (["demo", "-K", "0"], "K (number of components) must be at least 1; got 0"),
         (["fit", "r.txt", "-K", "2", "--bogus"], "--bogus (see 'jaxmix fit --help')"),
         (["complete", "r.txt", "--fit", "f.npz", "--nope"], "(see 'jaxmix complete --help')"),
         (["fit", "r.txt", "-K", "2", "--prior", "flat"], "--prior: invalid choice"),

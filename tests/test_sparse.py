@@ -653,3 +653,22 @@ def test_complete_of_a_data_frame_is_a_data_frame():
     np.testing.assert_array_equal(filled.to_numpy(), expected)
     np.testing.assert_array_equal(sd.to_numpy(), expected_sd)
     pd.testing.assert_frame_equal(frame, before)  # the input is not modified
+
+
+def test_with_items_puts_ratings_in_the_columns_of_given_item_ids():
+    fit_items = np.array([3, 10, 42, 77])
+    # A file of new users that rates items 77 and 10 only (and 5, which the fit does not know):
+    # read on its own, item 10 is column 0 and item 77 column 1.
+    S = sparse_ratings(["ann", "ann", "bob", "bob"], [77, 10, 10, 5], [4.0, 2.0, 3.0, 1.0])
+    assert S.col_ids.tolist() == [5, 10, 77]
+    with pytest.raises(jaxmix.UnknownIdError, match="unknown item id: 5"):
+        S.with_items(fit_items)
+    aligned = S.with_items(fit_items, unknown="drop")
+    assert aligned.shape == (2, 4) and aligned.col_ids.tolist() == fit_items.tolist()
+    assert aligned.row_ids.tolist() == ["ann", "bob"]
+    expected = np.full((2, 4), np.nan)
+    expected[0, 3], expected[0, 1], expected[1, 1] = 4.0, 2.0, 3.0
+    np.testing.assert_array_equal(aligned.to_dense(), expected)
+    assert S.nnz == 4  # S itself is unchanged
+    with pytest.raises(ValueError, match="sorted and unique"):
+        S.with_items([10, 3])

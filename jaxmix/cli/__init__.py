@@ -104,6 +104,18 @@ def _checked(kind: Callable[[str], Any], what: str, check: Callable[[Any, str], 
 
 
 _positive_int = _checked(int, "an integer", check_positive_int)
+
+
+def _components(text: str) -> int:
+    """``-K``: a number of components, at least 1 (refused here, before any work)."""
+    value = _parse(int, text, "an integer")
+    if value < 1:
+        raise argparse.ArgumentTypeError(
+            f"K (number of components) must be at least 1; got {value}"
+        )
+    return value
+
+
 _nonneg_int = _checked(int, "an integer", check_nonneg_int)
 _nonneg_float = _checked(float, "a number", check_nonneg_float)
 
@@ -174,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
         "-K",
         "--components",
         dest="K",
-        type=_positive_int,
+        type=_components,
         default=6,
         help="components, planted and fitted (default: 6)",
     )
@@ -202,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
         "-K",
         "--components",
         dest="K",
-        type=_positive_int,
+        type=_components,
         nargs="+",
         required=True,
         help="number of components; several with --select, which chooses among them",

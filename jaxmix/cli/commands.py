@@ -16,13 +16,17 @@ training entry, then goes down the same path as a plain fit.
 
 Every check of the outputs (folders, overwriting the input, the picture format, what the layout
 can write) runs before any data is read.
+
+``complete --format triples`` works by id: ``fit --format triples --save-fit`` keeps the users'
+and items' ids in the file (:func:`jaxmix.save` with ``ids=``), the ratings file's items are
+matched to the fit's columns by those ids, and the predictions at the ``--pairs`` (user id, item
+id) are written with :func:`jaxmix.predictive_summary`'s mean, sd and interval.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
-import dataclasses
 import functools
 import os
 import time
@@ -43,9 +47,8 @@ from jaxmix.data import (
     load_ratings,
     load_sparse_ratings,
     save_ratings,
-    sparse_ratings,
 )
-from jaxmix.data.ratings import IdMaps, id_lookup, load_id_pairs
+from jaxmix.data.ratings import IdMaps, load_id_pairs
 from jaxmix.evaluation import aic, bic, holdout_split, mean_baseline, rmse, select_k
 from jaxmix.inference.em import fit_em
 from jaxmix.inference.init import INIT_METHODS
@@ -128,6 +131,8 @@ def _read_matrix(args: argparse.Namespace) -> np.ndarray:
             return _load_matrix_with_token(path, missing)
         return load_ratings(path, missing=missing)
     except ValueError as err:
+        if "not a text ratings file" in str(err):
+            raise
         hint = _header_hint(path) or _token_hint(path, missing)
         if hint:
             raise ValueError(f"{err}; {hint}") from None
@@ -401,7 +406,6 @@ def _complete_pairs(args: argparse.Namespace) -> int:
     _phase(args, f"loading the fit {args.fit}")
     result = _load_fit(args.fit)
     ids = load_ids(args.fit)
-    d = int(np.shape((result if isinstance(result, MixtureParams) else result.params).mu)[1])
     if ids is None or ids.col_ids is None:
         raise ValueError(
             f"{args.fit} holds no item ids (a fit of a dense matrix, or saved without ids); "
@@ -409,7 +413,7 @@ def _complete_pairs(args: argparse.Namespace) -> int:
             "jaxmix.save(fit, FILE, ids=S))"
         )
     _phase(args, f"loading {args.path}")
-    S = _aligned_triples(_read_triples(args), ids, d, args)
+    S = _aligned_triples(_read_triples(args), ids)
     _phase(args, f"loading the pairs {args.pairs}")
     users, items = load_id_pairs(args.pairs)
     try:
@@ -441,20 +445,13 @@ def _complete_pairs(args: argparse.Namespace) -> int:
     return 0
 
 
-def _aligned_triples(S: SparseRatings, ids: IdMaps, d: int, args: argparse.Namespace) -> Any:
+def _aligned_triples(S: SparseRatings, ids: IdMaps) -> SparseRatings:
     """The ratings of ``S`` on the fit's columns: its items matched to the fit's item ids (the
     ratings of items the fit does not know are left out, with a note)."""
-    known, pos = id_lookup(ids.col_ids, S.col_ids, "item")
-    keep = known[S.cols]
-    if not keep.all():
-        print(
-            f"note: {int((~keep).sum())} rating(s) of {int((~known).sum())} item(s) the fit "
-            "does not know are left out"
-        )
-    aligned = sparse_ratings(
-        S.rows[keep], pos[S.cols[keep]], S.values[keep], shape=(S.n_rows, d), dtype=S.dtype
-    )
-    return dataclasses.replace(aligned, row_ids=S.row_ids, col_ids=ids.col_ids)
+    aligned = S.with_items(ids.col_ids, unknown="drop")
+    if aligned.nnz < S.nnz:
+        print(f"note: {S.nnz - aligned.nnz} rating(s) of items the fit does not know are left out")
+    return aligned
 
 
 # --------------------------------------------------------------------------- the fit path
@@ -702,8 +699,8 @@ def _check_layout_outputs(kind: str, outputs: dict[str, str | None]) -> None:
     """Refuse the outputs a layout of this kind cannot write (the dense matrix's)."""
     if kind != DenseLayout.kind and any(outputs.get(option) for option in DENSE_OUTPUTS):
         raise ValueError(
-            "--output, --output-std and --plot need the dense matrix; with --format triples use "
-            "--save-fit and jaxmix.complete(S, fit, rows=..., cols=...) for chosen entries"
+            "--output, --output-std and --plot need the dense matrix; with --format triples, "
+            "--save-fit then 'jaxmix complete --format triples --pairs' predicts chosen pairs"
         )
 
 

@@ -8,8 +8,16 @@ time on entries nobody rated. :class:`SparseRatings` keeps only the observed ent
 * ``values``: the ratings, ``float32`` or ``float64`` (float32 is exact for star ratings and halves
   the memory: 100 million triples take 1.2 GB);
 * ``shape``: ``(n_rows, n_cols)``; rows or columns without any entry are allowed;
-* ``row_ids``, ``col_ids``: the original identifiers when they were not ``0 .. n - 1`` (a
-  MovieLens ``userId`` or ``movieId``), so that row ``i`` of the matrix is user ``row_ids[i]``.
+* ``row_ids``, ``col_ids``: the original identifiers (a MovieLens ``userId`` or ``movieId``),
+  sorted, so that row ``i`` of the matrix is user ``row_ids[i]``; ``None`` when the triples were
+  given by position (``shape=``).
+
+Ids, not positions: :func:`sparse_ratings` and :func:`load_sparse_ratings` both map the ids to
+positions by default and keep them; :meth:`SparseRatings.index` turns ids into positions (an
+unknown id raises :class:`UnknownIdError`, naming it), and :func:`jaxmix.complete` takes
+``user_ids=`` / ``item_ids=`` (positional ``rows=`` / ``cols=`` on integer ids that are not
+``0 .. n - 1`` need ``positions=True``). :class:`IdMaps` holds the two id arrays, the form in which
+:func:`jaxmix.save` keeps them with a fit.
 
 Build one with :func:`sparse_ratings` (from arrays of triples, or from a dense array with ``NaN``
 at the missing entries) or read a file of triples with :func:`load_sparse_ratings` (MovieLens
@@ -270,6 +278,44 @@ class SparseRatings:
             ([1, 0], [0, 0])
         """
         return self.ids.index(user_ids, item_ids, self.shape)
+
+    def with_items(self, item_ids: Any, *, unknown: str = "error") -> SparseRatings:
+        """The same ratings on other columns: column ``l`` becomes item ``item_ids[l]``.
+
+        The way to complete new users with a saved fit: ``S.with_items(load_ids(path).col_ids)``
+        puts every rating in the column the fit gave its item (a file read on its own numbers
+        its items by the ids it happens to hold).
+
+        Args:
+            item_ids: The items of the new columns, sorted and unique ``(d,)`` (a fit's
+                ``col_ids``).
+            unknown: What to do with ratings of items not in ``item_ids``: ``"error"`` (an
+                :class:`UnknownIdError` naming them) or ``"drop"`` (leave them out).
+
+        Returns:
+            A :class:`SparseRatings` of shape ``(n_rows, d)``, with the same ``row_ids`` and
+            ``col_ids = item_ids``.
+        """
+        if unknown not in ("error", "drop"):
+            raise ValueError(f"unknown must be 'error' or 'drop'; got {unknown!r}")
+        target = _normalized_ids(np.asarray(item_ids).reshape(-1), "item_ids")
+        if target.size == 0 or (target.dtype.kind in "iuf" and np.any(np.diff(target) <= 0)):
+            raise ValueError("item_ids must be non-empty, sorted and unique")
+        if target.dtype.kind == "U" and np.any(target[1:] <= target[:-1]):
+            raise ValueError("item_ids must be non-empty, sorted and unique")
+        mine = self.col_ids if self.col_ids is not None else np.arange(self.n_cols)
+        known, pos = id_lookup(target, mine, "item")
+        if unknown == "error" and not known.all():
+            id_positions(target, mine[~known], "item")  # raises, naming them
+        keep = known[self.cols]
+        out = sparse_ratings(
+            self.rows[keep],
+            pos[self.cols[keep]],
+            self.values[keep],
+            shape=(self.n_rows, target.size),
+            dtype=self.dtype,
+        )
+        return SparseRatings(out.rows, out.cols, out.values, out.shape, self.row_ids, target)
 
     # ------------------------------------------------------------------ statistics
 
