@@ -414,6 +414,10 @@ def _complete_pairs(args: argparse.Namespace) -> int:
         )
     _phase(args, f"loading {args.path}")
     S = _aligned_triples(_read_triples(args), ids)
+    if S.nnz == 0:
+        raise ValueError(
+            f"{args.path}: none of its ratings is of an item the fit in {args.fit} knows"
+        )
     _phase(args, f"loading the pairs {args.pairs}")
     users, items = load_id_pairs(args.pairs)
     try:

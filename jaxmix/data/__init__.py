@@ -30,20 +30,20 @@ from jaxmix.data.ratings import (
 from jaxmix.data.triples import ChunkedTriples, TriplesLayout
 
 __all__ = [
-    "IdMaps",
-    "UnknownIdError",
     "AUTO_MIN_ENTRIES",
     "ChunkedTriples",
     "ColumnSummary",
     "DenseArrays",
     "DenseLayout",
     "EStep",
+    "IdMaps",
     "METHODS",
     "RowInfo",
     "SPARSE_CROSSOVER_DENSITY",
     "SparseRatings",
     "Standardizer",
     "TriplesLayout",
+    "UnknownIdError",
     "as_data",
     "float_dtype",
     "load_ratings",

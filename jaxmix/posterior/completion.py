@@ -264,9 +264,11 @@ def complete(
     filled = np.where(observed, values, mean)
     std = np.where(observed, 0.0, np.sqrt(var)) if return_std else None
     if _is_data_frame(X):
-        filled = X._constructor(filled, index=X.index, columns=X.columns)
+        import pandas as pd  # present: X is one of its frames
+
+        filled = pd.DataFrame(filled, index=X.index, columns=X.columns)
         if return_std:
-            std = X._constructor(std, index=X.index, columns=X.columns)
+            std = pd.DataFrame(std, index=X.index, columns=X.columns)
     return (filled, std) if return_std else filled
 
 
