@@ -585,10 +585,10 @@ def sparse_ratings(
 
     * ``sparse_ratings(user_ids, item_ids, values)``: the triples (array-likes, pandas Series
       included), by identifier (the default, as :func:`load_sparse_ratings`): the identifiers
-      may be anything sortable (MovieLens ``userId`` and ``movieId``, strings); they are mapped
+      are integers or strings (MovieLens ``userId`` and ``movieId``, names); they are mapped
       to ``0 .. n - 1`` in sorted order and kept as ``row_ids`` / ``col_ids``, and the shape is
       the number of distinct identifiers (``sparse_ratings(df.userId, df.movieId, df.rating)``
-      is 671 x 9,066 on MovieLens-small, not 672 x 163,950).
+      has one column per rated movie, not one per ``movieId`` up to the largest).
     * ``sparse_ratings(rows, cols, values, shape=(n, d))``: by position (``reindex=False``,
       the default when ``shape`` is given): the indices are the rows and columns themselves;
       without ``shape`` it is ``(max(rows) + 1, max(cols) + 1)``.
