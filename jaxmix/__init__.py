@@ -28,6 +28,8 @@ The public API::
     load_sparse_ratings            read triples (MovieLens ratings.csv / u.data / ratings.dat)
     simulate_sparse_ratings        sparse ratings at any size (power-law users and items)
     save, load                     safe persistence of any result (.npz + JSON, no pickle)
+    load_ids, IdMaps               the user and item ids saved with a fit (save(..., ids=S))
+    UnknownIdError                 an id not in the data (a KeyError and a ValueError)
     as_data, FAMILIES              the data layouts and the covariance families
     MixtureParams, EMResult, KMeansResult, SVIResult
 
@@ -45,7 +47,9 @@ from jaxmix._validate import (
 )
 from jaxmix._version import __version__
 from jaxmix.data import (
+    IdMaps,
     SparseRatings,
+    UnknownIdError,
     as_data,
     load_ratings,
     load_sparse_ratings,
@@ -74,7 +78,7 @@ from jaxmix.models.mixture import relabel
 from jaxmix.models.numpyro_model import mixture_model
 from jaxmix.models.prior import Prior
 from jaxmix.params import MixtureParams
-from jaxmix.persistence import load, save
+from jaxmix.persistence import load, load_ids, save
 from jaxmix.posterior import (
     DiagnosticsWarning,
     PredictiveSummary,
@@ -97,6 +101,7 @@ __all__ = [
     "FAMILIES",
     "KMeansResult",
     "HeldoutSelection",
+    "IdMaps",
     "KSelection",
     "MCMCResult",
     "MixtureParams",
@@ -104,6 +109,7 @@ __all__ = [
     "Prior",
     "SVIResult",
     "SparseRatings",
+    "UnknownIdError",
     "VarianceFloorWarning",
     "ZeroAsMissingWarning",
     "__version__",
@@ -119,6 +125,7 @@ __all__ = [
     "holdout_split",
     "kmeans",
     "load",
+    "load_ids",
     "load_ratings",
     "load_sparse_ratings",
     "log_objective",

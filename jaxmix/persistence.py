@@ -5,13 +5,18 @@
 ``.npz`` archive and :func:`load` reads it back as the same type, with every array bit-identical
 (dtype, shape and values) and every scalar of the same Python type.
 
-File layout (format ``"jaxmix"``, version 2), a standard zip archive as written by
+File layout (format ``"jaxmix"``, version 3), a standard zip archive as written by
 :func:`numpy.savez_compressed`, readable by ``numpy.load(path, allow_pickle=False)``:
 
 * ``__jaxmix__.npy``: the metadata, a 1-D ``uint8`` array holding UTF-8 JSON::
 
-      {"format": "jaxmix", "format_version": 2, "type": "EMResult",
-       "jaxmix_version": "0.2.0", "tree": NODE}
+      {"format": "jaxmix", "format_version": 3, "type": "EMResult",
+       "jaxmix_version": "0.2.0", "tree": NODE, "ids": IDS}
+
+  ``"ids"`` (optional, from version 3) holds the identifiers of the rows and columns of the data
+  the fit was made from (``save(result, path, ids=S)``): ``{"row_ids": NODE, "col_ids": NODE}``,
+  each an array node (entries ``__ids__.row_ids``, ``__ids__.col_ids``; integers or fixed-width
+  unicode) or ``none``. :func:`load_ids` reads them back as an :class:`~jaxmix.IdMaps`.
 
 * one ``.npy`` entry per array, named by its field path: ``params.mu``, ``params.cov.var``,
   ``resp``, ``prior.mean``, ... (tuple items add their index, ``field.0``; dict items their key,
@@ -58,6 +63,7 @@ from    type                change
                             ``MixtureParams`` (typed as above); ``num_steps`` becomes
                             ``n_leapfrog``
 1       ``KMeansResult``    ``covariance = "spherical"``, ``prior = None`` (K-means of 0.1)
+2       (none)              version 3 adds the optional ``"ids"`` metadata; no type changes
 ======= =================== ===============================================================
 
 Extending the format: to make a new result type savable, add its class to :data:`FORMAT_TYPES`
@@ -94,6 +100,7 @@ import jax
 import numpy as np
 
 from jaxmix._version import __version__
+from jaxmix.data.ratings import IdMaps
 from jaxmix.models.families import FAMILIES, Estimation
 from jaxmix.models.prior import Prior
 from jaxmix.params import MixtureParams
@@ -107,15 +114,17 @@ __all__ = [
     "UPGRADES",
     "build_registry",
     "load",
+    "load_ids",
     "save",
 ]
 
 #: The ``"format"`` recorded in every file.
 FORMAT_NAME = "jaxmix"
 #: The version of the layout written by :func:`save`; :func:`load` reads this version and older.
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 
 _META_KEY = "__jaxmix__"
+_IDS_KEY = "__ids__"
 _ZIP_MAGIC = b"PK\x03\x04"
 _NPY_MAGIC = b"\x93NUMPY"
 _DICT_KEY = re.compile(r"[\w-]+")
@@ -164,7 +173,7 @@ REGISTRY: Mapping[str, type] = build_registry(FORMAT_TYPES)
 # --------------------------------------------------------------------------- save
 
 
-def save(result: Any, path: str | os.PathLike[str]) -> None:
+def save(result: Any, path: str | os.PathLike[str], *, ids: Any = None) -> None:
     """Save a fitted result to a compressed ``.npz`` file, without pickle.
 
     The layout is described in :mod:`jaxmix.persistence`. The file is written atomically: to a
@@ -179,10 +188,16 @@ def save(result: Any, path: str | os.PathLike[str]) -> None:
             :class:`~jaxmix.MixtureParams` or :class:`~jaxmix.Prior` (any type of
             :data:`REGISTRY`).
         path: The file to write (``str`` or path-like); an existing file is replaced.
+        ids: The identifiers of the data's rows and columns, kept in the file for
+            :func:`load_ids`: the :class:`~jaxmix.SparseRatings` the result was fit to (its
+            ``row_ids`` / ``col_ids``, as :func:`jaxmix.load_sparse_ratings` keeps them), an
+            :class:`~jaxmix.IdMaps`, or ``None`` (positions are the ids).
 
     Raises:
         TypeError: ``result`` is not of a savable type, or holds a value that cannot be stored
-            without pickle (an object array, an arbitrary Python object).
+            without pickle (an object array, an arbitrary Python object); ``ids`` is not a
+            ``SparseRatings`` or ``IdMaps``.
+        ValueError: ``ids`` do not fit ``result`` (not one item id per column of the means).
         FileNotFoundError: The folder of ``path`` does not exist.
         OSError: The file cannot be written.
 
@@ -196,6 +211,15 @@ def save(result: Any, path: str | os.PathLike[str]) -> None:
         ...     same = jaxmix.load(path)
         >>> type(same).__name__, bool(np.array_equal(same.mu, res.mu)), same.n_iter == res.n_iter
         ('EMResult', True, True)
+
+        With the ids of the data (a fit of a ratings file):
+
+        >>> S = jaxmix.sparse_ratings([7, 7, 9, 12], [31, 40, 40, 31], [4.0, 2.0, 1.5, 4.5])
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     path = os.path.join(folder, "model.npz")
+        ...     jaxmix.save(jaxmix.fit_em(S, 2, min_var=0.01), path, ids=S)
+        ...     jaxmix.load_ids(path).col_ids.tolist()
+        [31, 40]
     """
     cls = type(result)
     if REGISTRY.get(cls.__name__) is not cls:
@@ -208,9 +232,45 @@ def save(result: Any, path: str | os.PathLike[str]) -> None:
         "jaxmix_version": __version__,
         "tree": _encode(result, "", arrays),
     }
+    if ids is not None:
+        maps = _id_maps(ids, result)
+        meta["ids"] = {
+            name: _encode(getattr(maps, name), _child(_IDS_KEY, name), arrays)
+            for name in IdMaps._fields
+        }
     text = json.dumps(meta, allow_nan=False, separators=(",", ":"))
     entries = {_META_KEY: np.frombuffer(text.encode("utf-8"), dtype=np.uint8), **arrays}
     _write_atomically(path, entries)
+
+
+def _id_maps(ids: Any, result: Any) -> IdMaps:
+    """The :class:`IdMaps` of ``save``'s ``ids``, checked against the result's columns."""
+    maps = getattr(ids, "ids", ids)  # a SparseRatings gives its IdMaps
+    if not isinstance(maps, IdMaps):
+        raise TypeError(
+            f"ids must be the SparseRatings the result was fit to or an IdMaps; got "
+            f"{type(ids).__qualname__}"
+        )
+    out = []
+    for name in IdMaps._fields:
+        value = getattr(maps, name)
+        if value is not None:
+            value = np.asarray(value)
+            if value.ndim != 1 or value.dtype.kind not in "iuU":
+                raise TypeError(
+                    f"ids.{name} must be a 1-D array of integers or strings; got "
+                    f"{value.dtype} {value.shape}"
+                )
+        out.append(value)
+    maps = IdMaps(*out)
+    params = getattr(result, "params", result)
+    mu = getattr(params, "mu", None)
+    if maps.col_ids is not None and mu is not None and np.shape(mu)[-1] != maps.col_ids.size:
+        raise ValueError(
+            f"ids have {maps.col_ids.size} item ids but the result has {np.shape(mu)[-1]} "
+            "columns: give the SparseRatings the result was fit to"
+        )
+    return maps
 
 
 def _encode(value: Any, where: str, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -405,6 +465,7 @@ UPGRADES: Mapping[int, Mapping[str, _Upgrade]] = MappingProxyType(
                 "SVIResult": _v1_svi_result,
             }
         ),
+        2: MappingProxyType({}),  # version 3 adds the optional "ids" metadata
     }
 )
 
@@ -470,6 +531,30 @@ def load(path: str | os.PathLike[str]) -> Any:
         raise ValueError(f"{name}: the metadata is nested too deeply") from None
 
 
+def load_ids(path: str | os.PathLike[str]) -> IdMaps | None:
+    """The identifiers of the rows and columns saved with a fit (``save(..., ids=S)``).
+
+    Args:
+        path: The file written by :func:`save`.
+
+    Returns:
+        An :class:`~jaxmix.IdMaps` (``row_ids``: the users of the data the fit was made from;
+        ``col_ids``: the item of every column of the fit), or ``None`` when the file holds no ids
+        (saved without ``ids``, or by an older jaxmix).
+
+    Raises:
+        FileNotFoundError: No such file.
+        ValueError: As :func:`load`: not a jaxmix file, truncated, corrupted, or newer.
+    """
+    name = os.fspath(path)
+    with open(name, "rb") as fh:
+        data = fh.read()
+    try:
+        return _Reader(data).read_ids()
+    except _FormatError as err:
+        raise ValueError(f"{name}: {err}") from None
+
+
 class _Reader:
     """Decodes the bytes of one file; every problem raises :class:`_FormatError`."""
 
@@ -498,6 +583,8 @@ class _Reader:
                 f"{found or 'none'})"
             )
         meta = self._metadata()
+        if "ids" in meta:
+            self._ids(meta)
         tree = self._decode(_get(meta, "tree", dict, "metadata"), "")
         held = tree.type if isinstance(tree, _Record) else type(tree).__name__
         if held != meta["type"]:
@@ -510,6 +597,27 @@ class _Reader:
         for version in range(meta["format_version"], FORMAT_VERSION):
             tree = _upgrade(tree, version)
         return self._build(tree, "")
+
+    def read_ids(self) -> IdMaps | None:
+        """The ``"ids"`` of the metadata (checked as :meth:`read` checks them), or ``None``."""
+        meta = self._metadata()
+        return self._ids(meta) if "ids" in meta else None
+
+    def _ids(self, meta: dict[str, Any]) -> IdMaps:
+        if meta["format_version"] < 3:
+            raise _FormatError("ids in a file of format version < 3")
+        node = _get(meta, "ids", dict, "metadata")
+        if set(node) != set(IdMaps._fields):
+            raise _FormatError(f"malformed metadata at ids: fields {sorted(node)}")
+        values = []
+        for name in IdMaps._fields:
+            value = self._decode(node[name], _child(_IDS_KEY, name))
+            if value is not None and not (
+                isinstance(value, np.ndarray) and value.ndim == 1 and value.dtype.kind in "iuU"
+            ):
+                raise _FormatError(f"ids.{name} is not a 1-D array of integers or strings")
+            values.append(value)
+        return IdMaps(*values)
 
     def _metadata(self) -> dict[str, Any]:
         raw = self._array(_META_KEY)

@@ -431,3 +431,150 @@ def test_python_dash_m_help():
     )
     assert proc.returncode == 0, proc.stderr
     assert "demo" in proc.stdout and "fit" in proc.stdout and "complete" in proc.stdout
+
+
+# --------------------------------------------------------------------------- ids and triples
+
+
+def _triples_file(path, X, header=True):
+    """The observed entries of ``X`` as a ratings.csv keyed by non-contiguous ids (user
+    ``3 i + 10``, item ``7 l + 100``)."""
+    rows, cols = np.nonzero(~np.isnan(X))
+    lines = ["userId,movieId,rating,timestamp"] if header else []
+    lines += [f"{3 * r + 10},{7 * c + 100},{X[r, c]:g},0" for r, c in zip(rows, cols, strict=True)]
+    path.write_text("\n".join(lines) + "\n")
+
+
+@pytest.mark.slow
+def test_complete_triples_predicts_pairs_by_id_end_to_end(tmp_path, capsys):
+    X = _ratings_file(tmp_path / "unused.txt")
+    data, pairs = tmp_path / "ratings.csv", tmp_path / "pairs.csv"
+    _triples_file(data, X)
+    mr, mc = np.nonzero(np.isnan(X))
+    mr, mc = mr[:6], mc[:6]
+    r0, c0 = np.argwhere(~np.isnan(X))[0]  # a rated pair: written as rated
+    users = [*(3 * mr + 10), 3 * r0 + 10]
+    items = [*(7 * mc + 100), 7 * c0 + 100]
+    pairs.write_text(
+        "userId,movieId\n" + "".join(f"{u},{i}\n" for u, i in zip(users, items, strict=True))
+    )
+    model, out = tmp_path / "fit.npz", tmp_path / "predictions.csv"
+    argv = ["fit", str(data), "--format", "triples", "-K", "2", "--restarts", "2", "-q"]
+    assert main([*argv, "--holdout", "0", "--save-fit", str(model)]) == 0
+    assert "with the user and item ids" in capsys.readouterr().out
+    ids = jaxmix.load_ids(model)
+    np.testing.assert_array_equal(ids.col_ids, 7 * np.arange(X.shape[1]) + 100)
+    argv = ["complete", str(data), "--format", "triples", "--fit", str(model)]
+    assert main([*argv, "--pairs", str(pairs), "--output", str(out), "-q"]) == 0
+    assert f"predictions of {len(users)} pairs written" in capsys.readouterr().out
+    lines = out.read_text().splitlines()
+    assert lines[0] == "user,item,mean,sd,lower,upper"
+    table = np.array([[float(v) for v in line.split(",")] for line in lines[1:]])
+    np.testing.assert_array_equal(table[:, 0], users)
+    np.testing.assert_array_equal(table[:, 1], items)
+    S = jaxmix.load_sparse_ratings(data)
+    mean, sd = jaxmix.complete(
+        S, jaxmix.load(model), user_ids=users, item_ids=items, return_std=True
+    )
+    np.testing.assert_allclose(table[:, 2], mean, rtol=1e-5)
+    np.testing.assert_allclose(table[:, 3], sd, rtol=1e-5, atol=1e-6)
+    assert np.all((table[:-1, 4] < table[:-1, 2]) & (table[:-1, 2] < table[:-1, 5]))
+    assert table[-1, 2] == table[-1, 4] == table[-1, 5] == X[r0, c0] and table[-1, 3] == 0
+    # New ratings without the first item: read alone, its items sit in other columns; they are
+    # put back in the fit's columns by id.
+    part = tmp_path / "part.csv"
+    kept = [line for line in data.read_text().splitlines() if ",100," not in line]
+    part.write_text("\n".join(kept) + "\n")
+    assert main([*argv[:1], str(part), *argv[2:], "--pairs", str(pairs), "--output", str(out)]) == 0
+    capsys.readouterr()
+    S_part = jaxmix.load_sparse_ratings(part)
+    assert S_part.col_ids[0] == 107  # column 0 is another item when read alone
+    expected = jaxmix.complete(
+        S_part.with_items(ids.col_ids), jaxmix.load(model), user_ids=users, item_ids=items
+    )
+    got = np.array([float(line.split(",")[2]) for line in out.read_text().splitlines()[1:]])
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+    # An unknown id is named; a fit without ids is refused.
+    pairs.write_text("userId,movieId\n11,100\n")
+    line = _assert_one_line_error(
+        main([*argv, "--pairs", str(pairs), "--output", str(out)]), capsys
+    )
+    assert "unknown user id: 11" in line and str(pairs) in line
+    plain = tmp_path / "plain.npz"
+    jaxmix.save(jaxmix.load(model), plain)
+    argv[argv.index(str(model))] = str(plain)
+    line = _assert_one_line_error(
+        main([*argv, "--pairs", str(pairs), "--output", str(out)]), capsys
+    )
+    assert "holds no item ids" in line
+
+
+def test_likely_input_mistakes_are_named(tmp_path, capsys):
+    dense = tmp_path / "dense.txt"
+    dense.write_text("5 0 3\n4 2 0\n1 5 2\n")  # a 3-column matrix, 0 = missing
+    line = _assert_one_line_error(
+        main(["fit", str(dense), "--format", "triples", "-K", "1", "-q"]), capsys
+    )
+    assert "is it a dense matrix" in line and "drop --format triples" in line
+    repeated = tmp_path / "repeated.txt"
+    repeated.write_text("5 1 3\n5 1 4\n1 5 2\n")
+    line = _assert_one_line_error(
+        main(["fit", str(repeated), "--format", "triples", "-K", "1", "-q"]), capsys
+    )
+    assert "more than once" in line and "drop --format triples" in line
+    csv_file = tmp_path / "ratings.csv"
+    _triples_file(csv_file, _ratings_file(tmp_path / "m.txt"))
+    line = _assert_one_line_error(main(["fit", str(csv_file), "-K", "2", "-q"]), capsys)
+    assert "header" in line and "--format triples" in line
+    na = tmp_path / "na.txt"
+    na.write_text("5 NA 3 1\n4 2 NA 2\n1 5 2 NA\n2 2 2 2\n")
+    line = _assert_one_line_error(main(["fit", str(na), "-K", "1", "-q"]), capsys)
+    assert "pass --missing-value NA" in line
+    out = tmp_path / "out.txt"
+    argv = ["fit", str(na), "-K", "1", "-q", "--missing-value", "NA", "--holdout", "0"]
+    assert main([*argv, "--output", str(out)]) == 0
+    filled = np.loadtxt(out)
+    np.testing.assert_array_equal(filled[[0, 1, 2], [1, 2, 3]] != 0, True)
+    assert filled[3].tolist() == [2, 2, 2, 2] and filled[0, 0] == 5
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["fit", "r.txt", "-K", "0"], "K (number of components) must be at least 1; got 0"),
+        (["demo", "-K", "0"], "K (number of components) must be at least 1; got 0"),
+        (["fit", "r.txt", "-K", "2", "--bogus"], "--bogus (see 'jaxmix fit --help')"),
+        (["complete", "r.txt", "--fit", "f.npz", "--nope"], "(see 'jaxmix complete --help')"),
+        (["fit", "r.txt", "-K", "2", "--prior", "flat"], "--prior: invalid choice"),
+    ],
+)
+def test_parser_refuses_before_any_work(argv, expected, capsys):
+    assert expected in _assert_one_line_error(main(argv), capsys)
+
+
+@pytest.mark.slow
+def test_prior_option_fits_map_and_the_verdict_is_printed(tmp_path, capsys):
+    data = tmp_path / "ratings.txt"
+    _ratings_file(data)
+    model = tmp_path / "fit.npz"
+    argv = ["fit", str(data), "-K", "2", "--restarts", "2", "-q", "--prior", "default"]
+    assert main([*argv, "--save-fit", str(model)]) == 0
+    out, _ = capsys.readouterr()
+    assert "MAP (default prior)" in out
+    assert jaxmix.load(model).prior is not None
+    assert sum(line.startswith("verdict: the mixture") for line in out.splitlines()) == 1
+
+
+def test_verdict_names_the_best_baseline_and_what_to_try():
+    from jaxmix.cli.report import verdict_lines
+
+    scores = {"held-out": {"mixture K=3": 0.95, "user mean": 1.1, "bias (user+item)": 0.9}}
+    lines = verdict_lines(scores, ["--covariance factor --rank 2", "--prior default"])
+    assert lines[0].startswith("verdict: the mixture loses to the bias (user+item) baseline")
+    assert "0.9500 against 0.9000" in lines[0]
+    assert lines[1:] == ["to try:", "  --covariance factor --rank 2", "  --prior default"]
+    scores["held-out"]["mixture K=3"] = 0.85
+    (line,) = verdict_lines(scores, ["unused"])
+    assert line.startswith("verdict: the mixture beats every baseline") and "0.8500" in line
+    assert verdict_lines({"missing vs truth": scores["held-out"]}) == []

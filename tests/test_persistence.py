@@ -156,7 +156,7 @@ def test_parts_round_trip_alone(tmp_path, em_result):
 
 def test_file_is_a_plain_npz_with_the_documented_layout(saved, em_result):
     meta, entries = read_entries(saved)
-    assert meta["format"] == "jaxmix" and meta["format_version"] == 2 == persistence.FORMAT_VERSION
+    assert meta["format"] == "jaxmix" and meta["format_version"] == 3 == persistence.FORMAT_VERSION
     assert meta["type"] == "EMResult" and meta["jaxmix_version"] == jaxmix.__version__
     tree = meta["tree"]
     assert tree["kind"] == "namedtuple" and list(tree["fields"]) == list(em_result._fields)
@@ -654,3 +654,68 @@ def test_pickled_payload_is_never_unpickled(tmp_path, saved):
     with np.load(crafted, allow_pickle=True) as npz:
         npz["resp"]
     assert canary.is_dir()
+
+
+# --------------------------------------------------------------------------- the ids of the data
+
+
+def _triples_with_ids():
+    X = jaxmix.simulate_ratings(30, 6, 2, missing=0.4, seed=3).X
+    r, c = np.nonzero(~np.isnan(X))
+    return X, jaxmix.sparse_ratings(5 * r + 1, 11 * c + 3, X[r, c])  # ids 1, 6, ... / 3, 14, ...
+
+
+@pytest.mark.slow
+def test_fit_of_triples_keeps_its_ids_through_save_and_load(tmp_path):
+    """Fit on triples with non-contiguous ids -> save -> load -> complete by ids == complete by
+    positions (on the fit before saving), and the ids come back as saved."""
+    X, S = _triples_with_ids()
+    fit = jaxmix.fit_em(S, 2, n_init=2, min_var=0.01)
+    path = tmp_path / "fit.npz"
+    jaxmix.save(fit, path, ids=S)
+    ids = jaxmix.load_ids(path)
+    assert isinstance(ids, jaxmix.IdMaps)
+    for name in ("row_ids", "col_ids"):
+        saved, original = getattr(ids, name), getattr(S, name)
+        assert saved.dtype == original.dtype
+        np.testing.assert_array_equal(saved, original)
+    loaded = jaxmix.load(path)
+    assert_identical(loaded, fit)
+    mr, mc = np.nonzero(np.isnan(X))
+    by_id = jaxmix.complete(S, loaded, user_ids=ids.row_ids[mr], item_ids=ids.col_ids[mc])
+    by_position = jaxmix.complete(S, fit, rows=mr, cols=mc, positions=True)
+    np.testing.assert_array_equal(by_id, by_position)
+    meta, entries = read_entries(path)
+    assert meta["format_version"] == 3 and set(meta["ids"]) == {"row_ids", "col_ids"}
+    assert {"__ids__.row_ids", "__ids__.col_ids"} <= set(entries)
+
+
+@pytest.mark.slow
+def test_ids_are_optional_text_ids_round_trip_and_bad_ids_are_refused(tmp_path):
+    X, S = _triples_with_ids()
+    fit = jaxmix.fit_em(S, 2, min_var=0.01)
+    plain = tmp_path / "plain.npz"
+    jaxmix.save(fit, plain)
+    assert jaxmix.load_ids(plain) is None
+    assert "ids" not in read_entries(plain)[0]
+    words = jaxmix.IdMaps(None, np.array([f"movie {i}" for i in range(6)]))
+    jaxmix.save(fit, tmp_path / "words.npz", ids=words)
+    back = jaxmix.load_ids(tmp_path / "words.npz")
+    assert back.row_ids is None and back.col_ids.tolist() == words.col_ids.tolist()
+    with pytest.raises(ValueError, match="5 item ids but the result has 6 columns"):
+        jaxmix.save(fit, tmp_path / "bad.npz", ids=jaxmix.IdMaps(None, np.arange(5)))
+    with pytest.raises(TypeError, match="ids must be"):
+        jaxmix.save(fit, tmp_path / "bad.npz", ids=[1, 2, 3])
+    with pytest.raises(TypeError, match="integers or strings"):
+        jaxmix.save(fit, tmp_path / "bad.npz", ids=jaxmix.IdMaps(None, np.linspace(0, 1, 6)))
+    assert not (tmp_path / "bad.npz").exists()
+
+
+def test_ids_in_an_older_format_version_are_refused(tmp_path):
+    X, S = _triples_with_ids()
+    path = tmp_path / "fit.npz"
+    jaxmix.save(jaxmix.fit_em(S, 2, min_var=0.01), path, ids=S)
+    meta, entries = read_entries(path)
+    meta["format_version"] = 2
+    write_entries(tmp_path / "old.npz", meta, entries)
+    assert "format version < 3" in load_error(tmp_path / "old.npz")

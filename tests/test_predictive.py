@@ -239,3 +239,41 @@ def test_estimation_uncertainty_makes_sparse_columns_calibrated():
         covered[label] = np.mean(np.abs(z) < 1.6448536)
     assert covered["plug-in"] < 0.875
     assert 0.88 < covered["fit"] < 0.92
+
+
+@pytest.mark.slow
+def test_summary_of_sparse_ratings_carries_ids_and_matches_the_dense_path():
+    """A SparseRatings (non-contiguous ids) is summarised on its triples: the same table as the
+    dense matrix, with the user and item ids as columns."""
+    pd = pytest.importorskip("pandas")
+    sim = jaxmix.simulate_ratings(40, 6, 2, missing=0.4, noise=0.6, stars=None, seed=4)
+    X = sim.X
+    r, c = np.nonzero(~np.isnan(X))
+    S = jaxmix.sparse_ratings(2 * r + 100, 3 * c + 7, X[r, c])
+    em = jaxmix.fit_em(S, 2, min_var=0.01)
+    mr, mc = np.nonzero(np.isnan(X))
+    dense = jaxmix.predictive_summary(em, X, HDI, num_samples=200)
+    by_id = jaxmix.predictive_summary(
+        em, S, HDI, num_samples=200, user_ids=2 * mr + 100, item_ids=3 * mc + 7
+    )
+    every = jaxmix.predictive_summary(em, S, HDI, num_samples=200)  # every missing entry
+    for table in (by_id, every):
+        np.testing.assert_array_equal(table.row, dense.row)
+        np.testing.assert_array_equal(table.column, dense.column)
+        np.testing.assert_allclose(table.mean, dense.mean, rtol=1e-5)
+        np.testing.assert_allclose(table.sd, dense.sd, rtol=1e-5)
+        np.testing.assert_array_equal(table.user_id, 2 * mr + 100)
+        np.testing.assert_array_equal(table.item_id, 3 * mc + 7)
+        assert np.all((table.lower <= table.mean) & (table.mean <= table.upper))
+    assert dense.user_id is None and dense.item_id is None
+    frame = by_id.to_pandas()
+    assert list(frame.columns)[:2] == ["user_id", "item_id"]
+    assert list(frame.columns)[2:] == ["row", "column", "mean", "sd", "lower", "upper"]
+    assert isinstance(frame, pd.DataFrame) and len(frame) == mr.size
+    assert by_id.to_records()["user_id"].tolist() == (2 * mr + 100).tolist()
+    assert by_id.format(max_rows=1).split()[:2] == ["user", "item"]
+    with pytest.raises(ValueError, match="positions=True"):
+        jaxmix.predictive_summary(em, S, entries=(mr, mc))
+    rated = rf"entry \(user {2 * r[0] + 100}, item {3 * c[0] + 7}\) is observed"
+    with pytest.raises(ValueError, match=rated):
+        jaxmix.predictive_summary(em, S, user_ids=[2 * r[0] + 100], item_ids=[3 * c[0] + 7])

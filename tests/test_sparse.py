@@ -137,7 +137,8 @@ def test_duplicate_policies():
         (([0, 1], [0, 1], [1.0, np.nan]), {}, ValueError, "not finite"),
         (([0, 1], [0, 1], [1.0, np.inf]), {}, ValueError, "not finite"),
         (([0.5, 1], [0, 1], [1.0, 2.0]), {}, TypeError, "integers"),
-        ((["a", "b"], [0, 1], [1.0, 2.0]), {}, TypeError, "integers"),
+        ((["a", "b"], [0, 1], [1.0, 2.0]), {"shape": (2, 2)}, TypeError, "integers"),
+        (([0.5, 1], [0, 1], [1.0, 2.0]), {"shape": (2, 2)}, TypeError, "integers"),
         (([0, 1], [0, 1], [True, False]), {}, TypeError, "real numbers"),
         (([0, 1], [0, 1], ["x", "y"]), {}, TypeError, "real numbers"),
         (([0, 1], [0, 1], [1.0, 2.0]), {"shape": (2,)}, ValueError, "pair"),
@@ -549,3 +550,125 @@ def test_cli_fit_triples(tmp_path, capsys):
     assert "item mean" in out and fit.is_file()
     assert main(["fit", str(path), "--format", "triples", "-K", "3", "--output", "x.txt"]) == 2
     assert "need the dense matrix" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------- ids, not positions
+
+
+def _with_ids(seed=5, n=30, d=6):
+    """A dense matrix and the same ratings as triples keyed by non-contiguous integer ids (user
+    ``3 i + 10``, item ``7 l + 100``), the ids a MovieLens file has."""
+    X = jaxmix.simulate_ratings(n, d, 2, missing=0.4, seed=seed).X
+    r, c = np.nonzero(~np.isnan(X))
+    assert np.unique(r).size == n and np.unique(c).size == d
+    return X, sparse_ratings(3 * r + 10, 7 * c + 100, X[r, c])
+
+
+def test_sparse_ratings_reindexes_by_default_like_the_loader(tmp_path):
+    users, items, stars = [42, 7, 42, 1000], [5, 5, 99, 7], [4.0, 3.0, 2.5, 1.0]
+    path = tmp_path / "ratings.csv"
+    lines = ["userId,movieId,rating"] + [
+        f"{u},{i},{v}" for u, i, v in zip(users, items, stars, strict=True)
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    loaded = jaxmix.load_sparse_ratings(path, dtype=np.float64)
+    built = sparse_ratings(users, items, stars)  # no reindex=: the same default as the loader
+    assert built.shape == loaded.shape == (3, 3)
+    for field in ("rows", "cols", "values", "row_ids", "col_ids"):
+        np.testing.assert_array_equal(getattr(built, field), getattr(loaded, field))
+    # With a shape the indices are positions and no ids are kept.
+    by_position = sparse_ratings([0, 2], [1, 0], [1.0, 2.0], shape=(3, 2))
+    assert by_position.row_ids is None and by_position.col_ids is None
+    assert by_position.to_dense()[2, 0] == 2.0
+
+
+def test_index_maps_ids_to_positions_and_names_unknown_ids():
+    X, S = _with_ids()
+    users, items = np.array([13, 10, 97]), np.array([135, 100, 107])
+    rows, cols = S.index(users, items)
+    np.testing.assert_array_equal(S.row_ids[rows], users)
+    np.testing.assert_array_equal(S.col_ids[cols], items)
+    np.testing.assert_array_equal(rows, (users - 10) // 3)
+    np.testing.assert_array_equal(S.index(item_ids=[114.0]), [2])  # integral floats are ids too
+    with pytest.raises(jaxmix.UnknownIdError, match=r"2 unknown user ids: 11, 12") as info:
+        S.index([10, 11, 12], [100, 100, 100])
+    assert isinstance(info.value, KeyError) and isinstance(info.value, ValueError)
+    with pytest.raises(KeyError, match="unknown item id: 101"):
+        S.index(item_ids=[101])
+    words = sparse_ratings(["ann", "bob"], ["x", "y"], [1.0, 2.0])
+    assert words.row_ids.dtype.kind == "U"
+    np.testing.assert_array_equal(words.index(["bob"], ["x"]), ([1], [0]))
+    with pytest.raises(ValueError, match="unknown user id: cy"):
+        words.index(["cy"], ["x"])
+    plain = sparse_ratings([0, 1], [0, 1], [1.0, 2.0], shape=(2, 2))  # no ids: ids = positions
+    np.testing.assert_array_equal(plain.index([1], [0]), ([1], [0]))
+    with pytest.raises(ValueError, match="unknown user id: 2"):
+        plain.index([2], [0])
+
+
+@pytest.mark.slow
+def test_complete_by_ids_equals_by_positions_and_refuses_ambiguous_positions():
+    X, S = _with_ids()
+    fit = jaxmix.fit_em(S, 2, n_init=2, min_var=0.01)
+    mr, mc = np.nonzero(np.isnan(X))
+    mr, mc = mr[:8], mc[:8]
+    users, items = 3 * mr + 10, 7 * mc + 100
+    by_id, sd_id = jaxmix.complete(S, fit, user_ids=users, item_ids=items, return_std=True)
+    by_pos, sd_pos = jaxmix.complete(S, fit, rows=mr, cols=mc, positions=True, return_std=True)
+    np.testing.assert_array_equal(by_id, by_pos)
+    np.testing.assert_array_equal(sd_id, sd_pos)
+    full, full_sd = jaxmix.complete(X, fit, return_std=True)  # the dense oracle, by position
+    np.testing.assert_allclose(by_id, full[mr, mc], rtol=1e-5)
+    np.testing.assert_allclose(sd_id, full_sd[mr, mc], rtol=1e-5)
+    # Positions on ids that are not 0..n-1 are refused without positions=True.
+    with pytest.raises(ValueError, match=r"user ids \(10 \.\. 97\).*positions=True"):
+        jaxmix.complete(S, fit, rows=mr, cols=mc)
+    with pytest.raises(ValueError, match="not both"):
+        jaxmix.complete(S, fit, rows=mr, cols=mc, user_ids=users, item_ids=items)
+    with pytest.raises(TypeError, match="both user_ids and item_ids"):
+        jaxmix.complete(S, fit, user_ids=users)
+    with pytest.raises(jaxmix.UnknownIdError, match="unknown user id: 11"):
+        jaxmix.complete(S, fit, user_ids=[11], item_ids=[100])
+    # Where ids and positions coincide (0..n-1) or cannot be mistaken (text), rows= is accepted.
+    r, c = np.nonzero(~np.isnan(X))
+    same = sparse_ratings(r, c, X[r, c])
+    assert same.row_ids is not None and not same.ids.ambiguous()
+    np.testing.assert_array_equal(jaxmix.complete(same, fit, rows=mr, cols=mc), by_id)
+    words = sparse_ratings(np.char.add("u", r.astype(str)), c, X[r, c])
+    assert words.ids.ambiguous() == []
+    assert jaxmix.complete(words, fit, rows=[0], cols=[0]).shape == (1,)
+
+
+def test_complete_of_a_data_frame_is_a_data_frame():
+    pd = pytest.importorskip("pandas")
+    X = jaxmix.simulate_ratings(12, 4, 2, missing=0.3, seed=2).X
+    frame = pd.DataFrame(X, index=[f"user{i}" for i in range(12)], columns=list("abcd"))
+    before = frame.copy()
+    fit = jaxmix.fit_em(X, 2, min_var=0.01)
+    filled, sd = jaxmix.complete(frame, fit, return_std=True)
+    assert isinstance(filled, pd.DataFrame) and isinstance(sd, pd.DataFrame)
+    assert list(filled.index) == list(frame.index) and list(filled.columns) == list("abcd")
+    assert list(sd.index) == list(frame.index) and list(sd.columns) == list("abcd")
+    expected, expected_sd = jaxmix.complete(X, fit, return_std=True)
+    np.testing.assert_array_equal(filled.to_numpy(), expected)
+    np.testing.assert_array_equal(sd.to_numpy(), expected_sd)
+    pd.testing.assert_frame_equal(frame, before)  # the input is not modified
+
+
+def test_with_items_puts_ratings_in_the_columns_of_given_item_ids():
+    fit_items = np.array([3, 10, 42, 77])
+    # A file of new users that rates items 77 and 10 only (and 5, which the fit does not know):
+    # read on its own, item 10 is column 0 and item 77 column 1.
+    S = sparse_ratings(["ann", "ann", "bob", "bob"], [77, 10, 10, 5], [4.0, 2.0, 3.0, 1.0])
+    assert S.col_ids.tolist() == [5, 10, 77]
+    with pytest.raises(jaxmix.UnknownIdError, match="unknown item id: 5"):
+        S.with_items(fit_items)
+    aligned = S.with_items(fit_items, unknown="drop")
+    assert aligned.shape == (2, 4) and aligned.col_ids.tolist() == fit_items.tolist()
+    assert aligned.row_ids.tolist() == ["ann", "bob"]
+    expected = np.full((2, 4), np.nan)
+    expected[0, 3], expected[0, 1], expected[1, 1] = 4.0, 2.0, 3.0
+    np.testing.assert_array_equal(aligned.to_dense(), expected)
+    assert S.nnz == 4  # S itself is unchanged
+    with pytest.raises(ValueError, match="sorted and unique"):
+        S.with_items([10, 3])

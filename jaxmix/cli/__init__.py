@@ -5,9 +5,11 @@ Three commands::
     jaxmix demo [--users N] [--items D] [-K K] [--restarts R] [--missing P] [--covariance C]
         [--rank Q] ...
     jaxmix fit PATH -K K [K ...] [--select] [--restarts R] [--holdout F] [--covariance C]
-        [--rank Q | --ranks Q [Q ...]] [--output FILE] [--output-std FILE] [--save-fit FILE]
-        [--format matrix|triples] ...
+        [--rank Q | --ranks Q [Q ...]] [--prior none|default] [--output FILE]
+        [--output-std FILE] [--save-fit FILE] [--format matrix|triples] ...
     jaxmix complete PATH --fit FILE --output FILE [--output-std FILE] [--missing-value V]
+    jaxmix complete PATH --format triples --fit FILE --pairs PAIRS --output FILE
+        [--hdi-prob P] [--seed S]
 
 ``demo`` and ``fit`` hide a random share of the observed entries (``--holdout``), fit the mixture
 by EM with restarts (``--covariance``: one of :data:`jaxmix.FAMILIES`; ``--rank``: the factor
@@ -23,10 +25,16 @@ Both formats take one path: :func:`jaxmix.as_data` turns what was read into a da
 layout decides what can be written (the completed matrix, its predictive standard deviations and
 the picture need a dense matrix). ``fit`` can save the fitted model (:func:`jaxmix.save`);
 ``complete`` fills in a ratings file from a saved model without fitting again; for the matrix the
-model was fit to it writes exactly what ``fit --output`` wrote.
+model was fit to it writes exactly what ``fit --output`` wrote. With ``--format triples`` the model
+keeps the user and item ids (``fit --format triples --save-fit``) and ``complete --format triples``
+predicts chosen (user id, item id) pairs (``--pairs``) given the users' ratings in PATH, writing a
+CSV of ``user, item, mean, sd, lower, upper``. ``fit`` ends its report with a verdict: whether the
+mixture beats the baselines on the held-out entries, and what to try when it does not.
 
 Mistakes in the input (a missing or malformed file, an impossible ``K``, a bad option) end with a
-one-line ``jaxmix: error: ...`` on stderr and exit status 2. ``--x64`` switches JAX to float64 for
+one-line ``jaxmix: error: ...`` on stderr and exit status 2; an unknown option names the
+command's ``--help``, and the likely mistakes are named (a dense matrix given as ``--format
+triples``, a CSV of triples with a header given as a matrix). ``--x64`` switches JAX to float64 for
 the duration of the command; the library never does so by itself.
 
 The package: this module (the parser and the entry point), :mod:`jaxmix.cli.commands` (what each
@@ -53,6 +61,8 @@ from jaxmix.cli.commands import (
     DEMO_PLOT,
     FORMATS,
     INIT_CHOICES,
+    MISSING_TOKENS,
+    PRIORS,
     PROG,
     run_complete,
     run_demo,
@@ -94,6 +104,18 @@ def _checked(kind: Callable[[str], Any], what: str, check: Callable[[Any, str], 
 
 
 _positive_int = _checked(int, "an integer", check_positive_int)
+
+
+def _components(text: str) -> int:
+    """``-K``: a number of components, at least 1 (refused here, before any work)."""
+    value = _parse(int, text, "an integer")
+    if value < 1:
+        raise argparse.ArgumentTypeError(
+            f"K (number of components) must be at least 1; got {value}"
+        )
+    return value
+
+
 _nonneg_int = _checked(int, "an integer", check_nonneg_int)
 _nonneg_float = _checked(float, "a number", check_nonneg_float)
 
@@ -105,10 +127,29 @@ def _fraction(text: str) -> float:
     return value
 
 
-def _missing_value(text: str) -> float | None:
+def _missing_value(text: str) -> float | str | None:
+    """A number, ``none``, or a missing-value word such as ``NA`` (:data:`MISSING_TOKENS`)."""
     if text.strip().lower() == "none":
         return None
-    return _parse(float, text, "a number or 'none'")
+    try:
+        value = float(text)
+    except ValueError:
+        token = text.strip()
+        if token not in MISSING_TOKENS:
+            raise argparse.ArgumentTypeError(
+                f"expected a number, 'none' or one of {', '.join(MISSING_TOKENS)}; got {text!r}"
+            ) from None
+        return token
+    if value != value:
+        raise argparse.ArgumentTypeError("nan is always read as missing; give another marker")
+    return value
+
+
+def _probability(text: str) -> float:
+    value = _parse(float, text, "a number")
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"must lie in (0, 1); got {text}")
+    return value
 
 
 # --------------------------------------------------------------------------- parser
@@ -145,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
         "-K",
         "--components",
         dest="K",
-        type=int,
+        type=_components,
         default=6,
         help="components, planted and fitted (default: 6)",
     )
@@ -173,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
         "-K",
         "--components",
         dest="K",
-        type=int,
+        type=_components,
         nargs="+",
         required=True,
         help="number of components; several with --select, which chooses among them",
@@ -226,6 +267,35 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         help="the saved model (from 'jaxmix fit --save-fit')",
     )
+    complete.add_argument(
+        "--format",
+        choices=tuple(FORMATS),
+        default="matrix",
+        help="matrix: PATH is a matrix, one row per line (default), and --output the completed "
+        "matrix; triples: PATH holds (user, item, rating) lines of the users to predict for, "
+        "matched to the model by the ids saved with it ('jaxmix fit --format triples "
+        "--save-fit'), and --output gets one CSV line per --pairs pair: user, item, mean, sd, "
+        "lower, upper",
+    )
+    complete.add_argument(
+        "--pairs",
+        metavar="FILE",
+        help="with --format triples: the (user id, item id) pairs to predict, one per line "
+        "(a header line is skipped when its first field is not a number)",
+    )
+    complete.add_argument(
+        "--hdi-prob",
+        type=_probability,
+        default=0.9,
+        metavar="P",
+        help="with --format triples: probability of the interval [lower, upper] (default: 0.9)",
+    )
+    complete.add_argument(
+        "--seed",
+        type=_nonneg_int,
+        default=0,
+        help="seed of the draws behind the intervals (default: 0)",
+    )
     _completion_options(complete)
     complete.add_argument(
         "--x64", action="store_true", help="compute in float64 (default: JAX's float32)"
@@ -242,7 +312,9 @@ def _completion_options(parser: argparse.ArgumentParser) -> None:
         type=_missing_value,
         default=0.0,
         metavar="VALUE",
-        help="value that marks a missing entry in PATH, or 'none' (default: 0)",
+        help="value that marks a missing entry in PATH: a number, a word such as NA (also N/A, "
+        "NULL, ?, ...), or 'none' (default: 0); with --format triples a rating equal to it is "
+        "refused as the sign of a dense matrix",
     )
     parser.add_argument("--output", metavar="FILE", help="write the completed matrix here")
     parser.add_argument(
@@ -281,6 +353,13 @@ def _common_options() -> argparse.ArgumentParser:
         type=_positive_int,
         metavar="Q",
         help="number of factors of --covariance factor (default: 1); refused with another family",
+    )
+    group.add_argument(
+        "--prior",
+        choices=tuple(PRIORS),
+        default="none",
+        help="none: maximum likelihood (default); default: MAP-EM with jaxmix.Prior()'s weakly "
+        "informative prior (keeps the means of rarely rated items near the item mean)",
     )
     group.add_argument(
         "--holdout",
@@ -346,7 +425,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args, unknown = parser.parse_known_args(argv)
+        if unknown:  # named with the command's help, where its options are listed
+            parser.exit(
+                2,
+                f"{PROG}: error: unrecognized arguments: {' '.join(unknown)} (see "
+                f"'{PROG} {args.command} --help')\n",
+            )
     except SystemExit as exc:  # --help, --version and usage errors
         return exc.code if isinstance(exc.code, int) else int(exc.code is not None)
     try:

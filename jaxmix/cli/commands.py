@@ -16,11 +16,17 @@ training entry, then goes down the same path as a plain fit.
 
 Every check of the outputs (folders, overwriting the input, the picture format, what the layout
 can write) runs before any data is read.
+
+``complete --format triples`` works by id: ``fit --format triples --save-fit`` keeps the users'
+and items' ids in the file (:func:`jaxmix.save` with ``ids=``), the ratings file's items are
+matched to the fit's columns by those ids, and the predictions at the ``--pairs`` (user id, item
+id) are written with :func:`jaxmix.predictive_summary`'s mean, sd and interval.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import functools
 import os
 import time
@@ -42,13 +48,15 @@ from jaxmix.data import (
     load_sparse_ratings,
     save_ratings,
 )
+from jaxmix.data.ratings import IdMaps, load_id_pairs
 from jaxmix.evaluation import aic, bic, holdout_split, mean_baseline, rmse, select_k
 from jaxmix.inference.em import fit_em
 from jaxmix.inference.init import INIT_METHODS
 from jaxmix.models.families import FACTOR, family_of
+from jaxmix.models.prior import Prior
 from jaxmix.params import MixtureParams
-from jaxmix.persistence import load, save
-from jaxmix.posterior import complete
+from jaxmix.persistence import load, load_ids, save
+from jaxmix.posterior import complete, predictive_summary
 from jaxmix.simulate import simulate_ratings
 
 __all__ = [
@@ -59,6 +67,9 @@ __all__ = [
     "DENSE_OUTPUTS",
     "FORMATS",
     "INIT_CHOICES",
+    "MISSING_TOKENS",
+    "PREDICTION_COLUMNS",
+    "PRIORS",
     "PROG",
     "Entries",
     "InputFormat",
@@ -70,6 +81,7 @@ __all__ = [
     "run_complete",
     "run_demo",
     "run_fit",
+    "suggestions",
 ]
 
 PROG = "jaxmix"
@@ -87,6 +99,12 @@ BASELINES = {
 }
 #: The outputs that need the whole ``(n, d)`` matrix: only a dense layout writes them.
 DENSE_OUTPUTS = ("--output", "--output-std", "--plot")
+#: The words ``--missing-value`` accepts besides numbers (read as missing where they stand).
+MISSING_TOKENS = ("NA", "N/A", "na", "n/a", "NULL", "null", "<NA>", "#N/A", "?", ".", "-")
+#: ``--prior`` choices: maximum likelihood, or MAP-EM with :class:`jaxmix.Prior`'s defaults.
+PRIORS = {"none": None, "default": Prior()}
+#: The header of ``complete --format triples --output``.
+PREDICTION_COLUMNS = ("user", "item", "mean", "sd", "lower", "upper")
 
 
 class InputFormat(NamedTuple):
@@ -105,11 +123,123 @@ class InputFormat(NamedTuple):
 
 
 def _read_matrix(args: argparse.Namespace) -> np.ndarray:
-    return load_ratings(args.path, missing=args.missing_value)
+    """A dense ratings file; a text ``--missing-value`` (``NA``) is read as missing, and a file
+    that looks like triples with a header is named as such."""
+    path, missing = args.path, args.missing_value
+    try:
+        if isinstance(missing, str):
+            return _load_matrix_with_token(path, missing)
+        return load_ratings(path, missing=missing)
+    except ValueError as err:
+        if "not a text ratings file" in str(err):
+            raise
+        hint = _header_hint(path) or _token_hint(path, missing)
+        if hint:
+            raise ValueError(f"{err}; {hint}") from None
+        raise
+
+
+def _load_matrix_with_token(path: str, token: str) -> np.ndarray:
+    """:func:`jaxmix.load_ratings` with a text token (``NA``) for a missing entry."""
+    rows: list[list[float]] = []
+    with open(path, encoding="utf-8-sig", errors="replace") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            fields = line.split()
+            if not fields:
+                continue
+            row = []
+            for field_text in fields:
+                if field_text == token:
+                    row.append(np.nan)
+                    continue
+                try:
+                    row.append(float(field_text))
+                except ValueError:
+                    raise ValueError(
+                        f"{path}, line {lineno}: {field_text[:40]!r} is not a number (nor the "
+                        f"missing-value token {token!r})"
+                    ) from None
+            if rows and len(row) != len(rows[0]):
+                raise ValueError(
+                    f"{path}, line {lineno}: {len(row)} values where earlier lines have "
+                    f"{len(rows[0])} (ragged rows)"
+                )
+            rows.append(row)
+    if not rows:
+        raise ValueError(f"{path} holds no data")
+    X = np.array(rows, dtype=np.float64)
+    if not np.isfinite(X[~np.isnan(X)]).all():
+        raise ValueError(f"{path} holds infinite values")
+    return X
+
+
+def _header_hint(path: str) -> str | None:
+    """What a dense file that failed to read probably is: triples with a header line."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            first = next((line for line in fh if line.strip()), "")
+    except OSError:
+        return None
+    for sep in (",", "\t", ";", "::"):
+        fields = [f.strip().strip('"') for f in first.split(sep)]
+        if len(fields) >= 2 and not all(_is_number(f) for f in fields):
+            return (
+                f"its first line {first.strip()[:60]!r} looks like the header of a "
+                f"{'comma' if sep == ',' else 'delimiter'}-separated table: for a file of "
+                "(user, item, rating) triples give --format triples"
+            )
+    return None
+
+
+def _token_hint(path: str, missing: Any) -> str | None:
+    """A short word among the numbers (``NA``, ``?``): probably the file's missing marker."""
+    if isinstance(missing, str):
+        return None
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                for field_text in line.split():
+                    if not _is_number(field_text):
+                        if field_text in MISSING_TOKENS:
+                            return (
+                                f"if {field_text!r} marks a missing entry, pass --missing-value "
+                                f"{field_text}"
+                            )
+                        return None
+    except OSError:
+        return None
+    return None
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _read_triples(args: argparse.Namespace) -> SparseRatings:
-    return load_sparse_ratings(args.path)
+    """A triples file; a dense matrix given as triples by mistake is named as such."""
+    try:
+        S = load_sparse_ratings(args.path)
+    except ValueError as err:
+        if "more than once" in str(err):
+            raise ValueError(
+                f"{err}. Is {args.path} a dense matrix (one row per line) rather than (user, "
+                "item, rating) triples? Then drop --format triples"
+            ) from None
+        raise
+    marker = args.missing_value
+    if isinstance(marker, float) and np.any(S.values == marker):
+        count = int(np.count_nonzero(S.values == marker))
+        raise ValueError(
+            f"{args.path}: {count} rating(s) in the third column equal the missing-value "
+            f"marker {marker:g}: is it a dense matrix (one row per line, {marker:g} = missing) "
+            "rather than (user, item, rating) triples? Then drop --format triples; if those "
+            "ratings are real, pass --missing-value none"
+        )
+    return S
 
 
 #: ``--format`` choices.
@@ -205,8 +335,10 @@ def run_fit(args: argparse.Namespace) -> int:
     outcome = fit_and_score(problem, args)
     _print_report(problem, outcome, args, f"read from {args.path}")
     if args.save_fit:
-        save(outcome.result, args.save_fit)
-        print(f"fit saved to {args.save_fit}")
+        ids = problem.layout.S.ids if problem.layout.kind == TriplesLayout.kind else None
+        save(outcome.result, args.save_fit, ids=ids)
+        kept = " with the user and item ids" if ids is not None else ""
+        print(f"fit saved to {args.save_fit}{kept}")
     if args.output or args.output_std:
         held_out = problem.n_test is not None
         _phase(args, "completing from every observed entry" if held_out else "completing")
@@ -217,19 +349,22 @@ def run_fit(args: argparse.Namespace) -> int:
 
 
 def run_complete(args: argparse.Namespace) -> int:
-    """``jaxmix complete PATH --fit FILE``: load a saved fit and a matrix, write its completion."""
+    """``jaxmix complete PATH --fit FILE``: load a saved fit and a matrix, write its completion
+    (``--format triples``: predictions at the ``--pairs``, by id)."""
+    if args.format == "triples":
+        return _complete_pairs(args)
+    if args.pairs:
+        raise ValueError("--pairs (user, item) applies to --format triples")
     if not (args.output or args.output_std):
         raise ValueError("nothing to write: give --output FILE and/or --output-std FILE")
     outputs = {"--output": args.output, "--output-std": args.output_std}
     _check_outputs(outputs, source=args.path)
     _check_outputs(outputs, source=args.fit)
     _phase(args, f"loading the fit {args.fit}")
-    result = load(args.fit)
-    params = result if isinstance(result, MixtureParams) else getattr(result, "params", None)
-    if not isinstance(params, MixtureParams) or np.ndim(params.mu) != 2:
-        raise ValueError(f"{args.fit} holds a {type(result).__name__}, not a fitted mixture")
+    result = _load_fit(args.fit)
+    params = result if isinstance(result, MixtureParams) else result.params
     _phase(args, f"loading {args.path}")
-    X = load_ratings(args.path, missing=args.missing_value)
+    X = _read_matrix(args)
     K, d = np.shape(params.mu)
     if X.shape[1] != d:
         raise ValueError(
@@ -239,6 +374,88 @@ def run_complete(args: argparse.Namespace) -> int:
     _phase(args, f"completing {X.shape[0]} rows with K={K} components")
     _write_outputs(X, result, args)
     return 0
+
+
+def _load_fit(path: str) -> Any:
+    """A saved fit; refuse a file that holds something else."""
+    result = load(path)
+    params = result if isinstance(result, MixtureParams) else getattr(result, "params", None)
+    if not isinstance(params, MixtureParams) or np.ndim(params.mu) != 2:
+        raise ValueError(f"{path} holds a {type(result).__name__}, not a fitted mixture")
+    return result
+
+
+def _complete_pairs(args: argparse.Namespace) -> int:
+    """``jaxmix complete PATH --format triples --fit FILE --pairs PAIRS --output FILE``.
+
+    PATH holds the users' ratings as triples (their rows condition the predictions); its items
+    are matched to the fit's columns by the item ids saved with the fit, and the pairs name
+    users of PATH and items of the fit. Writes one line per pair: ``user, item, mean, sd,
+    lower, upper`` (the interval is the ``--hdi-prob`` highest-density interval of
+    :func:`jaxmix.predictive_summary`; a pair rated in PATH is written as rated, sd 0).
+    """
+    if not args.pairs or not args.output:
+        raise ValueError(
+            "--format triples predicts (user, item) pairs: give --pairs FILE and --output FILE"
+        )
+    if args.output_std:
+        raise ValueError("--output-std is for --format matrix; the sd is a column of --output")
+    outputs = {"--output": args.output}
+    for source in (args.path, args.fit, args.pairs):
+        _check_outputs(outputs, source=source)
+    _phase(args, f"loading the fit {args.fit}")
+    result = _load_fit(args.fit)
+    ids = load_ids(args.fit)
+    if ids is None or ids.col_ids is None:
+        raise ValueError(
+            f"{args.fit} holds no item ids (a fit of a dense matrix, or saved without ids); "
+            "fit the triples with 'jaxmix fit PATH --format triples --save-fit FILE' (or "
+            "jaxmix.save(fit, FILE, ids=S))"
+        )
+    _phase(args, f"loading {args.path}")
+    S = _aligned_triples(_read_triples(args), ids)
+    if S.nnz == 0:
+        raise ValueError(
+            f"{args.path}: none of its ratings is of an item the fit in {args.fit} knows"
+        )
+    _phase(args, f"loading the pairs {args.pairs}")
+    users, items = load_id_pairs(args.pairs)
+    try:
+        rows, cols = S.index(users, items)
+    except ValueError as err:
+        raise ValueError(f"{args.pairs}: {err}") from None
+    found, rated = as_data(S).lookup(rows, cols)
+    mean, sd = rated.copy(), np.zeros(rows.size)
+    lower, upper = rated.copy(), rated.copy()
+    todo = np.flatnonzero(~found)
+    _phase(args, f"predicting {todo.size} pairs ({int(found.sum())} already rated)")
+    if todo.size:
+        table = predictive_summary(
+            result,
+            S,
+            args.hdi_prob,
+            entries=(rows[todo], cols[todo]),
+            positions=True,
+            seed=args.seed,
+        )
+        mean[todo], sd[todo] = table.mean, table.sd
+        lower[todo], upper[todo] = table.lower, table.upper
+    with open(args.output, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(PREDICTION_COLUMNS)
+        for row in zip(S.row_ids[rows], S.col_ids[cols], mean, sd, lower, upper, strict=True):
+            writer.writerow([row[0], row[1], *(f"{v:.6g}" for v in row[2:])])
+    print(f"predictions of {rows.size} pairs written to {args.output}")
+    return 0
+
+
+def _aligned_triples(S: SparseRatings, ids: IdMaps) -> SparseRatings:
+    """The ratings of ``S`` on the fit's columns: its items matched to the fit's item ids (the
+    ratings of items the fit does not know are left out, with a note)."""
+    aligned = S.with_items(ids.col_ids, unknown="drop")
+    if aligned.nnz < S.nnz:
+        print(f"note: {S.nnz - aligned.nnz} rating(s) of items the fit does not know are left out")
+    return aligned
 
 
 # --------------------------------------------------------------------------- the fit path
@@ -346,6 +563,7 @@ def fit_and_score(problem: Problem, args: argparse.Namespace) -> Outcome:
             min_var=args.min_var,
             covariance=args.covariance,
             rank=args.rank,
+            prior=PRIORS[args.prior],
             progress=not args.quiet,
         )
     fit_seconds = time.perf_counter() - start
@@ -373,7 +591,8 @@ def _select(problem: Problem, args: argparse.Namespace, how: str) -> Any:
 
     A further share of the training entries (``--holdout``, or 0.1 with ``--holdout 0``) is held
     out to score the candidates, so the report's held-out RMSE stays out of the choice. The fits
-    are maximum likelihood (no prior) with the variance floor, like a plain ``fit``.
+    are maximum likelihood (MAP with ``--prior default``) with the variance floor, like a plain
+    ``fit``.
     """
     ks, ranks = _ks(args), _ranks(args)
     fraction = args.holdout or 0.1
@@ -391,7 +610,7 @@ def _select(problem: Problem, args: argparse.Namespace, how: str) -> Any:
         criterion="heldout",
         covariance=args.covariance,
         ranks=ranks,
-        prior=None,
+        prior=PRIORS[args.prior],
         n_init=args.restarts,
         min_var=args.min_var,
         max_iter=args.max_iter,
@@ -413,6 +632,7 @@ def _print_report(
         float_dtype().name,
         rank=getattr(family, "rank", None),
         row_offset=getattr(family, "row_offset", None),
+        prior=PRIORS[args.prior] is not None,
     )
     text = fit_report(
         problem.layout,
@@ -426,8 +646,31 @@ def _print_report(
         seconds=outcome.fit_seconds,
         scores=outcome.scores,
         selection=outcome.selection,
+        suggestions=suggestions(args),
     )
     print(text, flush=True)
+
+
+def suggestions(args: argparse.Namespace) -> list[str]:
+    """What to try when the mixture loses to a baseline, given the options of this run."""
+    out = []
+    if args.covariance != FACTOR.name:
+        out.append(
+            "--covariance factor --rank 2: low-rank plus diagonal components, which follow "
+            "each user's own level and tastes (a per-row offset)"
+        )
+    if not getattr(args, "select", False) and getattr(args, "command", "") == "fit":
+        k = _ks(args)[0]
+        grid = " ".join(str(v) for v in sorted({max(1, k // 2), k, 2 * k, 4 * k}))
+        out.append(f"--select -K {grid}: choose K on held-out training entries")
+    if PRIORS[args.prior] is None:
+        out.append(
+            "--prior default: MAP-EM, which keeps the means of items with few ratings near "
+            "the item mean"
+        )
+    if args.min_var > 0:
+        out.append(f"a lower --min-var than {args.min_var:g} if the data are not on a 1-5 scale")
+    return out
 
 
 def _write_outputs(X: Any, result: Any, args: argparse.Namespace) -> None:
@@ -460,8 +703,8 @@ def _check_layout_outputs(kind: str, outputs: dict[str, str | None]) -> None:
     """Refuse the outputs a layout of this kind cannot write (the dense matrix's)."""
     if kind != DenseLayout.kind and any(outputs.get(option) for option in DENSE_OUTPUTS):
         raise ValueError(
-            "--output, --output-std and --plot need the dense matrix; with --format triples use "
-            "--save-fit and jaxmix.complete(S, fit, rows=..., cols=...) for chosen entries"
+            "--output, --output-std and --plot need the dense matrix; with --format triples, "
+            "--save-fit then 'jaxmix complete --format triples --pairs' predicts chosen pairs"
         )
 
 

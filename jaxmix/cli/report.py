@@ -3,8 +3,10 @@
 Four blocks, separated by blank lines: the data (described by its layout: a dense matrix in rows,
 columns and missing entries, triples in users, items and ratings), every restart's final
 log-likelihood, the winner's fit (log-likelihood, BIC, AIC, iterations, time) and, when something
-was scored, the RMSE of the mixture and the baselines per scored set of entries. With ``fit
---select`` the selection table (:meth:`jaxmix.HeldoutSelection.format`) comes after the data.
+was scored, the RMSE of the mixture and the baselines per scored set of entries, then a verdict on
+the held-out entries: whether the mixture beats every baseline, and what to try when it does not.
+With ``fit --select`` the selection table (:meth:`jaxmix.HeldoutSelection.format`) comes after the
+data.
 """
 
 from __future__ import annotations
@@ -24,7 +26,11 @@ __all__ = [
     "score_lines",
     "selection_lines",
     "table",
+    "verdict_lines",
 ]
+
+#: The scored set the verdict reads.
+HELD_OUT = "held-out"
 
 
 def fit_report(
@@ -40,6 +46,7 @@ def fit_report(
     seconds: float,
     scores: Mapping[str, Mapping[str, float]],
     selection: Any = None,
+    suggestions: Sequence[str] = (),
 ) -> str:
     """The whole report of a fit.
 
@@ -55,6 +62,7 @@ def fit_report(
         scores: RMSE per scored set, per method (the mixture first); may be empty.
         selection: The :class:`~jaxmix.HeldoutSelection` that chose ``result`` (``fit
             --select``), or ``None``.
+        suggestions: What to try if the mixture loses to a baseline (:func:`verdict_lines`).
 
     Returns:
         The report, starting with a blank line.
@@ -67,6 +75,9 @@ def fit_report(
     lines += ["", *fit_lines(result, bic, aic, seconds, timed=timed)]
     if scores:
         lines += ["", *score_lines(scores)]
+        verdict = verdict_lines(scores, suggestions)
+        if verdict:
+            lines += ["", *verdict]
     return "\n".join(lines)
 
 
@@ -79,9 +90,11 @@ def model_description(
     *,
     rank: int | None = None,
     row_offset: bool | None = None,
+    prior: bool = False,
 ) -> str:
     """The model line: ``K=6, spherical covariance, 5 restarts, kmeans++ init, float32``; the
-    factor family adds its rank and offset: ``K=6, factor covariance (rank 2, row offset), ...``.
+    factor family adds its rank and offset: ``K=6, factor covariance (rank 2, row offset), ...``;
+    a MAP fit (``prior``) adds ``, MAP (default prior)`` after the family.
     """
     details = []
     if rank is not None:
@@ -89,6 +102,8 @@ def model_description(
     if row_offset is not None:
         details.append("row offset" if row_offset else "no row offset")
     family = f"{covariance} covariance" + (f" ({', '.join(details)})" if details else "")
+    if prior:
+        family += ", MAP (default prior)"
     return f"K={K}, {family}, {restarts} restarts, {init} init, {dtype}"
 
 
@@ -172,6 +187,40 @@ def score_lines(scores: Mapping[str, Mapping[str, float]]) -> list[str]:
     header = ("RMSE", *names)
     rows = [(m, *(f"{scores[name][m]:.4f}" for name in names)) for m in methods]
     return table(header, rows)
+
+
+def verdict_lines(
+    scores: Mapping[str, Mapping[str, float]], suggestions: Sequence[str] = ()
+) -> list[str]:
+    """The verdict on the held-out entries: the mixture (the first method) against the best
+    baseline (the others). Empty when nothing was held out.
+
+    Args:
+        scores: RMSE per scored set, per method, as in :func:`score_lines`.
+        suggestions: What to try when the mixture loses (one option or command each).
+
+    Returns:
+        One line when the mixture wins; when it loses, that line and one per suggestion.
+    """
+    held_out = scores.get(HELD_OUT)
+    if not held_out or len(held_out) < 2:
+        return []
+    mixture, *baselines = held_out
+    best = min(baselines, key=lambda name: held_out[name])
+    ours, theirs = held_out[mixture], held_out[best]
+    if ours < theirs:
+        return [
+            f"verdict: the mixture beats every baseline on the held-out entries (RMSE "
+            f"{ours:.4f} against {theirs:.4f} for the {best} baseline)"
+        ]
+    lines = [
+        f"verdict: the mixture loses to the {best} baseline on the held-out entries (RMSE "
+        f"{ours:.4f} against {theirs:.4f}): the {best} baseline predicts these ratings better"
+    ]
+    if suggestions:
+        lines.append("to try:")
+        lines += [f"  {text}" for text in suggestions]
+    return lines
 
 
 def key_values(rows: Sequence[tuple[str, str]]) -> list[str]:

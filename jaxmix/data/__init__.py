@@ -26,7 +26,14 @@ from jaxmix.data.base import (
 )
 from jaxmix.data.dense import DenseArrays, DenseLayout, float_dtype, validate_matrix
 from jaxmix.data.io import load_ratings, save_ratings
-from jaxmix.data.ratings import SparseRatings, load_sparse_ratings, sparse_ratings, triples_of
+from jaxmix.data.ratings import (
+    IdMaps,
+    SparseRatings,
+    UnknownIdError,
+    load_sparse_ratings,
+    sparse_ratings,
+    triples_of,
+)
 from jaxmix.data.triples import ChunkedTriples, TriplesLayout
 
 __all__ = [
@@ -36,6 +43,7 @@ __all__ = [
     "DenseArrays",
     "DenseLayout",
     "EStep",
+    "IdMaps",
     "MAX_DENSE_ENTRIES",
     "METHODS",
     "REFERENCE_MIN_VAR",
@@ -44,6 +52,7 @@ __all__ = [
     "SparseRatings",
     "Standardizer",
     "TriplesLayout",
+    "UnknownIdError",
     "as_data",
     "default_min_var",
     "float_dtype",

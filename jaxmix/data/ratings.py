@@ -8,8 +8,16 @@ time on entries nobody rated. :class:`SparseRatings` keeps only the observed ent
 * ``values``: the ratings, ``float32`` or ``float64`` (float32 is exact for star ratings and halves
   the memory: 100 million triples take 1.2 GB);
 * ``shape``: ``(n_rows, n_cols)``; rows or columns without any entry are allowed;
-* ``row_ids``, ``col_ids``: the original identifiers when they were not ``0 .. n - 1`` (a
-  MovieLens ``userId`` or ``movieId``), so that row ``i`` of the matrix is user ``row_ids[i]``.
+* ``row_ids``, ``col_ids``: the original identifiers (a MovieLens ``userId`` or ``movieId``),
+  sorted, so that row ``i`` of the matrix is user ``row_ids[i]``; ``None`` when the triples were
+  given by position (``shape=``).
+
+Ids, not positions: :func:`sparse_ratings` and :func:`load_sparse_ratings` both map the ids to
+positions by default and keep them; :meth:`SparseRatings.index` turns ids into positions (an
+unknown id raises :class:`UnknownIdError`, naming it), and :func:`jaxmix.complete` takes
+``user_ids=`` / ``item_ids=`` (positional ``rows=`` / ``cols=`` on integer ids that are not
+``0 .. n - 1`` need ``positions=True``). :class:`IdMaps` holds the two id arrays, the form in which
+:func:`jaxmix.save` keeps them with a fit.
 
 Build one with :func:`sparse_ratings` (from arrays of triples, or from a dense array with ``NaN``
 at the missing entries) or read a file of triples with :func:`load_sparse_ratings` (MovieLens
@@ -28,15 +36,20 @@ import numbers
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from jaxmix.data.dense import validate_matrix
 
 __all__ = [
+    "IdMaps",
     "SparseRatings",
+    "UnknownIdError",
     "check_entries",
+    "id_lookup",
+    "id_positions",
+    "load_id_pairs",
     "load_sparse_ratings",
     "spans",
     "sparse_ratings",
@@ -231,6 +244,79 @@ class SparseRatings:
         found = (lo < end) & (self.cols[pos] == c) if self.nnz else np.zeros(r.shape, bool)
         return found, pos
 
+    @property
+    def ids(self) -> IdMaps:
+        """The identifiers of the rows and columns, an :class:`IdMaps` (fields ``None`` where the
+        positions are the identifiers)."""
+        return IdMaps(self.row_ids, self.col_ids)
+
+    def index(self, user_ids: Any = None, item_ids: Any = None) -> Any:
+        """The positions of given user (row) and item (column) identifiers.
+
+        The inverse of ``row_ids`` / ``col_ids``: ``S.row_ids[S.index(user_ids=u)] == u``. Without
+        ids (``row_ids is None``) the identifiers are the positions themselves, checked to be in
+        range.
+
+        Args:
+            user_ids: Identifiers of rows, 1-D (as in the file or the frame: ``userId``), or
+                ``None``.
+            item_ids: Identifiers of columns, or ``None``.
+
+        Returns:
+            ``int64`` positions: one array when one of the two is given, the pair
+            ``(rows, cols)`` when both are (ready for ``complete(S, fit, rows=, cols=)``).
+
+        Raises:
+            UnknownIdError: An identifier is not in the matrix (a ``KeyError`` and a
+                ``ValueError``; the message names the unknown ids).
+
+        Example:
+            >>> import jaxmix
+            >>> S = jaxmix.sparse_ratings([10, 10, 42], [7, 3, 7], [4.0, 5.0, 3.0])
+            >>> rows, cols = S.index([42, 10], [3, 3])
+            >>> rows.tolist(), cols.tolist()
+            ([1, 0], [0, 0])
+        """
+        return self.ids.index(user_ids, item_ids, self.shape)
+
+    def with_items(self, item_ids: Any, *, unknown: str = "error") -> SparseRatings:
+        """The same ratings on other columns: column ``l`` becomes item ``item_ids[l]``.
+
+        The way to complete new users with a saved fit: ``S.with_items(load_ids(path).col_ids)``
+        puts every rating in the column the fit gave its item (a file read on its own numbers
+        its items by the ids it happens to hold).
+
+        Args:
+            item_ids: The items of the new columns, sorted and unique ``(d,)`` (a fit's
+                ``col_ids``).
+            unknown: What to do with ratings of items not in ``item_ids``: ``"error"`` (an
+                :class:`UnknownIdError` naming them) or ``"drop"`` (leave them out).
+
+        Returns:
+            A :class:`SparseRatings` of shape ``(n_rows, d)``, with the same ``row_ids`` and
+            ``col_ids = item_ids``.
+        """
+        if unknown not in ("error", "drop"):
+            raise ValueError(f"unknown must be 'error' or 'drop'; got {unknown!r}")
+        target = _normalized_ids(np.asarray(item_ids).reshape(-1), "item_ids")
+        if target.size == 0 or (target.dtype.kind in "iuf" and np.any(np.diff(target) <= 0)):
+            raise ValueError("item_ids must be non-empty, sorted and unique")
+        if target.dtype.kind == "U" and np.any(target[1:] <= target[:-1]):
+            raise ValueError("item_ids must be non-empty, sorted and unique")
+        mine = self.col_ids if self.col_ids is not None else np.arange(self.n_cols)
+        known, pos = id_lookup(target, mine, "item")
+        if unknown == "error" and not known.all():
+            id_positions(target, mine[~known], "item")  # raises, naming them
+        keep = known[self.cols]
+        out = sparse_ratings(
+            self.rows[keep],
+            pos[self.cols[keep]],
+            self.values[keep],
+            shape=(self.n_rows, target.size),
+            dtype=self.dtype,
+        )
+        return SparseRatings(out.rows, out.cols, out.values, out.shape, self.row_ids, target)
+
     # ------------------------------------------------------------------ statistics
 
     def column_sums(self) -> tuple[np.ndarray, np.ndarray]:
@@ -248,6 +334,172 @@ class SparseRatings:
         for s in spans(self.nnz):
             total += np.bincount(self.rows[s], weights=self.values[s], minlength=n)
         return self.row_counts().astype(np.float64), total
+
+
+# ---------------------------------------------------------------------------- identifiers
+
+
+class UnknownIdError(KeyError, ValueError):
+    """An identifier that is not among a matrix's (or a fit's) users or items.
+
+    Both a :class:`KeyError` (a failed look-up) and a :class:`ValueError` (a bad argument), so
+    either ``except`` catches it; its message is plain text (no ``KeyError`` quoting).
+    """
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class IdMaps(NamedTuple):
+    """The original identifiers of a matrix's rows and columns.
+
+    Row ``i`` is user ``row_ids[i]`` and column ``l`` item ``col_ids[l]``; both arrays are sorted
+    and unique (as :func:`sparse_ratings` builds them). A field is ``None`` where the positions
+    are the identifiers (``0 .. n - 1``).
+
+    Attributes:
+        row_ids: ``(n_rows,)`` integers or strings, or ``None``.
+        col_ids: ``(n_cols,)`` integers or strings, or ``None``.
+    """
+
+    row_ids: np.ndarray | None = None
+    col_ids: np.ndarray | None = None
+
+    def index(self, user_ids: Any = None, item_ids: Any = None, shape: Any = None) -> Any:
+        """Positions of identifiers (see :meth:`SparseRatings.index`); ``shape`` bounds the
+        positions of an axis without ids (``None``: any non-negative integer)."""
+        if user_ids is None and item_ids is None:
+            raise TypeError("give user_ids and/or item_ids, the identifiers to look up")
+        sizes = (None, None) if shape is None else shape
+        out = [
+            id_positions(ids, wanted, name, size)
+            for ids, wanted, name, size in (
+                (self.row_ids, user_ids, "user", sizes[0]),
+                (self.col_ids, item_ids, "item", sizes[1]),
+            )
+            if wanted is not None
+        ]
+        return out[0] if len(out) == 1 else tuple(out)
+
+    def ambiguous(self) -> list[str]:
+        """The axes (``"rows"``, ``"cols"``) whose ids are integers other than ``0 .. n - 1``:
+        there a position and an identifier can be mistaken for each other."""
+        out = []
+        for ids, name in ((self.row_ids, "rows"), (self.col_ids, "cols")):
+            if ids is not None and ids.dtype.kind in "iu":
+                if not np.array_equal(ids, np.arange(ids.size)):
+                    out.append(name)
+        return out
+
+
+def id_positions(ids: np.ndarray | None, wanted: Any, what: str, size: int | None = None) -> Any:
+    """The positions of identifiers ``wanted`` among sorted, unique ``ids``.
+
+    Args:
+        ids: The identifiers of an axis (sorted, unique), or ``None`` (positions are the ids).
+        wanted: The identifiers to look up, 1-D array-like.
+        what: ``"user"`` or ``"item"``, for the messages.
+        size: Length of the axis, to check positions when ``ids`` is ``None``.
+
+    Returns:
+        ``int64`` positions, the shape of ``wanted``.
+
+    Raises:
+        UnknownIdError: Some identifiers are not in ``ids`` (the message names up to five).
+    """
+    if hasattr(wanted, "to_numpy") and not isinstance(wanted, np.ndarray):
+        wanted = wanted.to_numpy()
+    query = np.asarray(wanted)
+    if query.ndim != 1:
+        query = query.reshape(-1) if query.ndim == 0 else query
+        if query.ndim != 1:
+            raise ValueError(f"{what}_ids must be 1-D; got shape {query.shape}")
+    if ids is None:
+        query = _as_kind(query, np.arange(0), what)
+        bad = query < 0 if size is None else (query < 0) | (query >= size)
+        pos = np.where(bad, 0, query).astype(np.int64)
+    else:
+        query = _as_kind(query, ids, what)
+        found, pos = _search(ids, query)
+        bad = ~found
+    if bad.any():
+        unknown = np.unique(query[bad])
+        shown = ", ".join(str(u) for u in unknown[:5]) + (", ..." if unknown.size > 5 else "")
+        raise UnknownIdError(
+            f"{unknown.size} unknown {what} id{'s' if unknown.size > 1 else ''}: {shown} (not "
+            f"among the {what}s of the data{'' if ids is None else f', ids {_span(ids)}'})"
+        )
+    return pos
+
+
+def id_lookup(ids: np.ndarray, wanted: Any, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """Like :func:`id_positions` without refusing unknown ids: ``(found, pos)``, boolean and
+    ``int64`` arrays the shape of ``wanted`` (``pos`` is 0 where not found)."""
+    query = np.asarray(wanted.to_numpy() if hasattr(wanted, "to_numpy") else wanted).reshape(-1)
+    try:
+        query = _as_kind(query, ids, what)
+    except UnknownIdError:  # ids of another kind (text against numbers): none is known
+        return np.zeros(query.shape, bool), np.zeros(query.shape, np.int64)
+    return _search(ids, query)
+
+
+def _search(ids: np.ndarray, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    pos = np.searchsorted(ids, query).astype(np.int64)
+    inside = pos < ids.size
+    found = inside.copy()
+    found[inside] = ids[pos[inside]] == query[inside]
+    pos[~found] = 0
+    return found, pos
+
+
+def _span(ids: np.ndarray) -> str:
+    return f"{ids[0]} .. {ids[-1]}" if ids.size else "none"
+
+
+def _as_kind(query: np.ndarray, ids: np.ndarray, what: str) -> np.ndarray:
+    """``query`` converted to the kind of ``ids`` (numbers or text), where it can be."""
+    if query.size == 0:
+        return query.astype(ids.dtype)
+    if ids.dtype.kind in "iu":
+        if query.dtype.kind in "iu":
+            return query.astype(np.int64)
+        if query.dtype.kind == "f" and np.all(np.isfinite(query) & (query == np.round(query))):
+            return query.astype(np.int64)
+        if query.dtype.kind in "UO":
+            try:
+                return query.astype(np.int64)
+            except (TypeError, ValueError):
+                pass
+        raise UnknownIdError(
+            f"{what} ids of the data are integers; got {query.dtype} values such as {query[0]!r}"
+        )
+    return _normalized_ids(query, what).astype(str) if ids.dtype.kind == "U" else query
+
+
+def _normalized_ids(arr: np.ndarray, name: str) -> np.ndarray:
+    """Identifiers as int64 (integral numbers) or text: pandas' object columns of strings become
+    a NumPy string array (savable without pickle)."""
+    if arr.dtype.kind == "O":
+        if all(isinstance(v, str) for v in arr.flat):
+            return arr.astype(str)
+        try:
+            as_float = arr.astype(np.float64)
+        except (TypeError, ValueError):
+            raise TypeError(
+                f"{name} identifiers must be all numbers or all strings; got a mix"
+            ) from None
+        arr = as_float
+    if arr.dtype.kind == "f":
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"{name} holds NaN or infinite identifiers")
+        if not np.all(arr == np.round(arr)):
+            raise TypeError(
+                f"{name} identifiers must be integers or strings; got non-integral floats"
+            )
+        return arr.astype(np.int64)
+    if arr.dtype.kind == "b":
+        raise TypeError(f"{name} identifiers must be numbers or strings; got booleans")
+    return arr
 
 
 # ---------------------------------------------------------------------------- construction
@@ -322,7 +574,7 @@ def sparse_ratings(
     values: Any = None,
     *,
     shape: tuple[int, int] | None = None,
-    reindex: bool = False,
+    reindex: bool | None = None,
     duplicates: str = "error",
     dtype: Any = None,
     mask: Any = None,
@@ -331,11 +583,15 @@ def sparse_ratings(
 
     Two forms:
 
-    * ``sparse_ratings(rows, cols, values, shape=(n, d))``: the triples (array-likes, pandas
-      Series included). Without ``shape`` it is ``(max(rows) + 1, max(cols) + 1)``. With
-      ``reindex=True`` the identifiers may be anything sortable (MovieLens ``userId`` and
-      ``movieId``, strings): they are mapped to ``0 .. n - 1`` in sorted order and kept as
-      ``row_ids`` / ``col_ids``, and the shape is the number of distinct identifiers.
+    * ``sparse_ratings(user_ids, item_ids, values)``: the triples (array-likes, pandas Series
+      included), by identifier (the default, as :func:`load_sparse_ratings`): the identifiers
+      are integers or strings (MovieLens ``userId`` and ``movieId``, names); they are mapped
+      to ``0 .. n - 1`` in sorted order and kept as ``row_ids`` / ``col_ids``, and the shape is
+      the number of distinct identifiers (``sparse_ratings(df.userId, df.movieId, df.rating)``
+      has one column per rated movie, not one per ``movieId`` up to the largest).
+    * ``sparse_ratings(rows, cols, values, shape=(n, d))``: by position (``reindex=False``,
+      the default when ``shape`` is given): the indices are the rows and columns themselves;
+      without ``shape`` it is ``(max(rows) + 1, max(cols) + 1)``.
     * ``sparse_ratings(X)``: the observed entries of a dense ``(n, d)`` array with ``NaN`` at the
       missing entries (or ``mask`` True = observed).
 
@@ -347,7 +603,8 @@ def sparse_ratings(
         cols: Column indices (or identifiers).
         values: The observed values; real numbers, all finite.
         shape: ``(n_rows, n_cols)``; rows and columns without entries are allowed.
-        reindex: Map arbitrary identifiers to ``0 .. n - 1`` (cannot be combined with ``shape``).
+        reindex: Map arbitrary identifiers to ``0 .. n - 1`` and keep them (cannot be combined
+            with ``shape``); default ``True`` without ``shape``, ``False`` with it.
         duplicates: What to do with a repeated ``(row, col)`` pair: ``"error"`` (default),
             ``"last"`` (keep the value that comes last in the input) or ``"mean"`` (average them).
         dtype: Dtype of the values: ``float32`` or ``float64``; default the input's if it is one
@@ -365,9 +622,11 @@ def sparse_ratings(
 
     Example:
         >>> import numpy as np, jaxmix
-        >>> S = jaxmix.sparse_ratings([10, 10, 42], [7, 3, 7], [4, 5, 3], reindex=True)
+        >>> S = jaxmix.sparse_ratings([10, 10, 42], [7, 3, 7], [4, 5, 3])
         >>> S.shape, S.row_ids.tolist(), S.col_ids.tolist()
         ((2, 2), [10, 42], [3, 7])
+        >>> jaxmix.sparse_ratings([0, 2], [1, 0], [4, 5], shape=(3, 2)).row_ids is None
+        True
         >>> jaxmix.sparse_ratings(np.array([[1.0, np.nan], [np.nan, 2.0]])).nnz
         2
     """
@@ -381,6 +640,8 @@ def sparse_ratings(
         raise ValueError(f"duplicates must be one of {DUPLICATE_POLICIES}; got {duplicates!r}")
     vals = _value_array(values, dtype)
     row_ids = col_ids = None
+    if reindex is None:
+        reindex = shape is None
     if reindex:
         if shape is not None:
             raise ValueError("shape cannot be given with reindex=True (it is the number of ids)")
@@ -426,8 +687,9 @@ def _reindex(ids: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
     arr = np.asarray(ids)
     if arr.ndim != 1:
         raise ValueError(f"{name} must be 1-D; got shape {arr.shape}")
-    if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} holds NaN or infinite identifiers")
+    if arr.size == 0:
+        raise ValueError("shape is needed when there are no triples (nothing to reindex)")
+    arr = _normalized_ids(arr, name)
     unique, inverse = np.unique(arr, return_inverse=True)
     if unique.size > _INT32_MAX:
         raise ValueError(f"more than 2**31 - 1 distinct {name}")
@@ -582,6 +844,62 @@ def load_sparse_ratings(
         )
     except (ValueError, TypeError) as err:
         raise type(err)(f"{path}: {err}") from None
+
+
+def load_id_pairs(
+    path: str | os.PathLike,
+    *,
+    sep: str | None = None,
+    header: bool | None = None,
+    columns: tuple[int, int] = (0, 1),
+) -> tuple[np.ndarray, np.ndarray]:
+    """Read a file of (user id, item id) pairs, one per line: the entries to predict.
+
+    The layouts of :func:`load_sparse_ratings` (separator detected, a header skipped when its
+    first field is not a number, extra columns ignored): a ``ratings.csv`` of held-out ratings
+    works as it is.
+
+    Args:
+        path: The file.
+        sep: Field separator; default detected from the first line.
+        header: Whether the first line is a header; default: when its first field is not a
+            number.
+        columns: Positions of the user and item fields.
+
+    Returns:
+        ``(user_ids, item_ids)``, 1-D arrays (int64 where every id is an integer, else text).
+
+    Raises:
+        FileNotFoundError: No such file.
+        ValueError: The file is empty or a line has too few fields (message names the file).
+    """
+    path = os.fspath(path)
+    if len(columns) != 2 or len(set(columns)) != 2:
+        raise ValueError(f"columns must name two distinct fields; got {columns!r}")
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        first = next((line for line in fh if line.strip()), None)
+    if first is None:
+        raise ValueError(f"{path} holds no pairs")
+    if sep is None:
+        sep = _detect(first)
+    fields = first.strip().split(sep) if sep else first.split()
+    if len(fields) <= max(columns):
+        raise ValueError(
+            f"{path}: the first line has {len(fields)} field(s) but a (user, item) pair needs "
+            f"{max(columns) + 1} (separator {sep!r})"
+        )
+    if header is None:
+        header = not _is_number(fields[columns[0]].strip().strip('"'))
+    usecols = tuple(sorted(columns))
+    try:
+        table = _loadtxt(path, sep, int(header), usecols, str)
+    except (ValueError, IndexError) as err:
+        raise ValueError(f"{path}: could not read (user, item) pairs: {err}") from None
+    users, items = (
+        _normalized_ids(_numeric(np.char.strip(table[usecols.index(c)], '"')), "ids")
+        for c in columns
+    )
+    return users, items
 
 
 def _read_triples(path, sep, skip, columns, dtype):

@@ -250,7 +250,9 @@ def _select_heldout(
     fits, lpd, err, cover = [], [], [], []
     for K, q in grid:
         fit = fit_em(train, K, mask=train_mask, covariance=get_family(family, rank=q), **options)
-        mean, sd = complete(train, fit, rows=rows, cols=cols, return_std=True, mask=train_mask)
+        mean, sd = complete(
+            train, fit, rows=rows, cols=cols, return_std=True, mask=train_mask, positions=True
+        )
         fits.append(fit)
         dens = entry_log_density(train, fit, rows, cols, truth, mask=train_mask)
         lpd.append(float(dens.mean()))

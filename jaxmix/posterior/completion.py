@@ -16,7 +16,7 @@ import jax
 import numpy as np
 
 from jaxmix.data import Standardizer, as_data, float_dtype
-from jaxmix.data.ratings import check_entries
+from jaxmix.data.ratings import IdMaps, SparseRatings, check_entries
 from jaxmix.models.families import Estimation, as_params, family_of
 from jaxmix.models.mixture import as_device, to_internal
 from jaxmix.params import MixtureParams
@@ -31,6 +31,7 @@ __all__ = [
     "fitted_params",
     "posterior_of_rows",
     "predict_entries",
+    "refuse_ambiguous_positions",
     "responsibilities",
     "row_posterior",
 ]
@@ -207,7 +208,10 @@ def complete(
     return_std: bool = False,
     rows: Any = None,
     cols: Any = None,
-) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    user_ids: Any = None,
+    item_ids: Any = None,
+    positions: bool = False,
+) -> Any:
     """Fill the missing entries of ``X`` with their conditional mean under a fitted mixture.
 
     .. math::
@@ -222,10 +226,20 @@ def complete(
     (their standard deviation is 0). The responsibilities come from an E-step of the given
     parameters on ``X``.
 
-    Two forms: without ``rows`` / ``cols`` the whole completed ``(n, d)`` matrix (for a
-    :class:`~jaxmix.SparseRatings` this materialises it: small matrices only); with them, the
-    predictions at those entries only, in ``O((n + m) K)`` memory for ``m`` entries (the way to
-    score held-out ratings of a large sparse matrix).
+    Three forms: without entries, the whole completed ``(n, d)`` matrix (for a
+    :class:`~jaxmix.SparseRatings` this materialises it: small matrices only; a pandas
+    ``DataFrame`` gives a ``DataFrame`` with its index and columns); with ``user_ids`` /
+    ``item_ids`` (a ``SparseRatings`` that keeps its ids), the predictions at those (user, item)
+    pairs; with ``rows`` / ``cols``, at those positions. The last two take ``O((n + m) K)``
+    memory for ``m`` entries (the way to score held-out ratings of a large sparse matrix).
+
+    Ids or positions: a ``SparseRatings`` built by :func:`jaxmix.load_sparse_ratings` or
+    :func:`jaxmix.sparse_ratings` keeps the original identifiers (``row_ids``, ``col_ids``) and
+    row ``i`` is the ``i``-th smallest user id, not user ``i``. Where those ids are integers
+    other than ``0 .. n - 1`` (MovieLens ``userId`` 1..671), positional ``rows`` / ``cols``
+    could be ids by mistake and would silently predict for other users and items, so they are
+    refused unless ``positions=True`` confirms them; ask by id with ``user_ids`` / ``item_ids``
+    (or convert with :meth:`SparseRatings.index <jaxmix.SparseRatings.index>`).
 
     Args:
         X: Array-like ``(n, d)``; ``NaN`` marks the entries to fill. It is not modified. Or a
@@ -235,13 +249,22 @@ def complete(
         mask: Optional boolean ``(n, d)``, ``True`` = observed (unobserved entries are filled);
             dense ``X`` only.
         return_std: Also return the predictive standard deviation.
-        rows, cols: Optional integer arrays of equal length ``m``: the entries to predict
-            (observed ones are returned as observed, with standard deviation 0).
+        rows, cols: Optional integer arrays of equal length ``m``: the positions of the entries
+            to predict (observed ones are returned as observed, with standard deviation 0).
+        user_ids, item_ids: Instead of ``rows`` / ``cols``: the identifiers of the entries, of
+            equal length ``m`` (a ``SparseRatings`` with ids; without ids they are positions).
+        positions: Confirm that ``rows`` / ``cols`` are positions when ``X`` carries integer
+            ids other than ``0 .. n - 1``.
 
     Returns:
-        The completed ``(n, d)`` float64 array, or with ``rows`` / ``cols`` the ``(m,)``
-        predictions; with ``return_std`` a second array of the same shape of predictive standard
-        deviations (0 at observed entries).
+        The completed ``(n, d)`` float64 array (a ``DataFrame`` for a ``DataFrame``), or with
+        entries the ``(m,)`` predictions; with ``return_std`` a second value of the same kind of
+        predictive standard deviations (0 at observed entries).
+
+    Raises:
+        ValueError: Ambiguous positions (above), ids and positions both given, an entry out of
+            range.
+        jaxmix.UnknownIdError: An id that is not in ``X`` (also a ``KeyError``).
 
     Example:
         >>> import numpy as np, jaxmix
@@ -249,14 +272,28 @@ def complete(
         >>> filled = jaxmix.complete(X, jaxmix.fit_em(X, 2, min_var=0.01))
         >>> bool(np.isnan(filled).any())
         False
-        >>> S = jaxmix.sparse_ratings(X)
-        >>> jaxmix.complete(S, jaxmix.fit_em(S, 2, min_var=0.01), rows=[1, 3], cols=[1, 0]).shape
+        >>> S = jaxmix.sparse_ratings([7, 7, 9, 12], [31, 40, 40, 31], [4.0, 2.0, 1.5, 4.5])
+        >>> fit = jaxmix.fit_em(S, 2, min_var=0.01)
+        >>> jaxmix.complete(S, fit, user_ids=[9, 12], item_ids=[31, 40]).shape
         (2,)
+        >>> jaxmix.complete(S, fit, rows=[1, 2], cols=[0, 1])
+        Traceback (most recent call last):
+        ...
+        ValueError: X carries user ids (7 .. 12), not positions 0 .. 2: ...
     """
     if (rows is None) != (cols is None):
         raise TypeError("give both rows and cols (the entries to predict), or neither")
+    if (user_ids is None) != (item_ids is None):
+        raise TypeError("give both user_ids and item_ids (the entries to predict), or neither")
+    if rows is not None and user_ids is not None:
+        raise ValueError("give the entries by position (rows, cols) or by id, not both")
+    ids = getattr(X, "ids", None) if isinstance(X, SparseRatings) else None
+    if rows is not None and not positions and ids is not None:
+        refuse_ambiguous_positions(ids, X.shape)
     params = fitted_params(result)
     layout = as_data(X, mask, allow_all_missing=True)
+    if user_ids is not None:
+        rows, cols = (ids or IdMaps()).index(user_ids, item_ids, layout.shape)
     post = row_posterior(layout, params, with_aux=True, est=fitted_estimation(result))
     if rows is not None:
         r, c = check_entries(rows, cols, layout.shape)
@@ -270,9 +307,44 @@ def complete(
     observed = ~np.isnan(values)
     mean, var = predict_entries(post)
     filled = np.where(observed, values, mean)
-    if not return_std:
-        return filled
-    return filled, np.where(observed, 0.0, np.sqrt(var))
+    std = np.where(observed, 0.0, np.sqrt(var)) if return_std else None
+    if _is_data_frame(X):
+        import pandas as pd  # present: X is one of its frames
+
+        filled = pd.DataFrame(filled, index=X.index, columns=X.columns)
+        if return_std:
+            std = pd.DataFrame(std, index=X.index, columns=X.columns)
+    return (filled, std) if return_std else filled
+
+
+def _is_data_frame(X: Any) -> bool:
+    """Whether ``X`` is a pandas ``DataFrame`` (without importing pandas)."""
+    return any(
+        cls.__name__ == "DataFrame" and cls.__module__.startswith("pandas")
+        for cls in type(X).__mro__
+    )
+
+
+def refuse_ambiguous_positions(
+    ids: IdMaps, shape: tuple[int, int], what: str = "rows= and cols="
+) -> None:
+    """Refuse positions (``what``) on a matrix whose integer ids differ from its positions.
+
+    Raises:
+        ValueError: Naming the ids, the keywords by id and ``positions=True``.
+    """
+    axes = ids.ambiguous()
+    if not axes:
+        return
+    name, which, size = (
+        ("user", ids.row_ids, shape[0]) if axes[0] == "rows" else ("item", ids.col_ids, shape[1])
+    )
+    raise ValueError(
+        f"X carries {name} ids ({which[0]} .. {which[-1]}), not positions 0 .. {size - 1}: "
+        f"{what} are positions, so ids passed there would silently predict for other users "
+        "and items. Pass user_ids= and item_ids= to predict by id (S.index(user_ids, item_ids) "
+        "gives the positions), or positions=True to confirm that they are positions"
+    )
 
 
 def entry_log_density(

@@ -33,7 +33,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from jaxmix._validate import check_positive_int, check_probability, check_seed
-from jaxmix.data import as_data
+from jaxmix.data import DenseLayout, IdMaps, SparseRatings, as_data
 from jaxmix.models.families import family_of
 from jaxmix.posterior.completion import (
     check_fit,
@@ -41,6 +41,7 @@ from jaxmix.posterior.completion import (
     fitted_estimation,
     fitted_params,
     predict_entries,
+    refuse_ambiguous_positions,
     row_posterior,
 )
 from jaxmix.posterior.diagnostics import import_arviz
@@ -56,7 +57,7 @@ from jaxmix.posterior.draws import (
     take,
 )
 
-__all__ = ["PredictiveSummary", "predictive_summary"]
+__all__ = ["MAX_ALL_MISSING", "MAX_DENSE_FOR_DRAWS", "PredictiveSummary", "predictive_summary"]
 
 _BLOCK_ELEMENTS = 4_000_000  # predictive draws held at once (entries x draws)
 
@@ -65,12 +66,15 @@ class PredictiveSummary(NamedTuple):
     """A tidy table of predictive summaries, one entry per matrix entry (columns as arrays).
 
     Attributes:
-        row: Row index of each entry, ``(M,)``.
-        column: Column index of each entry, ``(M,)``.
+        row: Row index (position) of each entry, ``(M,)``.
+        column: Column index (position) of each entry, ``(M,)``.
         mean: Predictive mean, ``(M,)``.
         sd: Predictive standard deviation, ``(M,)``.
         lower: Lower end of the highest-density interval, ``(M,)``.
         upper: Upper end of the highest-density interval, ``(M,)``.
+        user_id: The user id of each entry, ``(M,)``, when the data carry ids (a
+            :class:`~jaxmix.SparseRatings` from :func:`jaxmix.load_sparse_ratings`), else ``None``.
+        item_id: The item id of each entry, ``(M,)``, or ``None``.
     """
 
     row: np.ndarray
@@ -79,31 +83,41 @@ class PredictiveSummary(NamedTuple):
     sd: np.ndarray
     lower: np.ndarray
     upper: np.ndarray
+    user_id: np.ndarray | None = None
+    item_id: np.ndarray | None = None
 
     @property
     def n_entries(self) -> int:
         """Number of entries ``M`` (rows of the table)."""
         return int(np.shape(self.row)[0])
 
+    def columns(self) -> tuple[str, ...]:
+        """The table's columns: the ids first when there are any, then ``row, column, mean, sd,
+        lower, upper``."""
+        ids = tuple(name for name in ("user_id", "item_id") if getattr(self, name) is not None)
+        return ids + self._fields[:6]
+
     def to_records(self) -> np.ndarray:
-        """The table as a NumPy structured array with fields ``row, column, mean, sd, lower,
-        upper``."""
-        out = np.empty(
-            self.n_entries,
-            dtype=[
-                (name, np.int64 if name in ("row", "column") else np.float64)
-                for name in self._fields
-            ],
-        )
-        for name in self._fields:
+        """The table as a NumPy structured array with the fields of :meth:`columns`."""
+        kinds = {"row": np.int64, "column": np.int64}
+        dtype = [
+            (
+                name,
+                np.asarray(getattr(self, name)).dtype if "_id" in name else kinds.get(name, float),
+            )
+            for name in self.columns()
+        ]
+        out = np.empty(self.n_entries, dtype=dtype)
+        for name in self.columns():
             out[name] = getattr(self, name)
         return out
 
     def to_pandas(self) -> Any:
-        """The table as a ``pandas.DataFrame`` (needs pandas, which jaxmix does not require)."""
+        """The table as a ``pandas.DataFrame`` with the columns of :meth:`columns` (needs pandas,
+        which jaxmix does not require)."""
         import pandas as pd
 
-        return pd.DataFrame({name: getattr(self, name) for name in self._fields})
+        return pd.DataFrame({name: getattr(self, name) for name in self.columns()})
 
     def coverage(self, X_true: Any) -> float:
         """Share of the entries whose true value lies in ``[lower, upper]``.
@@ -120,11 +134,16 @@ class PredictiveSummary(NamedTuple):
         return float(np.mean((truth >= self.lower) & (truth <= self.upper)))
 
     def format(self, max_rows: int = 10) -> str:
-        """A plain-text table of the first ``max_rows`` entries."""
-        lines = [f"{'row':>6} {'column':>6} {'mean':>9} {'sd':>8} {'lower':>9} {'upper':>9}"]
+        """A plain-text table of the first ``max_rows`` entries (by id when there are ids)."""
+        by_id = self.user_id is not None and self.item_id is not None
+        first, second = ("user", "item") if by_id else ("row", "column")
+        a, b = (self.user_id, self.item_id) if by_id else (self.row, self.column)
+        width = max([6, *(len(str(v)) for v in (*a[:max_rows], *b[:max_rows]))])
+        head = f"{first:>{width}} {second:>{width}}"
+        lines = [f"{head} {'mean':>9} {'sd':>8} {'lower':>9} {'upper':>9}"]
         for i in range(min(max_rows, self.n_entries)):
             lines.append(
-                f"{self.row[i]:>6d} {self.column[i]:>6d} {self.mean[i]:9.3f} {self.sd[i]:8.3f} "
+                f"{a[i]!s:>{width}} {b[i]!s:>{width}} {self.mean[i]:9.3f} {self.sd[i]:8.3f} "
                 f"{self.lower[i]:9.3f} {self.upper[i]:9.3f}"
             )
         if self.n_entries > max_rows:
@@ -132,33 +151,72 @@ class PredictiveSummary(NamedTuple):
         return "\n".join(lines)
 
 
-def _check_entries(entries: Any, observed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    if entries is None:
-        rows, cols = np.nonzero(~observed)
+#: ``entries=None`` on a :class:`~jaxmix.SparseRatings` lists every missing entry; refused above
+#: this many (name the entries to predict instead).
+MAX_ALL_MISSING = 1_000_000
+
+
+def _check_entries(
+    entries: Any, layout: Any, ids: IdMaps | None, by_id: tuple[Any, Any] | None
+) -> tuple[np.ndarray, np.ndarray]:
+    n, d = layout.shape
+    if by_id is not None:
+        rows, cols = (ids or IdMaps()).index(*by_id, layout.shape)
+    elif entries is None:
+        if layout.kind == DenseLayout.kind:
+            rows, cols = np.nonzero(~layout.observed)
+        else:
+            n_missing = n * d - layout.nnz
+            if n_missing > MAX_ALL_MISSING:
+                raise ValueError(
+                    f"X has {n_missing:,} missing entries (more than {MAX_ALL_MISSING:,}): name "
+                    "the entries to summarise with entries=(rows, cols) or user_ids=, item_ids="
+                )
+            rows, cols = np.nonzero(np.isnan(layout.to_dense()))
         return rows.astype(np.int64), cols.astype(np.int64)
-    try:
-        rows, cols = entries
-    except (TypeError, ValueError):
-        raise TypeError("entries must be a pair (rows, cols) of integer arrays") from None
-    rows, cols = np.asarray(rows), np.asarray(cols)
-    if rows.shape != cols.shape or rows.ndim != 1:
-        raise ValueError(
-            f"rows and cols must be 1-D of the same length; got {rows.shape}, {cols.shape}"
-        )
-    if rows.size and (rows.dtype.kind not in "iu" or cols.dtype.kind not in "iu"):
-        raise TypeError("entries must hold integer indices")
-    n, d = observed.shape
-    if rows.size and (rows.min() < 0 or rows.max() >= n or cols.min() < 0 or cols.max() >= d):
-        raise ValueError(f"entries out of range for a ({n}, {d}) matrix")
-    rows, cols = rows.astype(np.int64), cols.astype(np.int64)
-    seen = observed[rows, cols]
+    else:
+        try:
+            rows, cols = entries
+        except (TypeError, ValueError):
+            raise TypeError("entries must be a pair (rows, cols) of integer arrays") from None
+        rows, cols = np.asarray(rows), np.asarray(cols)
+        if rows.shape != cols.shape or rows.ndim != 1:
+            raise ValueError(
+                f"rows and cols must be 1-D of the same length; got {rows.shape}, {cols.shape}"
+            )
+        if rows.size and (rows.dtype.kind not in "iu" or cols.dtype.kind not in "iu"):
+            raise TypeError("entries must hold integer indices")
+        if rows.size and (rows.min() < 0 or rows.max() >= n or cols.min() < 0 or cols.max() >= d):
+            raise ValueError(f"entries out of range for a ({n}, {d}) matrix")
+    rows, cols = np.asarray(rows, np.int64), np.asarray(cols, np.int64)
+    seen = layout.lookup(rows, cols)[0] if rows.size else np.zeros(0, bool)
     if seen.any():
         i = int(np.argmax(seen))
+        where = f"({rows[i]}, {cols[i]})"
+        if by_id is not None:
+            where = f"(user {np.asarray(by_id[0])[i]}, item {np.asarray(by_id[1])[i]})"
         raise ValueError(
-            f"entry ({rows[i]}, {cols[i]}) is observed in X; predictive summaries are for missing "
+            f"entry {where} is observed in X; predictive summaries are for missing "
             "entries (hide the entries to predict, e.g. with jaxmix.holdout_split)"
         )
     return rows, cols
+
+
+#: Posterior draws on a :class:`~jaxmix.SparseRatings` run on its dense form, up to this many
+#: entries ``n * d``.
+MAX_DENSE_FOR_DRAWS = 10_000_000
+
+
+def _dense_for_draws(layout: Any) -> Any:
+    """The dense layout of a triples layout, for the posterior-draws path (small matrices)."""
+    n, d = layout.shape
+    if n * d > MAX_DENSE_FOR_DRAWS:
+        raise ValueError(
+            f"predictive summaries of posterior draws (MCMC, mean-field SVI) run on the dense "
+            f"matrix, and this SparseRatings is {n:,} x {d:,} (more than {MAX_DENSE_FOR_DRAWS:,} "
+            "entries); summarise a point estimate (jaxmix.fit_em) on the triples instead"
+        )
+    return as_data(layout.to_dense(), method="dense")
 
 
 def _hdi(samples: np.ndarray, hdi_prob: float) -> np.ndarray:
@@ -178,6 +236,9 @@ def predictive_summary(
     entries: Any = None,
     num_samples: int = 1000,
     seed: int = 0,
+    user_ids: Any = None,
+    item_ids: Any = None,
+    positions: bool = False,
 ) -> PredictiveSummary:
     """Predictive mean, standard deviation and HDI of missing entries given the observed ones.
 
@@ -191,18 +252,26 @@ def predictive_summary(
         result: :func:`jaxmix.fit_mcmc` or :func:`jaxmix.fit_svi` result, an EM result or
             :class:`~jaxmix.MixtureParams`.
         X: Array-like ``(n, d)``, ``NaN`` at the entries to predict (normally the data the result
-            was fit on).
+            was fit on), or a :class:`~jaxmix.SparseRatings` (its triples are the observed
+            entries; for a point estimate the responsibilities come from its triples and
+            nothing ``n x d`` is built unless ``entries=None``; posterior draws use its dense
+            form, up to :data:`MAX_DENSE_FOR_DRAWS` entries).
         hdi_prob: Probability of the interval, in ``(0, 1)``.
         mask: Optional boolean ``(n, d)``, ``True`` = observed.
-        entries: ``None`` (every missing entry, in row-major order) or a pair ``(rows, cols)`` of
-            integer arrays naming missing entries.
+        entries: ``None`` (every missing entry, in row-major order; for a ``SparseRatings`` at
+            most :data:`MAX_ALL_MISSING` of them) or a pair ``(rows, cols)`` of integer arrays
+            naming missing entries by position.
         num_samples: Predictive draws per entry (at least 10).
         seed: Seed of the draws.
+        user_ids, item_ids: Instead of ``entries``: the missing entries by id (a
+            ``SparseRatings`` that keeps its ids, see :func:`jaxmix.complete`).
+        positions: Confirm that ``entries`` are positions when ``X`` carries integer ids other
+            than ``0 .. n - 1`` (refused otherwise, as in :func:`jaxmix.complete`).
 
     Returns:
-        A :class:`PredictiveSummary` (columns ``row, column, mean, sd, lower, upper``). For point
-        estimates ``mean`` and ``sd`` equal :func:`jaxmix.complete` ``(..., return_std=True)`` at
-        those entries.
+        A :class:`PredictiveSummary` (columns ``row, column, mean, sd, lower, upper``, and
+        ``user_id, item_id`` when ``X`` carries ids). For point estimates ``mean`` and ``sd``
+        equal :func:`jaxmix.complete` ``(..., return_std=True)`` at those entries.
 
     Example:
         >>> import numpy as np, jaxmix
@@ -212,18 +281,28 @@ def predictive_summary(
         >>> table.row.tolist(), table.column.tolist()
         ([1, 3], [1, 0])
     """
-    layout = as_data(X, mask, "dense")
-    observed = layout.observed
+    sparse = isinstance(X, SparseRatings)
+    layout = as_data(X, mask, "sparse" if sparse else "dense")
     hdi_prob = check_probability(hdi_prob, "hdi_prob")
     num_samples = check_positive_int(num_samples, "num_samples")
     if num_samples < 10:
         raise ValueError(f"num_samples must be at least 10 for an interval; got {num_samples}")
     seed = check_seed(seed)
-    rows, cols = _check_entries(entries, observed)
+    if (user_ids is None) != (item_ids is None):
+        raise TypeError("give both user_ids and item_ids (the entries to summarise), or neither")
+    if user_ids is not None and entries is not None:
+        raise ValueError("give the entries by position (entries=) or by id, not both")
+    ids = X.ids if sparse else None
+    if entries is not None and not positions and ids is not None:
+        refuse_ambiguous_positions(ids, layout.shape, "entries=(rows, cols)")
+    by_id = None if user_ids is None else (user_ids, item_ids)
+    rows, cols = _check_entries(entries, layout, ids, by_id)
     rng = np.random.default_rng(seed)
     n, d = layout.shape
 
     if has_draws(result):
+        if layout.kind != DenseLayout.kind:
+            layout = _dense_for_draws(layout)
         draws = posterior_draws(result, num_samples, seed)
         check_draws(draws, d)
         flat = flatten_draws(draws)
@@ -268,6 +347,8 @@ def predictive_summary(
         sd=np.asarray(sd, np.float64),
         lower=lower,
         upper=upper,
+        user_id=None if ids is None or ids.row_ids is None else ids.row_ids[rows],
+        item_id=None if ids is None or ids.col_ids is None else ids.col_ids[cols],
     )
 
 
