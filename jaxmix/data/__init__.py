@@ -20,6 +20,7 @@ from jaxmix.data.base import ColumnSummary, EStep, RowInfo, Standardizer
 from jaxmix.data.dense import DenseArrays, DenseLayout, float_dtype, validate_matrix
 from jaxmix.data.io import load_ratings, save_ratings
 from jaxmix.data.ratings import SparseRatings, load_sparse_ratings, sparse_ratings, triples_of
+from jaxmix.data.samples import sample_path
 from jaxmix.data.triples import ChunkedTriples, TriplesLayout
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "float_dtype",
     "load_ratings",
     "load_sparse_ratings",
+    "sample_path",
     "save_ratings",
     "sparse_ratings",
     "validate_matrix",
