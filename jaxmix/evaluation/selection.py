@@ -36,6 +36,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from jaxmix._summary import num, summary_repr
 from jaxmix._validate import (
     check_n_components,
     check_nonneg_float,
@@ -97,6 +98,24 @@ class HeldoutSelection(NamedTuple):
     fraction: float
     seed: int
     n_test: int
+
+    def __repr__(self) -> str:
+        def lines() -> list[str]:
+            j = int(self.best_index)
+            return [
+                f"covariance={self.covariance!r}, {np.size(self.k)} candidate(s), "
+                f"n_test={int(self.n_test)} held-out entries ({self.fraction:g}, seed {self.seed})",
+                f"best: K={int(self.best_k)}, rank={int(self.best_rank)}: "
+                f"lpd={num(self.lpd[j])}/entry, rmse={num(self.rmse[j])}, "
+                f"coverage={num(self.coverage[j], 3)}",
+                "candidates K="
+                + ",".join(str(int(k)) for k in self.k)
+                + " rank="
+                + ",".join(str(int(q)) for q in self.rank)
+                + "; .format() shows the table",
+            ]
+
+        return summary_repr(self, lines)
 
     def format(self) -> str:
         """The candidates' scores as plain text (the winner marked)."""
@@ -161,6 +180,17 @@ class KSelection(NamedTuple):
     comparison: Any
     em_fits: tuple[EMResult, ...]
     mcmc_fits: tuple[MCMCResult, ...]
+
+    def __repr__(self) -> str:
+        def lines() -> list[str]:
+            return [
+                "ks=" + ",".join(str(int(k)) for k in self.ks),
+                f"best_k_bic={int(self.best_k_bic)}, best_k_loo={int(self.best_k_loo)} "
+                f"(one-standard-error rule), best_k_loo_max={int(self.best_k_loo_max)}",
+                f"max_pareto_k={num(np.max(self.max_pareto_k), 3)}; .format() shows the table",
+            ]
+
+        return summary_repr(self, lines)
 
     def format(self) -> str:
         """The scores side by side as plain text (best values marked)."""

@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
+from jaxmix._summary import num, summary_repr
 from jaxmix._validate import check_seed
 from jaxmix.data import as_data
 from jaxmix.models.families import family_of
@@ -305,6 +306,21 @@ class DiagnosticsReport(NamedTuple):
     r_hat_threshold: float
     variables: tuple[VariableDiagnostics, ...]
     problems: tuple[str, ...]
+
+    def __repr__(self) -> str:
+        def lines() -> list[str]:
+            out = [
+                f"ok={bool(self.ok)}, {self.num_chains} chain(s) x {self.num_draws} draws",
+                f"max_r_hat={num(self.max_r_hat, 4)}, min_ess_bulk={num(self.min_ess_bulk, 4)}, "
+                f"min_ess_tail={num(self.min_ess_tail, 4)}, num_divergent={self.num_divergent}, "
+                f"n_relabelled={self.n_relabelled}",
+            ]
+            out += [f"problem: {p}" for p in self.problems[:3]]
+            if len(self.problems) > 3:
+                out.append(f"... {len(self.problems) - 3} more problem(s); .format() shows all")
+            return out
+
+        return summary_repr(self, lines)
 
     def format(self) -> str:
         """The report as plain text."""
