@@ -424,7 +424,9 @@ def test_inference_data_without_missing_entries_or_predictive(diag):
     assert "posterior_predictive" not in idata.groups()
     assert idata.posterior["var"].dims == ("chain", "draw", "component", "item")
     full = np.nan_to_num(X, nan=1.0)
-    assert "posterior_predictive" not in jaxmix.to_inference_data(res, full).groups()
+    # no missing entry: the predictive holds only the replicate of the observed entries
+    pp = jaxmix.to_inference_data(res, full).posterior_predictive
+    assert list(pp.data_vars) == ["x"] and pp["x"].shape == (2, res.num_samples, full.size)
 
 
 def test_inference_data_rejects_point_estimates(spherical):

@@ -220,3 +220,37 @@ def test_map_svi_result_uses_the_plug_in_predictive(calibration_data):
     b = jaxmix.predictive_summary(em, X[:60], num_samples=100, seed=2)
     for name in a._fields:
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+
+
+@pytest.mark.filterwarnings(
+    "ignore:Passing a dict or None as alias_mapping to normalize_kwargs:DeprecationWarning"
+)
+def test_plot_ppc_compares_the_observed_entries_with_their_replicates(calibration_data, mcmc_fit):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from jaxmix.posterior.diagnostics import import_arviz
+
+    az = import_arviz()
+    X = calibration_data.X
+    res, _ = mcmc_fit
+    idata = jaxmix.to_inference_data(res, X, seed=5)
+    pp = idata.posterior_predictive
+    rows, cols = np.nonzero(~np.isnan(X))
+    assert pp["x"].dims == ("chain", "draw", "observed_entry")
+    np.testing.assert_array_equal(pp["observed_row"].values, rows)
+    np.testing.assert_array_equal(pp["observed_column"].values, cols)
+    # the replicates are the model's: per entry, centred on the observed value's row-wise
+    # prediction, so pooled over the entries their mean and spread are the data's
+    rep = pp["x"].values.reshape(-1, rows.size)
+    observed = X[rows, cols]
+    assert rep.mean() == pytest.approx(observed.mean(), abs=3 * observed.std() / np.sqrt(rows.size))
+    assert rep.std() == pytest.approx(observed.std(), rel=0.05)
+    entry_mean = rep.mean(axis=0)  # each replicate follows its own entry, not the global mean
+    assert np.corrcoef(entry_mean, observed)[0, 1] > 0.5
+    ax = az.plot_ppc(idata, num_pp_samples=20, random_seed=0)
+    lines = np.ravel(ax)[0].get_lines()
+    assert len(lines) >= 20 + 2  # the replicates, the observed entries and the predictive mean
+    plt.close("all")
