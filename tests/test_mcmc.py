@@ -510,3 +510,22 @@ def test_diagnose_an_mcmc_result(spherical):
     assert "relabelled draws" in report.format()
     with pytest.raises(ValueError, match="none of"):
         jaxmix.diagnose(res, var_names=("theta",), verbose=False)
+
+
+def test_diagnose_tells_a_problem_once(capsys):
+    """Printed (verbose, the default) or warned (verbose=False), never both."""
+    rng = np.random.default_rng(4)
+    mu = rng.normal(size=(2, 300, 2))
+    mu[1] += 1.0  # the chains disagree: r_hat fails
+    idata = az.from_dict(posterior={"mu": mu})
+    report = jaxmix.diagnose(idata)  # warnings are errors here: none may be issued
+    out = capsys.readouterr().out
+    assert not report.ok and "status: PROBLEMS" in out
+    assert all(problem in out for problem in report.problems)
+    with pytest.warns(jaxmix.DiagnosticsWarning) as record:
+        quiet = jaxmix.diagnose(idata, verbose=False)
+    assert len(record) == 1 and capsys.readouterr().out == ""
+    assert all(problem in str(record[0].message) for problem in quiet.problems)
+    assert quiet.problems == report.problems
+    silent = jaxmix.diagnose(idata, verbose=False, warn=False)  # no output, no warning
+    assert capsys.readouterr().out == "" and silent.problems == report.problems

@@ -403,7 +403,13 @@ def diagnose(
     verbose: bool = True,
     warn: bool = True,
 ) -> DiagnosticsReport:
-    """Convergence report of a posterior sample, with a warning when something is off.
+    """Convergence report of a posterior sample; a failed check is told once.
+
+    **One rule: a problem is told once, printed or warned, never both.** With ``verbose=True``
+    (the default) the report is printed and its status line lists the failed checks; no warning
+    is issued. With ``verbose=False`` nothing is printed and a single
+    :class:`DiagnosticsWarning` lists the failed checks (unless ``warn=False``: then only the
+    returned report says so, in ``ok`` and ``problems``).
 
     Checks (thresholds of Vehtari et al. 2021, "Rank-normalization, folding, and localization"):
 
@@ -425,11 +431,20 @@ def diagnose(
         var_names: Posterior variables to check.
         r_hat_threshold: Largest acceptable ``r_hat``.
         ess_per_chain: Smallest acceptable ESS per chain.
-        verbose: Print the report.
-        warn: Issue a :class:`DiagnosticsWarning` listing the failed checks.
+        verbose: Print the report (the failed checks in its status), and issue no warning.
+        warn: Without ``verbose``, issue one :class:`DiagnosticsWarning` listing the failed
+            checks (``False``: silent; read the returned report).
 
     Returns:
         A :class:`DiagnosticsReport`.
+
+    Example:
+        >>> import jaxmix
+        >>> X = jaxmix.simulate_ratings(40, 5, 2, stars=None, seed=0).X
+        >>> res = jaxmix.fit_mcmc(X, 2, num_warmup=200, num_samples=200)  # doctest: +SKIP
+        >>> report = jaxmix.diagnose(res)  # printed; no warning  # doctest: +SKIP
+        >>> report.ok, report.problems  # doctest: +SKIP
+        (True, ())
     """
     az = import_arviz()
 
@@ -511,9 +526,9 @@ def diagnose(
         variables=variables,
         problems=tuple(problems),
     )
-    if verbose:
+    if verbose:  # told in the printed status ...
         print(report.format())
-    if warn and problems:
+    elif warn and problems:  # ... or in one warning, never both
         warnings.warn(
             "posterior diagnostics are off: " + "; ".join(problems),
             DiagnosticsWarning,
