@@ -3,6 +3,9 @@ away, and ``_replace`` and persistence are untouched by it."""
 
 from __future__ import annotations
 
+import contextlib
+import io
+
 import numpy as np
 import pytest
 
@@ -37,9 +40,14 @@ def em(X):
 
 @pytest.fixture(scope="module")
 def mcmc(X, em):
-    return jaxmix.fit_mcmc(
-        X, 2, init=em, covariance="diag", num_chains=1, num_warmup=30, num_samples=30
-    )
+    """A tiny NUTS run, with its progress lines (stderr is not a terminal here)."""
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        res = jaxmix.fit_mcmc(
+            X, 2, init=em, covariance="diag", num_chains=1, num_warmup=30, num_samples=30,
+            progress=True,
+        )  # fmt: skip
+    return res, err.getvalue()
 
 
 def test_em_result(X, em):
@@ -81,6 +89,9 @@ def test_kmeans_result(X):
 
 
 def test_mcmc_result_and_its_predictive_summary_and_diagnostics(X, mcmc):
+    mcmc, err = mcmc
+    # fit_mcmc(progress=True): whole lines, the last one at the last iteration
+    assert "\r" not in err and err.splitlines()[-1].startswith("NUTS K=2 x1: 60/60 it")
     _check(
         mcmc,
         "K=2, d=8, 1 chain(s) x 30 draws after 30 warm-up",
