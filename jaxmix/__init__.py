@@ -22,6 +22,7 @@ The public API::
     bic, aic, n_parameters         model selection (log-likelihood scale, higher is better)
     rmse, holdout_split, mean_baseline   evaluation
     load_ratings, save_ratings     the course's text format (0 = missing)
+    sample_path                    a small ratings file shipped with jaxmix (dense or triples)
     simulate_ratings               a ratings matrix from a planted mixture
     sparse_ratings, SparseRatings  a matrix as its observed (row, col, value) triples: fit_em,
                                    complete, the metrics accept it (O(nnz K) EM, multi-device)
@@ -53,6 +54,7 @@ from jaxmix.data import (
     as_data,
     load_ratings,
     load_sparse_ratings,
+    sample_path,
     save_ratings,
     sparse_ratings,
     validate_matrix,
@@ -136,6 +138,7 @@ __all__ = [
     "relabel",
     "responsibilities",
     "rmse",
+    "sample_path",
     "save",
     "save_ratings",
     "simulate_ratings",

@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from jaxmix._summary import num, summary_repr
 from jaxmix._validate import check_positive_int, check_seed
 from jaxmix.models.prior import Prior
 from jaxmix.models.variational import sample_unconstrained
@@ -50,6 +51,15 @@ def _weights(self: Any) -> np.ndarray:
 def _n_components(self: Any) -> int:
     """Number of components ``K``."""
     return int(np.shape(self.params.weights)[-1])
+
+
+def _estimate(prior: Any) -> str:
+    return "maximum likelihood" if prior is None else "MAP (prior)"
+
+
+def _size(self: Any, rows: Any) -> str:
+    """``K=.., n=.., d=..`` of a result: ``n`` from a per-row array, ``d`` from the means."""
+    return f"K={self.n_components}, n={np.shape(rows)[0]}, d={np.shape(self.params.mu)[-1]}"
 
 
 def _point(cls: type) -> type:
@@ -123,6 +133,24 @@ class EMResult(NamedTuple):
     restart_params: MixtureParams | None = None
     estimation_cov: Any = None
 
+    def __repr__(self) -> str:
+        def lines() -> list[str]:
+            objectives = np.asarray(
+                self.restart_log_likelihoods
+                if self.restart_objectives is None
+                else self.restart_objectives
+            )
+            return [
+                f"covariance={self.covariance!r}, {_size(self, self.resp)}, "
+                f"{_estimate(self.prior)}",
+                f"objective={num(self.objective)}, log_likelihood={num(self.log_likelihood)}, "
+                f"converged={bool(self.converged)}, n_iter={int(self.n_iter)}",
+                f"best_restart={int(self.best_restart)} of {objectives.size} restart(s) "
+                f"(final objectives {num(objectives.min())} .. {num(objectives.max())})",
+            ]
+
+        return summary_repr(self, lines)
+
 
 @_point
 class KMeansResult(NamedTuple):
@@ -150,6 +178,19 @@ class KMeansResult(NamedTuple):
     converged: bool
     covariance: str = "spherical"
     prior: Prior | None = None
+
+    def __repr__(self) -> str:
+        def lines() -> list[str]:
+            costs = np.asarray(self.restart_costs)
+            return [
+                _size(self, self.labels),
+                f"cost={num(self.cost)}, converged={bool(self.converged)}, "
+                f"n_iter={int(self.n_iter)}",
+                f"best_restart={int(self.best_restart)} of {costs.size} restart(s) "
+                f"(final costs {num(costs.min())} .. {num(costs.max())})",
+            ]
+
+        return summary_repr(self, lines)
 
 
 @_point
@@ -223,6 +264,20 @@ class SVIResult(NamedTuple):
     variational_scale: MixtureParams | None = None
     snapshot_steps: np.ndarray | None = None
     snapshots: MixtureParams | None = None
+
+    def __repr__(self) -> str:
+        def lines() -> list[str]:
+            return [
+                f"guide={self.guide!r}, covariance={self.covariance!r}, "
+                f"{_size(self, self.resp)}, {_estimate(self.prior)}",
+                f"objective={num(self.objective)}, log_likelihood={num(self.log_likelihood)}, "
+                f"converged={bool(self.converged)}",
+                f"num_steps={int(self.num_steps)}, polish_iter={int(self.polish_iter)}, "
+                f"n_evals={int(self.n_evals)}, run_time={num(self.run_time, 3)} s, "
+                f"compile_time={num(self.compile_time, 3)} s",
+            ]
+
+        return summary_repr(self, lines)
 
     @property
     def n_iter(self) -> int:
@@ -313,6 +368,25 @@ class MCMCResult(NamedTuple):
     init: str = "map_em"
     jitter: float = 0.0
     seed: int = 0
+
+    def __repr__(self) -> str:
+        def lines() -> list[str]:
+            C, S = np.shape(self.diverging)[:2]
+            d = np.shape(self.params.mu)[-1]
+            steps = np.asarray(self.step_size, np.float64)
+            return [
+                f"covariance={self.covariance!r}, K={self.n_components}, d={d}, "
+                f"{C} chain(s) x {S} draws after {int(self.num_warmup)} warm-up, "
+                f"init={self.init!r}",
+                f"divergences={int(np.sum(self.diverging))}, "
+                f"mean accept_prob={num(np.mean(self.accept_prob), 3)}, "
+                f"step_size {num(steps.min(), 3)} .. {num(steps.max(), 3)}, "
+                f"mean n_leapfrog={num(np.mean(self.n_leapfrog), 3)}",
+                f"n_relabelled={int(self.n_relabelled)} of {C * S} draws; "
+                "params = posterior mean, draws = the relabelled draws",
+            ]
+
+        return summary_repr(self, lines)
 
     @property
     def num_chains(self) -> int:

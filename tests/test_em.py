@@ -674,3 +674,52 @@ def test_kmeans_restarts_keep_the_lowest_cost():
     np.testing.assert_allclose(res.restart_costs, costs, rtol=1e-10)
     assert res.best_restart == int(np.argmin(costs))
     assert res.cost == min(res.restart_costs)
+
+
+# --------------------------------------------------------------------------------------------
+# progress
+
+
+def _progress_lines(err: str, prefix: str) -> list[str]:
+    assert "\r" not in err  # no carriage-return fragments in a log
+    assert err.endswith("\n")
+    return [line for line in err.splitlines() if line.startswith(prefix)]
+
+
+def test_em_progress_shows_the_best_restarts_objective_in_whole_lines(capsys):
+    X = jaxmix.load_ratings(jaxmix.sample_path())
+    # a case where the winner is not the restart that runs longest (the last one to report)
+    for seed in range(10):
+        res = jaxmix.fit_em(X, 4, n_init=4, seed=seed, progress=True)
+        if res.restart_n_iter[res.best_restart] < res.restart_n_iter.max():
+            break
+    else:
+        pytest.fail("every winner ran longest: the case does not tell the restarts apart")
+    last = _progress_lines(capsys.readouterr().err, "EM K=4 x4: ")[-1]
+    assert f" {res.restart_n_iter.max()} it," in last
+    assert f"obj={res.objective:.6g}," in last
+    longest = int(np.argmax(res.restart_n_iter))
+    assert f"obj={res.restart_objectives[longest]:.6g}," not in last
+
+
+def test_plain_progress_writes_one_line_per_update(capsys, monkeypatch):
+    from jaxmix import _progress
+
+    monkeypatch.setattr(_progress, "LINE_INTERVAL", 0.0)
+    X = make_data(30, 4, 2, 0.2, seed=1)
+    res = jaxmix.fit_em(X, 2, n_init=2, seed=0, tol=0.0, max_iter=6, progress=True)
+    lines = _progress_lines(capsys.readouterr().err, "EM K=2 x2: ")
+    counts = [int(line.split(": ")[1].split(" ")[0]) for line in lines]
+    # iterations 2.. are reported (the first runs before the loop), then the final line
+    last = int(res.restart_n_iter.max())
+    assert last > 2
+    assert counts == [*range(2, last + 1), last]
+    assert f"obj={res.objective:.6g}," in lines[-1]
+
+
+def test_select_k_progress(capsys):
+    X = make_data(40, 5, 2, 0.2, seed=2)
+    sel = jaxmix.select_k(X, [1, 2], criterion="heldout", n_init=1, progress=True)
+    lines = _progress_lines(capsys.readouterr().err, "select_k heldout: ")
+    assert lines[-1].startswith("select_k heldout: 3/3 fit, ")
+    assert f"best lpd={sel.lpd.max():.6g}," in lines[-1]

@@ -424,7 +424,9 @@ def test_inference_data_without_missing_entries_or_predictive(diag):
     assert "posterior_predictive" not in idata.groups()
     assert idata.posterior["var"].dims == ("chain", "draw", "component", "item")
     full = np.nan_to_num(X, nan=1.0)
-    assert "posterior_predictive" not in jaxmix.to_inference_data(res, full).groups()
+    # no missing entry: the predictive holds only the replicate of the observed entries
+    pp = jaxmix.to_inference_data(res, full).posterior_predictive
+    assert list(pp.data_vars) == ["x"] and pp["x"].shape == (2, res.num_samples, full.size)
 
 
 def test_inference_data_rejects_point_estimates(spherical):
@@ -508,3 +510,22 @@ def test_diagnose_an_mcmc_result(spherical):
     assert "relabelled draws" in report.format()
     with pytest.raises(ValueError, match="none of"):
         jaxmix.diagnose(res, var_names=("theta",), verbose=False)
+
+
+def test_diagnose_tells_a_problem_once(capsys):
+    """Printed (verbose, the default) or warned (verbose=False), never both."""
+    rng = np.random.default_rng(4)
+    mu = rng.normal(size=(2, 300, 2))
+    mu[1] += 1.0  # the chains disagree: r_hat fails
+    idata = az.from_dict(posterior={"mu": mu})
+    report = jaxmix.diagnose(idata)  # warnings are errors here: none may be issued
+    out = capsys.readouterr().out
+    assert not report.ok and "status: PROBLEMS" in out
+    assert all(problem in out for problem in report.problems)
+    with pytest.warns(jaxmix.DiagnosticsWarning) as record:
+        quiet = jaxmix.diagnose(idata, verbose=False)
+    assert len(record) == 1 and capsys.readouterr().out == ""
+    assert all(problem in str(record[0].message) for problem in quiet.problems)
+    assert quiet.problems == report.problems
+    silent = jaxmix.diagnose(idata, verbose=False, warn=False)  # no output, no warning
+    assert capsys.readouterr().out == "" and silent.problems == report.problems

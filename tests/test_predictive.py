@@ -277,3 +277,37 @@ def test_summary_of_sparse_ratings_carries_ids_and_matches_the_dense_path():
     rated = rf"entry \(user {2 * r[0] + 100}, item {3 * c[0] + 7}\) is observed"
     with pytest.raises(ValueError, match=rated):
         jaxmix.predictive_summary(em, S, user_ids=[2 * r[0] + 100], item_ids=[3 * c[0] + 7])
+
+
+@pytest.mark.filterwarnings(
+    "ignore:Passing a dict or None as alias_mapping to normalize_kwargs:DeprecationWarning"
+)
+def test_plot_ppc_compares_the_observed_entries_with_their_replicates(calibration_data, mcmc_fit):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from jaxmix.posterior.diagnostics import import_arviz
+
+    az = import_arviz()
+    X = calibration_data.X
+    res, _ = mcmc_fit
+    idata = jaxmix.to_inference_data(res, X, seed=5)
+    pp = idata.posterior_predictive
+    rows, cols = np.nonzero(~np.isnan(X))
+    assert pp["x"].dims == ("chain", "draw", "observed_entry")
+    np.testing.assert_array_equal(pp["observed_row"].values, rows)
+    np.testing.assert_array_equal(pp["observed_column"].values, cols)
+    # the replicates are the model's: per entry, centred on the observed value's row-wise
+    # prediction, so pooled over the entries their mean and spread are the data's
+    rep = pp["x"].values.reshape(-1, rows.size)
+    observed = X[rows, cols]
+    assert rep.mean() == pytest.approx(observed.mean(), abs=3 * observed.std() / np.sqrt(rows.size))
+    assert rep.std() == pytest.approx(observed.std(), rel=0.05)
+    entry_mean = rep.mean(axis=0)  # each replicate follows its own entry, not the global mean
+    assert np.corrcoef(entry_mean, observed)[0, 1] > 0.5
+    ax = az.plot_ppc(idata, num_pp_samples=20, random_seed=0)
+    lines = np.ravel(ax)[0].get_lines()
+    assert len(lines) >= 20 + 2  # the replicates, the observed entries and the predictive mean
+    plt.close("all")

@@ -34,6 +34,7 @@ from jaxmix.data.ratings import (
     sparse_ratings,
     triples_of,
 )
+from jaxmix.data.samples import sample_path
 from jaxmix.data.triples import ChunkedTriples, TriplesLayout
 
 __all__ = [
@@ -58,6 +59,7 @@ __all__ = [
     "float_dtype",
     "load_ratings",
     "load_sparse_ratings",
+    "sample_path",
     "save_ratings",
     "sparse_ratings",
     "validate_matrix",

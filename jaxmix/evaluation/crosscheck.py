@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
+from jaxmix._summary import num, summary_repr
 from jaxmix._validate import (
     check_choice,
     check_n_components,
@@ -88,6 +89,22 @@ class EMSVIComparison(NamedTuple):
     em: EMResult
     svi: SVIResult
     svi_start: str = "same"
+
+    def __repr__(self) -> str:
+        def lines() -> list[str]:
+            return [
+                f"svi_start={self.svi_start!r}, agree={self.agree} (rtol {self.rtol:g}), "
+                f"em_floor_active={bool(self.em_floor_active)}",
+                f"em_objective={num(self.em_objective, 10)}, "
+                f"svi_objective={num(self.svi_objective, 10)}, rel_gap={num(self.rel_gap, 3)}",
+                f"max_abs_dmu={num(self.max_abs_dmu, 3)}, "
+                f"max_rel_dvar={num(self.max_rel_dvar, 3)}, "
+                f"max_abs_dweights={num(self.max_abs_dweights, 3)}",
+                f"em: {int(self.em_iter)} iterations in {num(self.em_time, 3)} s; svi: "
+                f"{int(self.svi_evals)} evaluations in {num(self.svi_time, 3)} s",
+            ]
+
+        return summary_repr(self, lines)
 
     @property
     def agree(self) -> bool:

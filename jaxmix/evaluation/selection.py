@@ -36,6 +36,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from jaxmix import _progress
+from jaxmix._summary import num, summary_repr
 from jaxmix._validate import (
     check_n_components,
     check_nonneg_float,
@@ -97,6 +99,24 @@ class HeldoutSelection(NamedTuple):
     fraction: float
     seed: int
     n_test: int
+
+    def __repr__(self) -> str:
+        def lines() -> list[str]:
+            j = int(self.best_index)
+            return [
+                f"covariance={self.covariance!r}, {np.size(self.k)} candidate(s), "
+                f"n_test={int(self.n_test)} held-out entries ({self.fraction:g}, seed {self.seed})",
+                f"best: K={int(self.best_k)}, rank={int(self.best_rank)}: "
+                f"lpd={num(self.lpd[j])}/entry, rmse={num(self.rmse[j])}, "
+                f"coverage={num(self.coverage[j], 3)}",
+                "candidates K="
+                + ",".join(str(int(k)) for k in self.k)
+                + " rank="
+                + ",".join(str(int(q)) for q in self.rank)
+                + "; .format() shows the table",
+            ]
+
+        return summary_repr(self, lines)
 
     def format(self) -> str:
         """The candidates' scores as plain text (the winner marked)."""
@@ -162,6 +182,17 @@ class KSelection(NamedTuple):
     em_fits: tuple[EMResult, ...]
     mcmc_fits: tuple[MCMCResult, ...]
 
+    def __repr__(self) -> str:
+        def lines() -> list[str]:
+            return [
+                "ks=" + ",".join(str(int(k)) for k in self.ks),
+                f"best_k_bic={int(self.best_k_bic)}, best_k_loo={int(self.best_k_loo)} "
+                f"(one-standard-error rule), best_k_loo_max={int(self.best_k_loo_max)}",
+                f"max_pareto_k={num(np.max(self.max_pareto_k), 3)}; .format() shows the table",
+            ]
+
+        return summary_repr(self, lines)
+
     def format(self) -> str:
         """The scores side by side as plain text (best values marked)."""
         lines = [
@@ -212,6 +243,7 @@ def _select_heldout(
     fraction: float,
     max_iter: Any,
     verbose: bool,
+    progress: bool = False,
 ) -> HeldoutSelection:
     layout = as_data(X, mask, method=None)
     ks = _check_ks(ks, layout.shape[0])
@@ -248,19 +280,26 @@ def _select_heldout(
         train_mask = layout.observed & ~test
     grid = [(K, q) for K in ks for q in ranks]
     fits, lpd, err, cover = [], [], [], []
-    for K, q in grid:
-        fit = fit_em(train, K, mask=train_mask, covariance=get_family(family, rank=q), **options)
-        mean, sd = complete(
-            train, fit, rows=rows, cols=cols, return_std=True, mask=train_mask, positions=True
-        )
-        fits.append(fit)
-        dens = entry_log_density(train, fit, rows, cols, truth, mask=train_mask)
-        lpd.append(float(dens.mean()))
-        err.append(float(np.sqrt(np.mean((mean - truth) ** 2))))
-        cover.append(float(np.mean(np.abs(truth - mean) <= _Z90 * sd)))
-    best = int(np.argmax(lpd))
-    K, q = grid[best]
-    refit = fit_em(data, K, mask=data_mask, covariance=get_family(family, rank=q), **options)
+    # one step per candidate and one for the refit; the best held-out lpd so far is shown
+    with _progress.progress_bar(
+        progress, "select_k heldout", total=len(grid) + 1, unit="fit", label="best lpd"
+    ):
+        for j, (K, q) in enumerate(grid):
+            family_q = get_family(family, rank=q)
+            fit = fit_em(train, K, mask=train_mask, covariance=family_q, **options)
+            mean, sd = complete(
+                train, fit, rows=rows, cols=cols, return_std=True, mask=train_mask, positions=True
+            )
+            fits.append(fit)
+            dens = entry_log_density(train, fit, rows, cols, truth, mask=train_mask)
+            lpd.append(float(dens.mean()))
+            err.append(float(np.sqrt(np.mean((mean - truth) ** 2))))
+            cover.append(float(np.mean(np.abs(truth - mean) <= _Z90 * sd)))
+            _progress.advance(j + 1, lpd[-1], key=j)
+        best = int(np.argmax(lpd))
+        K, q = grid[best]
+        refit = fit_em(data, K, mask=data_mask, covariance=get_family(family, rank=q), **options)
+        _progress.advance(len(grid) + 1)
     result = HeldoutSelection(
         k=np.array([g[0] for g in grid]),
         rank=np.array([0 if g[1] is None else g[1] for g in grid]),
@@ -301,6 +340,7 @@ def select_k(
     row_offset: bool | None = None,
     fraction: float = 0.1,
     max_iter: int | None = None,
+    progress: bool = False,
 ) -> KSelection | HeldoutSelection:
     """Fit every ``K`` in ``ks`` and score it by BIC and by PSIS-LOO (``az.compare``), or
     (``criterion="heldout"``) on held-out entries.
@@ -337,6 +377,9 @@ def select_k(
         row_offset: The factor family's per-row offset (default on).
         fraction: Share of the observed entries held out (``"heldout"``).
         max_iter: EM iterations per fit (``"heldout"``; default :func:`jaxmix.fit_em`'s).
+        progress: Show the progress over the candidates (one step per candidate and, for
+            ``"heldout"``, one for the refit; the best score so far beside it): a bar on a
+            terminal, whole lines in a log (:mod:`jaxmix._progress`).
 
     Returns:
         A :class:`KSelection`. When some row's Pareto ``k`` is too high (``az.loo``'s warning,
@@ -355,7 +398,7 @@ def select_k(
         return _select_heldout(
             X, ks, mask=mask, prior=prior, covariance=covariance, ranks=ranks,
             row_offset=row_offset, n_init=n_init, min_var=min_var, seed=seed, fraction=fraction,
-            max_iter=max_iter, verbose=verbose,
+            max_iter=max_iter, verbose=verbose, progress=progress,
         )  # fmt: skip
     if ranks is not None:
         raise ValueError("ranks are compared with criterion='heldout' (criterion='loo' compares K)")
@@ -380,30 +423,35 @@ def select_k(
     az = import_arviz()
 
     em_fits, mcmc_fits, loos, notes = [], [], [], []
-    for K in ks:
-        ml = fit_em(
-            values, K, mask=observed, n_init=n_init, seed=seed, min_var=min_var,
-            covariance=covariance,
-        )  # fmt: skip
-        mcmc = fit_mcmc(
-            values,
-            K,
-            mask=observed,
-            prior=prior,
-            covariance=covariance,
-            num_chains=num_chains,
-            num_warmup=num_warmup,
-            num_samples=num_samples,
-            seed=seed,
-            n_init=n_init,
-        )
-        idata = to_inference_data(mcmc, values, mask=observed, posterior_predictive=False)
-        loo, caught = _loo(az, idata)
-        em_fits.append(ml)
-        mcmc_fits.append(mcmc)
-        loos.append(loo)
-        if any("Pareto" in m for m in caught):
-            notes.append(K)
+    # one step per K (EM, NUTS and LOO); the best elpd_loo so far is shown
+    with _progress.progress_bar(
+        progress, "select_k loo", total=len(ks), unit="K", label="best elpd_loo"
+    ):
+        for j, K in enumerate(ks):
+            ml = fit_em(
+                values, K, mask=observed, n_init=n_init, seed=seed, min_var=min_var,
+                covariance=covariance,
+            )  # fmt: skip
+            mcmc = fit_mcmc(
+                values,
+                K,
+                mask=observed,
+                prior=prior,
+                covariance=covariance,
+                num_chains=num_chains,
+                num_warmup=num_warmup,
+                num_samples=num_samples,
+                seed=seed,
+                n_init=n_init,
+            )
+            idata = to_inference_data(mcmc, values, mask=observed, posterior_predictive=False)
+            loo, caught = _loo(az, idata)
+            em_fits.append(ml)
+            mcmc_fits.append(mcmc)
+            loos.append(loo)
+            if any("Pareto" in m for m in caught):
+                notes.append(K)
+            _progress.advance(j + 1, float(loo.elpd_loo), key=j)
     with warnings.catch_warnings():
         # The Pareto-k warnings were recorded above; az.compare (ArviZ 0.23) also calls pandas'
         # sort_values(inplace=True), deprecated in pandas 3.1: not ours to fix, and only that one.

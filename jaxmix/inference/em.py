@@ -216,10 +216,11 @@ def step(
     return advance(state, out, family, consts)
 
 
-def loop(one: Any, state: EMState, max_iter: int, progress: bool = False) -> EMState:
+def loop(one: Any, state: EMState, max_iter: int, progress: bool = False, key: Any = 0) -> EMState:
     """Run ``one`` (a state -> state iteration) from ``state`` inside ``lax.while_loop`` until the
     stopping rule fires, ``max_iter`` iterations are done or the objective is not finite (the
-    first iteration always runs)."""
+    first iteration always runs). With ``progress``, every iteration reports its count and
+    objective to :mod:`jaxmix._progress` under ``key`` (the restart)."""
 
     def cond(state):
         return ~state.converged & (state.n_iter < max_iter) & jnp.isfinite(state.objective)
@@ -227,7 +228,14 @@ def loop(one: Any, state: EMState, max_iter: int, progress: bool = False) -> EMS
     def body(state):
         new = one(state)
         if progress:
-            _progress.report(new.n_iter, new.objective)
+            # batched restarts run the body in lockstep; a finished one keeps its last state,
+            # so it reports that (its final objective), not the step that is thrown away
+            running = cond(state)
+            _progress.report(
+                jnp.where(running, new.n_iter, state.n_iter),
+                jnp.where(running, new.objective, state.objective),
+                key=key,
+            )
         return new
 
     return lax.while_loop(cond, body, one(state))
@@ -263,15 +271,19 @@ def run_restarts(
     _tracing.note(f"em[{type(data).__name__}]")
 
     def run_all(block, start, consts, axis_name):
-        def run(p):
+        def run(p, restart):
             state = init_state(p, block.n_slots, block.dtype, max_iter)
             if axis_name is not None:
                 state = state._replace(resp=lax.pcast(state.resp, axis_name, to="varying"))
             return loop(
-                lambda s: step(s, block, family, consts, axis_name), state, max_iter, progress
+                lambda s: step(s, block, family, consts, axis_name),
+                state,
+                max_iter,
+                progress,
+                key=restart,
             )
 
-        return jax.vmap(run)(start)
+        return jax.vmap(run)(start, jnp.arange(jnp.shape(start.weights)[0]))
 
     rep = jax.sharding.PartitionSpec()
     out_specs = EMState(

@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
+from jaxmix._summary import num, summary_repr
 from jaxmix._validate import check_seed
 from jaxmix.data import as_data
 from jaxmix.models.families import family_of
@@ -165,8 +166,13 @@ def to_inference_data(
                            on ``missing_entry``: per draw, a component drawn from the row's
                            responsibilities given its observed entries and the draw's
                            parameters, then a Normal value (the predictive of the missing
-                           entries given the observed ones); row-major order
-    observed_data          ``x`` (row, item) with ``NaN`` at the missing entries
+                           entries given the observed ones); row-major order. ``x``
+                           (observed_entry), with coordinates ``observed_row`` and
+                           ``observed_column``: a replicate of every observed entry (the same
+                           component, then a value from its marginal Normal), what
+                           ``az.plot_ppc(idata)`` compares with ``observed_data``'s ``x``
+    observed_data          ``x`` (row, item) with ``NaN`` at the missing entries (ArviZ's
+                           density plots drop them)
     constant_data          ``observed`` (row, item), the mask
     sample_stats           MCMC only: ``diverging``, ``acceptance_rate``, ``n_steps`` (leapfrog),
                            ``tree_depth``, ``lp`` (minus the potential energy), ``step_size``,
@@ -182,8 +188,9 @@ def to_inference_data(
         mask: Optional boolean ``(n, d)``, ``True`` = observed.
         num_samples: Draws from ``q`` for mean-field SVI results (ignored for MCMC).
         seed: Seed of the predictive draws (and of the draws from ``q``).
-        posterior_predictive: Include the ``posterior_predictive`` group (``C * S * M`` numbers;
-            turn it off for large matrices).
+        posterior_predictive: Include the ``posterior_predictive`` group (``C * S * n * d``
+            numbers in all: every entry, missing or observed, once per draw; turn it off for
+            large matrices).
 
     Returns:
         ``arviz.InferenceData``.
@@ -195,6 +202,8 @@ def to_inference_data(
         >>> idata = jaxmix.to_inference_data(res, X)  # doctest: +SKIP
         >>> idata.log_likelihood["x"].shape  # doctest: +SKIP
         (2, 200, 40)
+        >>> import arviz as az  # doctest: +SKIP
+        >>> az.plot_ppc(idata)  # observed entries against their replicates  # doctest: +SKIP
     """
     az = import_arviz()
 
@@ -234,9 +243,26 @@ def to_inference_data(
             default_dims=[],
         ),
     }
+    if posterior_predictive:
+        groups["posterior_predictive"] = _predictive_group(flat, layout, z, (C, S), seed)
+    if isinstance(result, MCMCResult):
+        groups["sample_stats"] = _sample_stats_group(result)
+    return az.InferenceData(**groups)
+
+
+def _predictive_group(
+    flat: MixtureParams, layout: Any, z: np.ndarray, chains_draws: tuple[int, int], seed: int
+) -> Any:
+    """The ``posterior_predictive`` group: ``x_missing`` (the missing entries given the observed
+    ones) and ``x`` (a replicate of the observed entries), see :func:`to_inference_data`."""
+    az = import_arviz()
+
+    C, S = chains_draws
+    observed = layout.observed
+    rng = np.random.default_rng(seed)
     rows, cols = np.nonzero(~observed)
-    if posterior_predictive and rows.size:
-        rng = np.random.default_rng(seed)
+    pieces = []
+    if rows.size:  # drawn first: the same numbers as predictive_summary's with the same seed
         if family_of(flat).row_dependent:  # each draw's prediction conditions on the row
             pred = sample_entries_given_rows(flat, layout, rows, cols, rng)[0]
         else:
@@ -246,13 +272,30 @@ def to_inference_data(
             coords={"missing_entry": np.arange(rows.size)},
             dims={"x_missing": ["missing_entry"]},
         )
-        groups["posterior_predictive"] = ds.assign_coords(
-            row=("missing_entry", rows.astype(np.int64)),
-            column=("missing_entry", cols.astype(np.int64)),
+        pieces.append(
+            ds.assign_coords(
+                row=("missing_entry", rows.astype(np.int64)),
+                column=("missing_entry", cols.astype(np.int64)),
+            )
         )
-    if isinstance(result, MCMCResult):
-        groups["sample_stats"] = _sample_stats_group(result)
-    return az.InferenceData(**groups)
+    rows, cols = np.nonzero(observed)
+    # a replicate of every observed entry: the row's component as drawn by the posterior pass
+    # (given its observed entries), then a value from that component's marginal Normal
+    rep = sample_entries(flat, np.arange(C * S), z, rows, cols, rng)
+    ds = az.dict_to_dataset(
+        {"x": rep.reshape(C, S, rows.size)},
+        coords={"observed_entry": np.arange(rows.size)},
+        dims={"x": ["observed_entry"]},
+    )
+    pieces.append(
+        ds.assign_coords(
+            observed_row=("observed_entry", rows.astype(np.int64)),
+            observed_column=("observed_entry", cols.astype(np.int64)),
+        )
+    )
+    out = pieces[0] if len(pieces) == 1 else pieces[0].merge(pieces[1])
+    out.attrs.update(pieces[-1].attrs)
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -306,6 +349,21 @@ class DiagnosticsReport(NamedTuple):
     variables: tuple[VariableDiagnostics, ...]
     problems: tuple[str, ...]
 
+    def __repr__(self) -> str:
+        def lines() -> list[str]:
+            out = [
+                f"ok={bool(self.ok)}, {self.num_chains} chain(s) x {self.num_draws} draws",
+                f"max_r_hat={num(self.max_r_hat, 4)}, min_ess_bulk={num(self.min_ess_bulk, 4)}, "
+                f"min_ess_tail={num(self.min_ess_tail, 4)}, num_divergent={self.num_divergent}, "
+                f"n_relabelled={self.n_relabelled}",
+            ]
+            out += [f"problem: {p}" for p in self.problems[:3]]
+            if len(self.problems) > 3:
+                out.append(f"... {len(self.problems) - 3} more problem(s); .format() shows all")
+            return out
+
+        return summary_repr(self, lines)
+
     def format(self) -> str:
         """The report as plain text."""
         lines = [
@@ -345,7 +403,13 @@ def diagnose(
     verbose: bool = True,
     warn: bool = True,
 ) -> DiagnosticsReport:
-    """Convergence report of a posterior sample, with a warning when something is off.
+    """Convergence report of a posterior sample; a failed check is told once.
+
+    **One rule: a problem is told once, printed or warned, never both.** With ``verbose=True``
+    (the default) the report is printed and its status line lists the failed checks; no warning
+    is issued. With ``verbose=False`` nothing is printed and a single
+    :class:`DiagnosticsWarning` lists the failed checks (unless ``warn=False``: then only the
+    returned report says so, in ``ok`` and ``problems``).
 
     Checks (thresholds of Vehtari et al. 2021, "Rank-normalization, folding, and localization"):
 
@@ -367,11 +431,20 @@ def diagnose(
         var_names: Posterior variables to check.
         r_hat_threshold: Largest acceptable ``r_hat``.
         ess_per_chain: Smallest acceptable ESS per chain.
-        verbose: Print the report.
-        warn: Issue a :class:`DiagnosticsWarning` listing the failed checks.
+        verbose: Print the report (the failed checks in its status), and issue no warning.
+        warn: Without ``verbose``, issue one :class:`DiagnosticsWarning` listing the failed
+            checks (``False``: silent; read the returned report).
 
     Returns:
         A :class:`DiagnosticsReport`.
+
+    Example:
+        >>> import jaxmix
+        >>> X = jaxmix.simulate_ratings(40, 5, 2, stars=None, seed=0).X
+        >>> res = jaxmix.fit_mcmc(X, 2, num_warmup=200, num_samples=200)  # doctest: +SKIP
+        >>> report = jaxmix.diagnose(res)  # printed; no warning  # doctest: +SKIP
+        >>> report.ok, report.problems  # doctest: +SKIP
+        (True, ())
     """
     az = import_arviz()
 
@@ -453,9 +526,9 @@ def diagnose(
         variables=variables,
         problems=tuple(problems),
     )
-    if verbose:
+    if verbose:  # told in the printed status ...
         print(report.format())
-    if warn and problems:
+    elif warn and problems:  # ... or in one warning, never both
         warnings.warn(
             "posterior diagnostics are off: " + "; ".join(problems),
             DiagnosticsWarning,

@@ -32,6 +32,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from jaxmix._summary import num, summary_repr
 from jaxmix._validate import check_positive_int, check_probability, check_seed
 from jaxmix.data import DenseLayout, IdMaps, SparseRatings, as_data
 from jaxmix.models.families import family_of
@@ -85,6 +86,23 @@ class PredictiveSummary(NamedTuple):
     upper: np.ndarray
     user_id: np.ndarray | None = None
     item_id: np.ndarray | None = None
+
+    def __repr__(self) -> str:
+        def lines() -> list[str]:
+            M = self.n_entries
+            if M == 0:
+                return ["0 entries"]
+            mean, sd = np.asarray(self.mean), np.asarray(self.sd)
+            width = np.asarray(self.upper) - np.asarray(self.lower)
+            return [
+                f"{M} entries in {np.unique(self.row).size} row(s) and "
+                f"{np.unique(self.column).size} column(s)",
+                f"mean {num(mean.min(), 4)} .. {num(mean.max(), 4)}, "
+                f"average sd={num(sd.mean(), 4)}, average interval width={num(width.mean(), 4)}",
+                ".to_pandas() / .to_records() give the table",
+            ]
+
+        return summary_repr(self, lines)
 
     @property
     def n_entries(self) -> int:
