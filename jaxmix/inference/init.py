@@ -421,7 +421,7 @@ def kmeans_plus_plus_batched(
         d=d,
     )
     dtype = arrays.sq_norm.dtype
-    floor = jnp.asarray(min_var / std.scale**2, dtype)
+    floor = jnp.asarray(std.internal_min_var(min_var, dtype), dtype)
     first, draws = _restart_draws(n, opts.K, opts.trials, seed, n_init)
     out = _seed_batched(jnp.asarray(first), jnp.asarray(draws, dtype), arrays, floor, opts)
     out = jax.device_get(out)
