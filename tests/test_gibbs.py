@@ -21,6 +21,7 @@ from scipy import stats
 import jaxmix
 from jaxmix.data import Standardizer, as_data
 from jaxmix.inference.gibbs import GIBBS_COVARIANCES, MixtureGibbs
+from jaxmix.models.families import get_family
 from jaxmix.models.mixture import permute_components, relabel, to_internal
 from jaxmix.models.prior import standardize_prior
 from jaxmix.posterior.diagnostics import import_arviz
@@ -44,6 +45,61 @@ def _planted(seed: int, n: int = 60, d: int = 5, K: int = 2, missing: float = 0.
 def fitted():
     X = _planted(0)
     return X, jaxmix.fit_mcmc(X, 2, kernel="gibbs", seed=1, **SETTINGS)
+
+
+@pytest.mark.parametrize("covariance", ["spherical", "diag", "shared"])
+def test_each_block_is_drawn_from_its_conjugate_conditional(covariance):
+    """Family.draw_conditional, many times from one state and one assignment: every mean,
+    variance and weight, mapped through the CDF of its conditional (SciPy), is uniform.
+
+    Given the old variances, ``(mu_kl - loc_kl) / sd_kl`` is N(0, 1); given the new means,
+    ``(b + R / 2) / var`` is Gamma(a + N / 2); every weight is Beta(alpha + n_k, sum - ...).
+    One Kolmogorov-Smirnov test per block, pooled over the coordinates."""
+    family = get_family(covariance)
+    X = _planted(5, n=40, d=3)
+    prior = jaxmix.Prior().resolve(X)
+    data = as_data(X).device(Standardizer.identity(3), jnp.float64)
+    rng = np.random.default_rng(0)
+    z = rng.integers(2, size=40)
+    z[:3] = 0  # both components have rows
+    z[3:6] = 1
+    stats_ = data.suff_stats(jax.nn.one_hot(z, 2, dtype=jnp.float64), family)
+    var_old = np.array([1.5, 3.0]) if covariance != "shared" else np.array(2.0)
+    if covariance == "diag":
+        var_old = np.array([[1.5, 2.0, 0.7], [3.0, 1.0, 2.5]])
+    params = jaxmix.MixtureParams(np.zeros((2, 3)), family.cov_type(var_old), np.full(2, 0.5))
+    prior_dev = jax.tree.map(jnp.asarray, prior)
+    keys = jax.random.split(jax.random.PRNGKey(1), 20000)
+    draws = jax.jit(jax.vmap(lambda k: family.draw_conditional(k, stats_, params, prior_dev)))(keys)
+    draws = jax.tree.map(np.asarray, draws)
+
+    obs = np.stack([(~np.isnan(X[z == k])).sum(0) for k in range(2)]).astype(float)
+    sums = np.stack([np.nansum(X[z == k], 0) for k in range(2)])
+    var_kd = np.broadcast_to(
+        var_old if covariance == "diag" else np.reshape(var_old, (-1, 1)), (2, 3)
+    )
+    prec = 1 / prior.mean_sd**2 + obs / var_kd
+    loc = (prior.mean / prior.mean_sd**2 + sums / var_kd) / prec
+    u_mu = stats.norm.cdf((draws.mu - loc) * np.sqrt(prec))
+
+    resid = np.stack(
+        [np.nansum((X[z == k][None] - draws.mu[:, k, None, :]) ** 2, axis=1) for k in range(2)],
+        axis=1,
+    )  # (draws, K, d)
+    a, b = float(prior.var_shape), float(prior.var_scale)
+    if covariance == "diag":
+        count, R = obs, resid
+    elif covariance == "spherical":
+        count, R = obs.sum(1), resid.sum(2)
+    else:
+        count, R = obs.sum(), resid.sum((1, 2))
+    u_var = stats.gamma.cdf((b + R / 2) / draws.var, a + count / 2)
+
+    n_k = np.bincount(z, minlength=2)
+    conc = float(prior.alpha) + n_k
+    u_w = stats.beta.cdf(draws.weights, conc, conc.sum() - conc)
+    for block, u in [("mu", u_mu), ("var", u_var), ("weights", u_w)]:
+        assert stats.kstest(np.ravel(u), "uniform").pvalue > 1e-3, block
 
 
 def _ess_mean(draws: np.ndarray) -> np.ndarray:
