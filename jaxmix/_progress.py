@@ -166,3 +166,20 @@ def progress_bar(
         _bar.close()
         _bar = None
         _latest.clear()
+
+
+#: MCMC loops report their progress every this many iterations of a chain (and at the last).
+CHAIN_REPORT_EVERY = 10
+
+
+def report_chain_step(done: Any, chain: Any, total: int, num_chains: int, vectorized: bool) -> None:
+    """From inside a compiled MCMC loop, after iteration ``done`` (1-based) of chain ``chain``:
+    every :data:`CHAIN_REPORT_EVERY` iterations and at the last of ``total``, move the display to
+    the iterations done by all chains (sequential chains run one after the other, vectorized
+    ones in lockstep)."""
+    count = done * num_chains if vectorized else chain * total + done
+    jax.lax.cond(
+        (done % CHAIN_REPORT_EVERY == 0) | (done == total),
+        lambda: report(count),
+        lambda: None,
+    )

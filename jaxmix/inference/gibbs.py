@@ -77,9 +77,6 @@ __all__ = [
 #: :meth:`Family.draw_conditional <jaxmix.models.families.base.Family.draw_conditional>`).
 GIBBS_COVARIANCES = tuple(name for name, f in FAMILIES.items() if f.conjugate)
 
-#: :func:`sample_chains` reports its progress every this many sweeps (and at the last one).
-PROGRESS_EVERY = 10
-
 
 class GibbsState(NamedTuple):
     """The state of one Gibbs chain (a pytree; NumPyro collects its ``params``).
@@ -368,12 +365,8 @@ def sample_chains(
         def advance(i, state):
             state = kernel.sample(state, args, None)
             if progress:
-                done = i + 1
-                count = done * num_chains if chain_method == "vectorized" else c * total + done
-                lax.cond(
-                    (done % PROGRESS_EVERY == 0) | (done == total),
-                    lambda: _progress.report(count),
-                    lambda: None,
+                _progress.report_chain_step(
+                    i + 1, c, total, num_chains, chain_method == "vectorized"
                 )
             return state
 

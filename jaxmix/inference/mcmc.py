@@ -103,9 +103,6 @@ CHAIN_METHODS = ("sequential", "vectorized")
 #: The samplers :func:`fit_mcmc` runs: NUTS on the enumerated model, or blocked Gibbs.
 KERNELS = ("nuts", "gibbs")
 
-#: The sampler reports its progress every this many iterations (and at the last one).
-PROGRESS_EVERY = 10
-
 
 class ChainDraws(NamedTuple):
     """What :func:`sample_chains` returns: per chain ``C`` and kept draw ``S``.
@@ -203,14 +200,8 @@ def sample_chains(
         def advance(i, state):
             state = sample_kernel(state, model_args=args)
             if progress:
-                done = i + 1
-                # iterations done by all chains: sequential chains run one after the other,
-                # vectorized ones in lockstep
-                count = done * num_chains if chain_method == "vectorized" else c * total + done
-                lax.cond(
-                    (done % PROGRESS_EVERY == 0) | (done == total),
-                    lambda: _progress.report(count),
-                    lambda: None,
+                _progress.report_chain_step(
+                    i + 1, c, total, num_chains, chain_method == "vectorized"
                 )
             return state
 
@@ -454,27 +445,17 @@ def fit_mcmc(
     settings = (std, reference, prior, family, num_warmup, init_name, jitter, seed)
 
     if kernel == "gibbs":
-        with _progress.progress_bar(progress, f"Gibbs K={K} x{num_chains}", total=total, unit="it"):
-            out = gibbs.sample_chains(
-                keys,
-                constrain(family, starts),
-                data.x,
-                jnp.asarray(layout.observed),
-                as_device(prior_internal, dtype),
-                K=K,
-                covariance=family,
-                num_warmup=num_warmup,
-                num_samples=num_samples,
-                chain_method=chain_method,
-                progress=progress,
-            )
-            out = jax.device_get(out)
-        return _gibbs_result(out, *settings)
-
-    with _progress.progress_bar(progress, f"NUTS K={K} x{num_chains}", total=total, unit="it"):
-        out = sample_chains(
+        # the same chains, started from the same (constrained) points, by conjugate sweeps
+        run, label, finish = gibbs.sample_chains, "Gibbs", _gibbs_result
+        start, options = constrain(family, starts), {}
+    else:
+        run, label, finish = sample_chains, "NUTS", _to_result
+        start = starts
+        options = {"target_accept_prob": target_accept_prob, "max_tree_depth": max_tree_depth}
+    with _progress.progress_bar(progress, f"{label} K={K} x{num_chains}", total=total, unit="it"):
+        out = run(
             keys,
-            starts,
+            start,
             data.x,
             jnp.asarray(layout.observed),
             as_device(prior_internal, dtype),
@@ -483,12 +464,11 @@ def fit_mcmc(
             num_warmup=num_warmup,
             num_samples=num_samples,
             chain_method=chain_method,
-            target_accept_prob=target_accept_prob,
-            max_tree_depth=max_tree_depth,
             progress=progress,
+            **options,
         )
         out = jax.device_get(out)
-    return _to_result(out, *settings)
+    return finish(out, *settings)
 
 
 def _gibbs_result(out: gibbs.GibbsDraws, *settings: Any) -> MCMCResult:
