@@ -261,8 +261,6 @@ def _predictive_group(
 ) -> Any:
     """The ``posterior_predictive`` group: ``x_missing`` (the missing entries given the observed
     ones) and ``x`` (a replicate of the observed entries), see :func:`to_inference_data`."""
-    az = import_arviz()
-
     C, S = chains_draws
     observed = layout.observed
     rng = np.random.default_rng(seed)
@@ -273,35 +271,39 @@ def _predictive_group(
             pred = sample_entries_given_rows(flat, layout, rows, cols, rng)[0]
         else:
             pred = sample_entries(flat, np.arange(C * S), z, rows, cols, rng)
-        ds = az.dict_to_dataset(
-            {"x_missing": pred.reshape(C, S, rows.size)},
-            coords={"missing_entry": np.arange(rows.size)},
-            dims={"x_missing": ["missing_entry"]},
-        )
-        pieces.append(
-            ds.assign_coords(
-                row=("missing_entry", rows.astype(np.int64)),
-                column=("missing_entry", cols.astype(np.int64)),
-            )
-        )
+        pieces.append(_entry_dataset("x_missing", pred, (C, S), rows, cols, "missing_entry", ""))
     rows, cols = np.nonzero(observed)
     # a replicate of every observed entry: the row's component as drawn by the posterior pass
     # (given its observed entries), then a value from that component's marginal Normal
     rep = sample_entries(flat, np.arange(C * S), z, rows, cols, rng)
-    ds = az.dict_to_dataset(
-        {"x": rep.reshape(C, S, rows.size)},
-        coords={"observed_entry": np.arange(rows.size)},
-        dims={"x": ["observed_entry"]},
-    )
-    pieces.append(
-        ds.assign_coords(
-            observed_row=("observed_entry", rows.astype(np.int64)),
-            observed_column=("observed_entry", cols.astype(np.int64)),
-        )
-    )
+    pieces.append(_entry_dataset("x", rep, (C, S), rows, cols, "observed_entry", "observed_"))
     out = pieces[0] if len(pieces) == 1 else pieces[0].merge(pieces[1])
     out.attrs.update(pieces[-1].attrs)
     return out
+
+
+def _entry_dataset(
+    name: str,
+    draws: np.ndarray,
+    chains_draws: tuple[int, int],
+    rows: np.ndarray,
+    cols: np.ndarray,
+    dim: str,
+    prefix: str,
+) -> Any:
+    """Draws of some entries as an ArviZ dataset: variable ``name`` over ``(chain, draw, dim)``,
+    with the entries' positions as the coordinates ``{prefix}row`` and ``{prefix}column``."""
+    ds = import_arviz().dict_to_dataset(
+        {name: draws.reshape(*chains_draws, rows.size)},
+        coords={dim: np.arange(rows.size)},
+        dims={name: [dim]},
+    )
+    return ds.assign_coords(
+        {
+            f"{prefix}row": (dim, rows.astype(np.int64)),
+            f"{prefix}column": (dim, cols.astype(np.int64)),
+        }
+    )
 
 
 # --------------------------------------------------------------------------------------------
