@@ -246,6 +246,10 @@ class Outcome:
         selection: The :class:`~jaxmix.HeldoutSelection` of ``--select``, else ``None``.
         scaling: With ``--standardize``, the columns' map: ``result`` is a fit of the
             standardised training entries (:mod:`jaxmix.cli.scaling`); else ``None``.
+        fit_data: The layout ``result`` was fit to (the training entries, standardised with
+            ``scaling``).
+        log_jacobian: What a log-likelihood of ``fit_data`` gains in the data's units (0
+            without ``scaling``).
     """
 
     result: Any
@@ -253,11 +257,20 @@ class Outcome:
     scores: dict[str, dict[str, float]]
     selection: Any = None
     scaling: ColumnScaling | None = None
+    fit_data: Any = None
+    log_jacobian: float = 0.0
 
     @property
     def K(self) -> int:
         """Components of the fit."""
         return int(self.result.params.n_components)
+
+    @property
+    def reported(self) -> Any:
+        """``result`` with its log-likelihoods in the data's units (itself without scaling)."""
+        if self.scaling is None:
+            return self.result
+        return ColumnScaling.in_data_units(self.result, self.log_jacobian)
 
 
 # --------------------------------------------------------------------------- commands
@@ -274,9 +287,7 @@ def run_demo(args: argparse.Namespace) -> int:
     outcome = fit_and_score(problem, args)
     source = f"simulated from K={args.K} planted components (seed {args.seed})"
     _print_report(problem, outcome, args, source)
-    _save_plot_if_asked(
-        args, problem, outcome, f"jaxmix demo: {args.users} x {args.items}, K={args.K}"
-    )
+    _save_plot_if_asked(args, outcome, f"jaxmix demo: {args.users} x {args.items}, K={args.K}")
     return 0
 
 
@@ -309,7 +320,7 @@ def run_fit(args: argparse.Namespace) -> int:
         _phase(args, "completing from every observed entry" if held_out else "completing")
         _write_outputs(problem.layout, outcome.result, args, outcome.scaling)
     title = f"jaxmix fit {os.path.basename(args.path)}, K={outcome.K}"
-    _save_plot_if_asked(args, problem, outcome, title)
+    _save_plot_if_asked(args, outcome, title)
     return 0
 
 
@@ -510,20 +521,21 @@ def fit_and_score(problem: Problem, args: argparse.Namespace) -> Outcome:
     entries."""
     how = " (sparse EM)" if problem.train.kind == TriplesLayout.kind else ""
     selection = None
-    scaling = train = None
+    scaling, train, log_jacobian = None, problem.train, 0.0
     if getattr(args, "standardize", False):
         scaling = ColumnScaling.fit(problem.train)
         train = scaling.apply(problem.train)
+        log_jacobian = scaling.log_jacobian(problem.train)
         how += ", standardised columns"
     start = time.perf_counter()
     if getattr(args, "select", False):
-        selection = _select(problem, args, how, train)
+        selection = _select(train, args, how)
         result = selection.best
     else:
         K = _ks(args)[0]
         _phase(args, f"fitting K={K} with {args.restarts} restarts{how}")
         result = fit_em(
-            problem.train if train is None else train,
+            train,
             K,
             n_init=args.restarts,
             seed=args.seed,
@@ -542,7 +554,7 @@ def fit_and_score(problem: Problem, args: argparse.Namespace) -> Outcome:
     if problem.scored:
         _phase(args, "completing")
         if scaling is None:
-            mixture: Callable[..., np.ndarray] = functools.partial(complete, problem.train, result)
+            mixture: Callable[..., np.ndarray] = functools.partial(complete, train, result)
         else:
 
             def mixture(rows: Any, cols: Any) -> np.ndarray:
@@ -558,10 +570,10 @@ def fit_and_score(problem: Problem, args: argparse.Namespace) -> Outcome:
             }
             for name, at in problem.scored.items()
         }
-    return Outcome(result, fit_seconds, scores, selection, scaling)
+    return Outcome(result, fit_seconds, scores, selection, scaling, train, log_jacobian)
 
 
-def _select(problem: Problem, args: argparse.Namespace, how: str, train: Any = None) -> Any:
+def _select(train: Any, args: argparse.Namespace, how: str) -> Any:
     """``--select``: :func:`jaxmix.select_k` (``criterion="heldout"``) on the training entries.
 
     A further share of the training entries (``--holdout``, or 0.1 with ``--holdout 0``) is held
@@ -580,7 +592,7 @@ def _select(problem: Problem, args: argparse.Namespace, how: str, train: Any = N
         f"{args.restarts} restarts each{how}",
     )
     return select_k(
-        problem.train if train is None else train,
+        train,
         ks,
         criterion="heldout",
         covariance=args.covariance,
@@ -597,13 +609,7 @@ def _select(problem: Problem, args: argparse.Namespace, how: str, train: Any = N
 def _print_report(
     problem: Problem, outcome: Outcome, args: argparse.Namespace, source: str
 ) -> None:
-    result = outcome.result
-    train = problem.train
-    if outcome.scaling is not None:
-        # the fit is of the standardised entries: scores of the data need the Jacobian
-        train = outcome.scaling.apply(problem.train)
-        shift = outcome.scaling.log_jacobian(problem.train)
-        result = outcome.scaling.in_data_units(result, problem.train)
+    result = outcome.reported
     family = family_of(result.params)
     model = model_description(
         outcome.K,
@@ -616,10 +622,10 @@ def _print_report(
         prior=PRIORS[args.prior] is not None,
         standardized=outcome.scaling is not None,
     )
-    scored_fit = outcome.result
-    criteria = (bic(train, scored_fit), aic(train, scored_fit))
-    if outcome.scaling is not None:
-        criteria = tuple(c + shift for c in criteria)
+    # scores of the data the fit saw, plus the Jacobian of the standardisation (if any)
+    criteria = [
+        score(outcome.fit_data, outcome.result) + outcome.log_jacobian for score in (bic, aic)
+    ]
     text = fit_report(
         problem.layout,
         result,
@@ -683,15 +689,11 @@ def _write_outputs(
         print(f"predictive standard deviations written to {args.output_std}")
 
 
-def _save_plot_if_asked(
-    args: argparse.Namespace, problem: Problem, outcome: Outcome, title: str
-) -> None:
+def _save_plot_if_asked(args: argparse.Namespace, outcome: Outcome, title: str) -> None:
     if args.plot:
-        result = outcome.result
         if outcome.scaling is not None:
             title += " (standardised columns)"
-            result = outcome.scaling.in_data_units(result, problem.train)
-        save_plot(args.plot, result, outcome.scores, title)
+        save_plot(args.plot, outcome.reported, outcome.scores, title)
         print(f"picture saved to {args.plot}")
 
 

@@ -78,11 +78,12 @@ class ColumnScaling(NamedTuple):
         ``-sum_{observed (u, l)} log scale_l``."""
         return -float(np.sum(layout.summary().count * np.log(self.scale)))
 
-    def in_data_units(self, result: Any, layout: Any) -> Any:
-        """``result`` (an :class:`~jaxmix.EMResult` of the standardised ``layout``) with its
-        log-likelihoods and objectives shifted into the data's units, for the report; the
-        parameters stay standardised."""
-        shift = self.log_jacobian(layout)
+    @staticmethod
+    def in_data_units(result: Any, log_jacobian: float) -> Any:
+        """``result`` (an :class:`~jaxmix.EMResult` of standardised data) with its
+        log-likelihoods and objectives shifted by ``log_jacobian`` (:meth:`log_jacobian` of the
+        data) into the data's units, for the report; the parameters stay standardised."""
+        shift = log_jacobian
         return result._replace(
             log_likelihood=result.log_likelihood + shift,
             objective=result.objective + shift,
