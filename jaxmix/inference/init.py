@@ -154,13 +154,8 @@ def seed_arrays(data: Any, std: Standardizer, dtype: Any = None) -> tuple[SeedAr
     n, d = data.shape
     counts = np.asarray(data.row_counts(), np.int64)
     if data.kind == "dense":
-        x = np.where(data.observed, (data.values - std.offset) / std.scale, 0.0)
-        arrays = SeedArrays(
-            n_obs=jnp.asarray(counts, dtype),
-            sq_norm=jnp.asarray((x * x).sum(axis=1), dtype),
-            x=jnp.asarray(x, dtype),
-            mask=jnp.asarray(data.observed, dtype),
-        )
+        dense = data.device(std, dtype)
+        arrays = SeedArrays(dense.n_obs, dense.sq_norm, x=dense.x, mask=dense.mask)
         return arrays, d
     rows, cols, values = data.entries()
     z = (np.asarray(values, np.float64) - std.offset[cols]) / std.scale
