@@ -268,7 +268,8 @@ class MixtureGibbs(MCMCKernel):
                 "MixtureGibbs needs a resolved jaxmix.Prior in the units of X0 "
                 "(prior.resolve(X)); the Gibbs conditionals need a proper prior"
             )
-        return dense_arrays(args["X0"], args["mask"]), prior
+        data = dense_arrays(args["X0"], args["mask"])
+        return data, jax.tree.map(lambda a: jnp.asarray(a, data.dtype), prior)
 
     def _from_prior(self, rng_key: Array, prior: Prior, d: int, dtype: Any) -> MixtureParams:
         """A draw of the prior: the conditionals with no row assigned."""
@@ -306,7 +307,6 @@ class MixtureGibbs(MCMCKernel):
                 raise ValueError(
                     f"init_params must be a MixtureParams with mu ({self.K}, {d}) per chain"
                 )
-        prior = jax.tree.map(lambda a: jnp.asarray(a, data.dtype), prior)
         return init_state(rng_key, params, data, prior, self.family)
 
     def sample(self, state: GibbsState, model_args: tuple, model_kwargs: Any) -> GibbsState:
@@ -314,7 +314,6 @@ class MixtureGibbs(MCMCKernel):
         if _is_batched(state.rng_key):
             return jax.vmap(lambda s: self.sample(s, model_args, model_kwargs))(state)
         data, prior = self._model(model_args, model_kwargs)
-        prior = jax.tree.map(lambda a: jnp.asarray(a, data.dtype), prior)
         return sweep(state, data, prior, self.family)
 
 

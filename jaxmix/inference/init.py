@@ -154,13 +154,8 @@ def seed_arrays(data: Any, std: Standardizer, dtype: Any = None) -> tuple[SeedAr
     n, d = data.shape
     counts = np.asarray(data.row_counts(), np.int64)
     if data.kind == "dense":
-        x = np.where(data.observed, (data.values - std.offset) / std.scale, 0.0)
-        arrays = SeedArrays(
-            n_obs=jnp.asarray(counts, dtype),
-            sq_norm=jnp.asarray((x * x).sum(axis=1), dtype),
-            x=jnp.asarray(x, dtype),
-            mask=jnp.asarray(data.observed, dtype),
-        )
+        dense = data.device(std, dtype)
+        arrays = SeedArrays(dense.n_obs, dense.sq_norm, x=dense.x, mask=dense.mask)
         return arrays, d
     rows, cols, values = data.entries()
     z = (np.asarray(values, np.float64) - std.offset[cols]) / std.scale
@@ -303,21 +298,21 @@ def _seed_one(
         return jnp.argmin(sq, axis=1).astype(jnp.int32), sq
 
     def lloyd_cond(carry):
-        _, _, step, changed = carry
+        *_, step, changed = carry
         return changed & (step < opts.lloyd_steps)
 
     def lloyd(carry):
-        centres, labels, step, _ = carry
+        centres, labels, _, step, _ = carry
         centres = _cluster_means(data, labels, centres)
-        new, _ = nearest(centres)
+        new, sq = nearest(centres)
         moved = jnp.sum(new != labels)
-        return centres, new, step + 1, moved > LLOYD_MOVED * n
+        return centres, new, sq, step + 1, moved > LLOYD_MOVED * n
 
-    labels, _ = nearest(centres)
-    centres, labels, _, _ = lax.while_loop(
-        lloyd_cond, lloyd, (centres, labels, jnp.asarray(0), jnp.asarray(True))
-    )
+    # the labels and distances at the final centres come out of the loop
     labels, sq = nearest(centres)
+    centres, labels, sq, _, _ = lax.while_loop(
+        lloyd_cond, lloyd, (centres, labels, sq, jnp.asarray(0), jnp.asarray(True))
+    )
     onehot = jax.nn.one_hot(labels, K, dtype=dtype) * (n_obs > 0)[:, None]
     sse = jnp.sum(onehot * sq, axis=0)
     members = jnp.sum(onehot, axis=0)

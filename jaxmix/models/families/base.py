@@ -174,11 +174,9 @@ def draw_means(rng_key: Array, obs_k: Array, sum_k: Array, var_kd: Array, prior:
     Returns:
         ``(K, d)`` means.
     """
-    m0 = jnp.asarray(prior.mean, sum_k.dtype)
     s0 = jnp.asarray(prior.mean_sd, sum_k.dtype)
-    prec0 = 1.0 / (s0 * s0)
-    prec = prec0 + obs_k / var_kd
-    loc = (m0 * prec0 + sum_k / var_kd) / prec
+    prec = 1.0 / (s0 * s0) + obs_k / var_kd
+    loc = update_means(obs_k, sum_k, None, var_kd, prior)
     return loc + jax.random.normal(rng_key, sum_k.shape, sum_k.dtype) / jnp.sqrt(prec)
 
 

@@ -68,6 +68,12 @@ class DiagStats(NamedTuple):
     n_rows: Array
 
 
+def _expected_residual(stats: DiagStats, mu: Array) -> Array:
+    """``sum_u p(k|u) [l in C_u] (x_ul - mu_kl)^2`` per component and column, expanded,
+    ``(K, d)``."""
+    return stats.sq_kl - 2.0 * mu * stats.sum_k + mu * mu * stats.obs_k
+
+
 class DiagFamily(Family):
     """``Sigma_k = diag(var_k)`` (module :mod:`jaxmix.models.families.diag`)."""
 
@@ -127,8 +133,7 @@ class DiagFamily(Family):
     def m_step(self, stats: Any, params: Any, min_var: Any, prior: Any = None) -> Any:
         var_old = params.cov.var
         mu = update_means(stats.obs_k, stats.sum_k, params.mu, var_old, prior)
-        resid = stats.sq_kl - 2.0 * mu * stats.sum_k + mu * mu * stats.obs_k
-        var = update_variance(resid, stats.obs_k, var_old, min_var, prior)
+        var = update_variance(_expected_residual(stats, mu), stats.obs_k, var_old, min_var, prior)
         weights = update_weights(stats.n_k, stats.n_rows, prior)
         return params._replace(mu=mu, cov=DiagCov(var), weights=weights)
 
@@ -138,8 +143,7 @@ class DiagFamily(Family):
         k_mu, k_g = jax.random.split(rng_key)
         g_var, g_w = conditional_gammas(k_g, stats.obs_k, stats.n_k, prior)
         mu = draw_means(k_mu, stats.obs_k, stats.sum_k, params.cov.var, prior)
-        resid = stats.sq_kl - 2.0 * mu * stats.sum_k + mu * mu * stats.obs_k
-        var = draw_variance(g_var, resid, prior)
+        var = draw_variance(g_var, _expected_residual(stats, mu), prior)
         return params._replace(mu=mu, cov=DiagCov(var), weights=draw_weights(g_w))
 
     def component_sd(self, cov: Any, z: Array) -> Array:
