@@ -120,14 +120,14 @@ def report(count: Any, value: Any = None, *, key: Any = None, label: str | None 
     """From inside a compiled loop: move the display to ``count``, recording ``value`` for
     ``key`` (the restart or chain reporting; batched loops call the callback once per batch
     element). ``label`` names the value (default: the one given to :func:`progress_bar`)."""
-    if label is not None:
-        jax.debug.callback(lambda c: _set_label(label), count)
-    if value is None:
-        jax.debug.callback(lambda c: advance(c), count)
-    elif key is None:
-        jax.debug.callback(lambda c, v: advance(c, v), count, value)
-    else:
-        jax.debug.callback(lambda c, v, k: advance(c, v, k), count, value, key)
+
+    def host(*args: Any) -> None:  # one callback: the label (if any) and the step together
+        if label is not None:
+            _set_label(label)
+        advance(*args)
+
+    args = (count,) if value is None else (count, value) if key is None else (count, value, key)
+    jax.debug.callback(host, *args)
 
 
 @contextlib.contextmanager

@@ -62,6 +62,15 @@ def _size(self: Any, rows: Any) -> str:
     return f"K={self.n_components}, n={np.shape(rows)[0]}, d={np.shape(self.params.mu)[-1]}"
 
 
+def _restarts(best: Any, finals: Any, what: str) -> str:
+    """The repr line of the restarts: the best one and the span of their final ``what``."""
+    finals = np.asarray(finals)
+    return (
+        f"best_restart={int(best)} of {finals.size} restart(s) "
+        f"(final {what} {num(finals.min())} .. {num(finals.max())})"
+    )
+
+
 def _point(cls: type) -> type:
     """Add the read-through properties ``mu``, ``cov``, ``var``, ``weights`` and
     ``n_components`` of ``params`` to a result class."""
@@ -135,7 +144,7 @@ class EMResult(NamedTuple):
 
     def __repr__(self) -> str:
         def lines() -> list[str]:
-            objectives = np.asarray(
+            objectives = (
                 self.restart_log_likelihoods
                 if self.restart_objectives is None
                 else self.restart_objectives
@@ -145,8 +154,7 @@ class EMResult(NamedTuple):
                 f"{_estimate(self.prior)}",
                 f"objective={num(self.objective)}, log_likelihood={num(self.log_likelihood)}, "
                 f"converged={bool(self.converged)}, n_iter={int(self.n_iter)}",
-                f"best_restart={int(self.best_restart)} of {objectives.size} restart(s) "
-                f"(final objectives {num(objectives.min())} .. {num(objectives.max())})",
+                _restarts(self.best_restart, objectives, "objectives"),
             ]
 
         return summary_repr(self, lines)
@@ -181,13 +189,11 @@ class KMeansResult(NamedTuple):
 
     def __repr__(self) -> str:
         def lines() -> list[str]:
-            costs = np.asarray(self.restart_costs)
             return [
                 _size(self, self.labels),
                 f"cost={num(self.cost)}, converged={bool(self.converged)}, "
                 f"n_iter={int(self.n_iter)}",
-                f"best_restart={int(self.best_restart)} of {costs.size} restart(s) "
-                f"(final costs {num(costs.min())} .. {num(costs.max())})",
+                _restarts(self.best_restart, self.restart_costs, "costs"),
             ]
 
         return summary_repr(self, lines)

@@ -287,7 +287,7 @@ def complete(
         raise TypeError("give both user_ids and item_ids (the entries to predict), or neither")
     if rows is not None and user_ids is not None:
         raise ValueError("give the entries by position (rows, cols) or by id, not both")
-    ids = getattr(X, "ids", None) if isinstance(X, SparseRatings) else None
+    ids = X.ids if isinstance(X, SparseRatings) else None
     if rows is not None and not positions and ids is not None:
         refuse_ambiguous_positions(ids, X.shape)
     params = fitted_params(result)

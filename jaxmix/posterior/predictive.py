@@ -299,8 +299,7 @@ def predictive_summary(
         >>> table.row.tolist(), table.column.tolist()
         ([1, 3], [1, 0])
     """
-    sparse = isinstance(X, SparseRatings)
-    layout = as_data(X, mask, "sparse" if sparse else "dense")
+    layout = as_data(X, mask, method=None)  # the input's form: triples for a SparseRatings
     hdi_prob = check_probability(hdi_prob, "hdi_prob")
     num_samples = check_positive_int(num_samples, "num_samples")
     if num_samples < 10:
@@ -310,7 +309,7 @@ def predictive_summary(
         raise TypeError("give both user_ids and item_ids (the entries to summarise), or neither")
     if user_ids is not None and entries is not None:
         raise ValueError("give the entries by position (entries=) or by id, not both")
-    ids = X.ids if sparse else None
+    ids = X.ids if isinstance(X, SparseRatings) else None
     if entries is not None and not positions and ids is not None:
         refuse_ambiguous_positions(ids, layout.shape, "entries=(rows, cols)")
     by_id = None if user_ids is None else (user_ids, item_ids)
