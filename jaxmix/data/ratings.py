@@ -760,6 +760,30 @@ def _detect(first: str) -> str | None:
     return None  # white space
 
 
+def _sniff(
+    path: str, sep: str | None, header: bool | None, columns: tuple[int, ...], what: str, needs: str
+) -> tuple[str | None, int]:
+    """The separator and the number of header lines (0 or 1) of a file of records, from its first
+    non-empty line: ``sep`` / ``header`` where given, else detected (:func:`_detect`; a header
+    when the first field of ``columns`` is not a number). ``what`` names the records and
+    ``needs`` words the field-count message."""
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        first = next((line for line in fh if line.strip()), None)
+    if first is None:
+        raise ValueError(f"{path} holds no {what}")
+    if sep is None:
+        sep = _detect(first)
+    fields = first.strip().split(sep) if sep else first.split()
+    if len(fields) <= max(columns):
+        raise ValueError(
+            f"{path}: the first line has {len(fields)} {needs} {max(columns) + 1} "
+            f"(separator {sep!r})"
+        )
+    if header is None:
+        header = not is_number(fields[columns[0]].strip().strip('"'))
+    return sep, int(header)
+
+
 def load_sparse_ratings(
     path: str | os.PathLike,
     *,
@@ -812,21 +836,8 @@ def load_sparse_ratings(
     path = os.fspath(path)
     if len(columns) != 3 or len(set(columns)) != 3:
         raise ValueError(f"columns must name three distinct fields; got {columns!r}")
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        first = next((line for line in fh if line.strip()), None)
-    if first is None:
-        raise ValueError(f"{path} holds no data")
-    if sep is None:
-        sep = _detect(first)
-    fields = first.strip().split(sep) if sep else first.split()
-    if len(fields) <= max(columns):
-        raise ValueError(
-            f"{path}: the first line has {len(fields)} fields but columns={columns} needs "
-            f"{max(columns) + 1} (separator {sep!r})"
-        )
-    if header is None:
-        header = not is_number(fields[columns[0]].strip().strip('"'))
-    users, items, ratings = _read_triples(path, sep, int(header), columns, dtype)
+    sep, skip = _sniff(path, sep, header, columns, "data", f"fields but columns={columns} needs")
+    users, items, ratings = _read_triples(path, sep, skip, columns, dtype)
     try:
         if reindex:
             return sparse_ratings(
@@ -869,23 +880,12 @@ def load_id_pairs(
     path = os.fspath(path)
     if len(columns) != 2 or len(set(columns)) != 2:
         raise ValueError(f"columns must name two distinct fields; got {columns!r}")
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        first = next((line for line in fh if line.strip()), None)
-    if first is None:
-        raise ValueError(f"{path} holds no pairs")
-    if sep is None:
-        sep = _detect(first)
-    fields = first.strip().split(sep) if sep else first.split()
-    if len(fields) <= max(columns):
-        raise ValueError(
-            f"{path}: the first line has {len(fields)} field(s) but a (user, item) pair needs "
-            f"{max(columns) + 1} (separator {sep!r})"
-        )
-    if header is None:
-        header = not is_number(fields[columns[0]].strip().strip('"'))
+    sep, skip = _sniff(
+        path, sep, header, columns, "pairs", "field(s) but a (user, item) pair needs"
+    )
     usecols = tuple(sorted(columns))
     try:
-        table = _loadtxt(path, sep, int(header), usecols, str)
+        table = _loadtxt(path, sep, skip, usecols, str)
     except (ValueError, IndexError) as err:
         raise ValueError(f"{path}: could not read (user, item) pairs: {err}") from None
     users, items = (
