@@ -839,12 +839,14 @@ def load_sparse_ratings(
     sep, skip = _sniff(path, sep, header, columns, "data", f"fields but columns={columns} needs")
     users, items, ratings = _read_triples(path, sep, skip, columns, dtype)
     try:
-        if reindex:
-            return sparse_ratings(
-                users, items, ratings, reindex=True, duplicates=duplicates, dtype=dtype
-            )
         return sparse_ratings(
-            users, items, ratings, shape=shape, duplicates=duplicates, dtype=dtype
+            users,
+            items,
+            ratings,
+            reindex=reindex,
+            shape=None if reindex else shape,
+            duplicates=duplicates,
+            dtype=dtype,
         )
     except (ValueError, TypeError) as err:
         raise type(err)(f"{path}: {err}") from None
