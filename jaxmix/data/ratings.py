@@ -300,9 +300,7 @@ class SparseRatings:
         if unknown not in ("error", "drop"):
             raise ValueError(f"unknown must be 'error' or 'drop'; got {unknown!r}")
         target = _normalized_ids(np.asarray(item_ids).reshape(-1), "item_ids")
-        if target.size == 0 or (target.dtype.kind in "iuf" and np.any(np.diff(target) <= 0)):
-            raise ValueError("item_ids must be non-empty, sorted and unique")
-        if target.dtype.kind == "U" and np.any(target[1:] <= target[:-1]):
+        if target.size == 0 or np.any(target[1:] <= target[:-1]):
             raise ValueError("item_ids must be non-empty, sorted and unique")
         mine = self.col_ids if self.col_ids is not None else np.arange(self.n_cols)
         known, pos = id_lookup(target, mine, "item")
