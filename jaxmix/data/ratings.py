@@ -409,10 +409,10 @@ def id_positions(ids: np.ndarray | None, wanted: Any, what: str, size: int | Non
     if hasattr(wanted, "to_numpy") and not isinstance(wanted, np.ndarray):
         wanted = wanted.to_numpy()
     query = np.asarray(wanted)
+    if query.ndim == 0:
+        query = query.reshape(-1)
     if query.ndim != 1:
-        query = query.reshape(-1) if query.ndim == 0 else query
-        if query.ndim != 1:
-            raise ValueError(f"{what}_ids must be 1-D; got shape {query.shape}")
+        raise ValueError(f"{what}_ids must be 1-D; got shape {query.shape}")
     if ids is None:
         query = _as_kind(query, np.arange(0), what)
         bad = query < 0 if size is None else (query < 0) | (query >= size)
