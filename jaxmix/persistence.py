@@ -520,15 +520,7 @@ def load(path: str | os.PathLike[str]) -> Any:
             newer format version, holds an unknown type or field, or holds an object array; the
             message names the file and the problem.
     """
-    name = os.fspath(path)
-    with open(name, "rb") as fh:
-        data = fh.read()
-    try:
-        return _Reader(data).read()
-    except _FormatError as err:
-        raise ValueError(f"{name}: {err}") from None
-    except RecursionError:
-        raise ValueError(f"{name}: the metadata is nested too deeply") from None
+    return _read_file(path, _Reader.read)
 
 
 def load_ids(path: str | os.PathLike[str]) -> IdMaps | None:
@@ -546,13 +538,21 @@ def load_ids(path: str | os.PathLike[str]) -> IdMaps | None:
         FileNotFoundError: No such file.
         ValueError: As :func:`load`: not a jaxmix file, truncated, corrupted, or newer.
     """
+    return _read_file(path, _Reader.read_ids)
+
+
+def _read_file(path: str | os.PathLike[str], read: Callable[[_Reader], Any]) -> Any:
+    """``read`` applied to a :class:`_Reader` of the file's bytes; a :class:`_FormatError` (or
+    metadata nested too deeply to parse) becomes a ``ValueError`` naming the file."""
     name = os.fspath(path)
     with open(name, "rb") as fh:
         data = fh.read()
     try:
-        return _Reader(data).read_ids()
+        return read(_Reader(data))
     except _FormatError as err:
         raise ValueError(f"{name}: {err}") from None
+    except RecursionError:
+        raise ValueError(f"{name}: the metadata is nested too deeply") from None
 
 
 class _Reader:

@@ -359,11 +359,12 @@ class DenseLayout:
             total = x0.sum(axis=0)
             mean = np.divide(total, count, out=np.zeros_like(total), where=count > 0)
             resid = np.where(self.observed, self.values - mean, 0.0)
+            sq = resid * resid
             self._summary = ColumnSummary(
                 count=count,
                 total=total,
-                sq_resid=float((resid * resid).sum()),
-                col_sq_resid=(resid * resid).sum(axis=0),
+                sq_resid=float(sq.sum()),
+                col_sq_resid=sq.sum(axis=0),
                 sq_total=float(np.sum(x0 * x0)),
                 nnz=self.nnz,
                 n_rows=self.shape[0],

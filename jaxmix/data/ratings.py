@@ -300,9 +300,7 @@ class SparseRatings:
         if unknown not in ("error", "drop"):
             raise ValueError(f"unknown must be 'error' or 'drop'; got {unknown!r}")
         target = _normalized_ids(np.asarray(item_ids).reshape(-1), "item_ids")
-        if target.size == 0 or (target.dtype.kind in "iuf" and np.any(np.diff(target) <= 0)):
-            raise ValueError("item_ids must be non-empty, sorted and unique")
-        if target.dtype.kind == "U" and np.any(target[1:] <= target[:-1]):
+        if target.size == 0 or np.any(target[1:] <= target[:-1]):
             raise ValueError("item_ids must be non-empty, sorted and unique")
         mine = self.col_ids if self.col_ids is not None else np.arange(self.n_cols)
         known, pos = id_lookup(target, mine, "item")
@@ -411,10 +409,10 @@ def id_positions(ids: np.ndarray | None, wanted: Any, what: str, size: int | Non
     if hasattr(wanted, "to_numpy") and not isinstance(wanted, np.ndarray):
         wanted = wanted.to_numpy()
     query = np.asarray(wanted)
+    if query.ndim == 0:
+        query = query.reshape(-1)
     if query.ndim != 1:
-        query = query.reshape(-1) if query.ndim == 0 else query
-        if query.ndim != 1:
-            raise ValueError(f"{what}_ids must be 1-D; got shape {query.shape}")
+        raise ValueError(f"{what}_ids must be 1-D; got shape {query.shape}")
     if ids is None:
         query = _as_kind(query, np.arange(0), what)
         bad = query < 0 if size is None else (query < 0) | (query >= size)
@@ -760,6 +758,30 @@ def _detect(first: str) -> str | None:
     return None  # white space
 
 
+def _sniff(
+    path: str, sep: str | None, header: bool | None, columns: tuple[int, ...], what: str, needs: str
+) -> tuple[str | None, int]:
+    """The separator and the number of header lines (0 or 1) of a file of records, from its first
+    non-empty line: ``sep`` / ``header`` where given, else detected (:func:`_detect`; a header
+    when the first field of ``columns`` is not a number). ``what`` names the records and
+    ``needs`` words the field-count message."""
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        first = next((line for line in fh if line.strip()), None)
+    if first is None:
+        raise ValueError(f"{path} holds no {what}")
+    if sep is None:
+        sep = _detect(first)
+    fields = first.strip().split(sep) if sep else first.split()
+    if len(fields) <= max(columns):
+        raise ValueError(
+            f"{path}: the first line has {len(fields)} {needs} {max(columns) + 1} "
+            f"(separator {sep!r})"
+        )
+    if header is None:
+        header = not is_number(fields[columns[0]].strip().strip('"'))
+    return sep, int(header)
+
+
 def load_sparse_ratings(
     path: str | os.PathLike,
     *,
@@ -812,28 +834,17 @@ def load_sparse_ratings(
     path = os.fspath(path)
     if len(columns) != 3 or len(set(columns)) != 3:
         raise ValueError(f"columns must name three distinct fields; got {columns!r}")
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        first = next((line for line in fh if line.strip()), None)
-    if first is None:
-        raise ValueError(f"{path} holds no data")
-    if sep is None:
-        sep = _detect(first)
-    fields = first.strip().split(sep) if sep else first.split()
-    if len(fields) <= max(columns):
-        raise ValueError(
-            f"{path}: the first line has {len(fields)} fields but columns={columns} needs "
-            f"{max(columns) + 1} (separator {sep!r})"
-        )
-    if header is None:
-        header = not is_number(fields[columns[0]].strip().strip('"'))
-    users, items, ratings = _read_triples(path, sep, int(header), columns, dtype)
+    sep, skip = _sniff(path, sep, header, columns, "data", f"fields but columns={columns} needs")
+    users, items, ratings = _read_triples(path, sep, skip, columns, dtype)
     try:
-        if reindex:
-            return sparse_ratings(
-                users, items, ratings, reindex=True, duplicates=duplicates, dtype=dtype
-            )
         return sparse_ratings(
-            users, items, ratings, shape=shape, duplicates=duplicates, dtype=dtype
+            users,
+            items,
+            ratings,
+            reindex=reindex,
+            shape=None if reindex else shape,
+            duplicates=duplicates,
+            dtype=dtype,
         )
     except (ValueError, TypeError) as err:
         raise type(err)(f"{path}: {err}") from None
@@ -869,23 +880,12 @@ def load_id_pairs(
     path = os.fspath(path)
     if len(columns) != 2 or len(set(columns)) != 2:
         raise ValueError(f"columns must name two distinct fields; got {columns!r}")
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        first = next((line for line in fh if line.strip()), None)
-    if first is None:
-        raise ValueError(f"{path} holds no pairs")
-    if sep is None:
-        sep = _detect(first)
-    fields = first.strip().split(sep) if sep else first.split()
-    if len(fields) <= max(columns):
-        raise ValueError(
-            f"{path}: the first line has {len(fields)} field(s) but a (user, item) pair needs "
-            f"{max(columns) + 1} (separator {sep!r})"
-        )
-    if header is None:
-        header = not is_number(fields[columns[0]].strip().strip('"'))
+    sep, skip = _sniff(
+        path, sep, header, columns, "pairs", "field(s) but a (user, item) pair needs"
+    )
     usecols = tuple(sorted(columns))
     try:
-        table = _loadtxt(path, sep, int(header), usecols, str)
+        table = _loadtxt(path, sep, skip, usecols, str)
     except (ValueError, IndexError) as err:
         raise ValueError(f"{path}: could not read (user, item) pairs: {err}") from None
     users, items = (

@@ -63,15 +63,14 @@ def log_abs_det_jacobian(params: MixtureParams) -> Any:
     sites to get the density of ``u`` (``sum log var`` for the variances, the stick-breaking
     term for the weights, 0 for the means). A scalar; traceable."""
     family = family_of(params)
-    u = unconstrain(params)
     sites = family.site_values(params.cov)
+    pairs = [(c, sites[name]) for name, c in family.site_constraints().items()]
+    pairs.append((constraints.simplex, params.weights))
     total = jnp.zeros((), jnp.result_type(params.mu))
-    for name, c in family.site_constraints().items():
-        value = jnp.asarray(sites[name])
-        total = total + jnp.sum(biject_to(c).log_abs_det_jacobian(u[name], value))
-    weights = jnp.asarray(params.weights)
-    simplex = biject_to(constraints.simplex)
-    return total + jnp.sum(simplex.log_abs_det_jacobian(u["weights"], weights))
+    for c, value in pairs:
+        transform, value = biject_to(c), jnp.asarray(value)
+        total = total + jnp.sum(transform.log_abs_det_jacobian(transform.inv(value), value))
+    return total
 
 
 def sample_unconstrained(
