@@ -672,3 +672,14 @@ def test_with_items_puts_ratings_in_the_columns_of_given_item_ids():
     assert S.nnz == 4  # S itself is unchanged
     with pytest.raises(ValueError, match="sorted and unique"):
         S.with_items([10, 3])
+
+
+def test_load_sparse_ratings_without_reindex_keeps_positions(tmp_path):
+    """reindex=False reads the ids as positions (shape from the largest), with or without shape."""
+    path = tmp_path / "r.csv"
+    path.write_text("0,1,4\n2,3,5\n")
+    S = jaxmix.load_sparse_ratings(path, reindex=False)
+    assert S.shape == (3, 4) and S.row_ids is None and S.col_ids is None
+    np.testing.assert_array_equal(S.rows, [0, 2])
+    assert jaxmix.load_sparse_ratings(path, reindex=False, shape=(5, 6)).shape == (5, 6)
+    assert jaxmix.load_sparse_ratings(path).shape == (2, 2)  # reindexed by default
