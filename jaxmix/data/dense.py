@@ -400,17 +400,6 @@ class DenseLayout:
         cols = np.flatnonzero(self.observed[i])
         return cols, self.values[i, cols]
 
-    def mean_sq_dist(self, centre: np.ndarray) -> np.ndarray:
-        """Mean squared difference of every row to ``centre`` over its observed entries, ``(n,)``
-        (0 for a row with none): ``|x_C|^2 - 2 x0 . c + M . c^2`` as matrix-vector products."""
-        if not hasattr(self, "_kpp"):
-            x0 = self.zero_filled()
-            self._kpp = (x0, self.observed.astype(np.float64), np.sum(x0 * x0, axis=1))
-        x0, m, sq_norm = self._kpp
-        n_obs = self.row_counts()
-        sq = np.maximum(sq_norm - 2.0 * (x0 @ centre) + m @ (centre * centre), 0.0)
-        return np.divide(sq, n_obs, out=np.zeros(self.shape[0]), where=n_obs > 0)
-
     def device(self, std: Standardizer, dtype: Any = None, **_: Any) -> DenseArrays:
         """The standardised matrix as :class:`DenseArrays` in ``dtype`` (JAX's default)."""
         dtype = float_dtype() if dtype is None else dtype

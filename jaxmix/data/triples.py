@@ -665,18 +665,6 @@ class TriplesLayout:
         a, b = int(self._offsets[i]), int(self._offsets[i + 1])
         return self.S.cols[a:b], self.S.values[a:b].astype(np.float64)
 
-    def mean_sq_dist(self, centre: np.ndarray) -> np.ndarray:
-        """Mean squared difference of every row to ``centre`` over its observed entries, ``(n,)``
-        (0 for a row with none), in chunks."""
-        S = self.S
-        n = S.shape[0]
-        total = np.zeros(n)
-        for s in spans(S.nnz):
-            diff = S.values[s].astype(np.float64) - centre[S.cols[s]]
-            total += np.bincount(S.rows[s], weights=diff * diff, minlength=n)
-        counts = S.row_counts()
-        return np.divide(total, counts, out=np.zeros(n), where=counts > 0)
-
     def device(
         self,
         std: Standardizer,
