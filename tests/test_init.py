@@ -52,7 +52,7 @@ def test_seeding_picks_distinct_observed_rows_filled_by_column_means(holes, kind
     X, _ = holes
     data = as_data(X if kind == "dense" else jaxmix.sparse_ratings(X))
     mu, var, w, rows = kmeans_plus_plus_batched(
-        data, 4, seed=3, n_init=3, lloyd_steps=0, with_rows=True
+        data, 4, seed=3, n_init=3, lloyd_steps=0, swaps=0, with_rows=True
     )
     col_mean = np.nanmean(X, axis=0)
     observed = ~np.isnan(X)
@@ -83,9 +83,11 @@ def test_one_lloyd_step_and_the_retrofit_match_numpy(holes):
     data = as_data(X)
     K, seed, min_var = 4, 7, 0.05
     seeded, _, _, rows = kmeans_plus_plus_batched(
-        data, K, seed, lloyd_steps=0, with_rows=True, min_var=min_var
+        data, K, seed, lloyd_steps=0, swaps=0, with_rows=True, min_var=min_var
     )
-    got_mu, got_var, got_w = kmeans_plus_plus_batched(data, K, seed, lloyd_steps=1, min_var=min_var)
+    got_mu, got_var, got_w = kmeans_plus_plus_batched(
+        data, K, seed, lloyd_steps=1, swaps=0, min_var=min_var
+    )
     observed = ~np.isnan(X)
     x0 = np.where(observed, X, 0.0)
     n_obs = observed.sum(axis=1)
@@ -178,7 +180,7 @@ def test_every_cluster_found_on_every_seed(kind):
     X, labels = mixture(240, 8, K, 0.0, seed=4, sep=20.0)
     data = as_data(X if kind == "dense" else jaxmix.sparse_ratings(X))
     *_, rows = kmeans_plus_plus_batched(
-        data, K, seed=0, n_init=seeds, lloyd_steps=0, with_rows=True
+        data, K, seed=0, n_init=seeds, lloyd_steps=0, swaps=0, with_rows=True
     )
     for r in range(seeds):
         assert sorted(labels[rows[r]].tolist()) == list(range(K)), r
@@ -189,7 +191,14 @@ def test_every_cluster_found_on_every_seed(kind):
         hits = []
         for trials in (None, 1):
             *_, rows_y = kmeans_plus_plus_batched(
-                as_data(Y), K, seed=0, n_init=seeds, lloyd_steps=0, trials=trials, with_rows=True
+                as_data(Y),
+                K,
+                seed=0,
+                n_init=seeds,
+                lloyd_steps=0,
+                swaps=0,
+                trials=trials,
+                with_rows=True,
             )
             hits.append(sum(len(set(close[r].tolist())) == K for r in rows_y))
         assert hits[0] > hits[1]
