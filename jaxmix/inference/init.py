@@ -527,7 +527,7 @@ def kmeans_plus_plus_batched(
         d=d,
     )
     dtype = arrays.sq_norm.dtype
-    floor = jnp.asarray(min_var / std.scale**2, dtype)
+    floor = jnp.asarray(std.internal_min_var(min_var, dtype), dtype)
     first, draws, swap_draws = _restart_draws(n, opts, seed, n_init)
     out = _seed_batched(
         jnp.asarray(first),
