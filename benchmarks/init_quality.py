@@ -19,7 +19,7 @@ Every fit is timed wall clock, compilation included for jaxmix's first fit of a 
 ``--warm`` to time a second fit of the same shape instead). scikit-learn is used here only; the
 package never imports it.
 
-Usage::
+Usage (``PYTHONPATH=.`` in a checkout, so that its ``jaxmix`` is the one measured)::
 
     python benchmarks/init_quality.py                              # the full grid (slow)
     python benchmarks/init_quality.py --K 8 --n 100000 --missing 0 --datasets 3
@@ -84,7 +84,14 @@ def jaxmix_fit(X: np.ndarray, K: int, n_init: int, seed: int, args: argparse.Nam
     import jaxmix
 
     return jaxmix.fit_em(
-        X, K, n_init=n_init, seed=seed, init=args.init, tol=1e-6, min_var=args.min_var
+        X,
+        K,
+        n_init=n_init,
+        seed=seed,
+        init=args.init,
+        covariance="spherical",  # scikit-learn's covariance_type below
+        tol=1e-6,
+        min_var=args.min_var,
     )
 
 
@@ -167,10 +174,14 @@ def summary(rows: list[dict], args: argparse.Namespace) -> list[str]:
 
 def main(args: argparse.Namespace) -> list[dict]:
     """Run the grid; print every fit as JSON and a summary."""
+    import jaxmix
+
     if args.x64:
         import jax
 
         jax.config.update("jax_enable_x64", True)
+    # the package measured (a checkout needs PYTHONPATH=. to be measured rather than an install)
+    print(f"jaxmix {jaxmix.__version__} from {jaxmix.__file__}", flush=True)
     rows = []
     for missing in args.missing:
         for K in args.K:

@@ -359,7 +359,8 @@ def test_batched_kernel_every_restart_equals_single_kernel(init):
     """Every restart of the vmapped loop (not only the winner) equals the unbatched loop."""
     X = make_data(70, 6, 4, 0.3, seed=6, empty_rows=1)
     layout = as_data(X)
-    start = init_params(init, layout, 4, n_init=4, seed=0, min_var=0.25)
+    # K = 5 for 4 clusters: the restarts stop after different numbers of iterations
+    start = init_params(init, layout, 5, n_init=4, seed=0, min_var=0.25)
     std = Standardizer.fit(layout.summary())
     data = layout.device(std).local()
     internal = as_device(to_internal(start, std), jnp.float64)
