@@ -3,8 +3,11 @@ for every covariance family and every data layout.
 
 The algorithm is a pair of pure functions over a typed state, :func:`init_state` and
 :func:`step`; the loop runs inside XLA (``lax.while_loop``) and the restarts are batched with
-``vmap`` into one compiled call. Each restart stops on its own criterion: once it has converged
-the batched loop keeps its state frozen, so its result is exactly that of a single run.
+``vmap`` into one compiled call (:func:`run_restarts`). Each restart stops on its own criterion,
+and a restart that has stopped stops costing: every iteration steps only the restarts still
+running, gathered into a batch of a power-of-two size (:func:`loop_restarts`), so the work grows
+with the sum of the restarts' iterations rather than with ``R`` times the longest. A stopped
+restart keeps its state, so each restart's result is that of a single run.
 
 It maximises the objective ``log p(X | params) + log p(params)`` of the model
 :func:`jaxmix.models.mixture_model`: the log-likelihood alone without a prior (maximum
@@ -351,6 +354,12 @@ def run_restarts(
 ) -> EMState:
     """Every restart to convergence, in one compiled program: the core of :func:`fit_em`.
 
+    The restarts run in :func:`loop_restarts` (each iteration steps only those still running),
+    on the layout's arrays prepared once for the loop (``for_loop``: on the CPU the dense rows'
+    transposes, so the M-step's column sums are plain matrix products). The program holds one
+    copy of the iteration per batch size of :func:`batch_sizes` (``1 + ceil(log2 R)``); a second
+    call with same-shaped data reuses it.
+
     Args:
         start: Starting parameters with a leading restart axis ``R``, in the units of ``data``.
         data: A layout's device arrays (:meth:`jaxmix.data.DenseLayout.device` or
@@ -426,8 +435,9 @@ def fit_em(
     Only the observed entries enter the likelihood (see :mod:`jaxmix.models.mixture`). Without a
     prior this is maximum-likelihood EM (the reference algorithm); with a :class:`~jaxmix.Prior` it
     maximises ``log-likelihood + log-prior`` of :func:`jaxmix.models.mixture_model` (MAP-EM, closed
-    form conditional M-steps). All restarts run in one compiled call; the one with the highest final
-    objective wins. Computation happens in JAX's default float dtype (float64 only if the user
+    form conditional M-steps). All restarts run in one compiled call, each to its own stopping rule
+    (a restart that has stopped is no longer computed); the one with the highest final objective
+    wins. Computation happens in JAX's default float dtype (float64 only if the user
     enabled ``jax_enable_x64``) on a standardised copy of the data; results come back in data units
     as float64 NumPy arrays.
 
