@@ -206,9 +206,10 @@ def loop_transposes(x: Array, mask: Array) -> tuple[Array, Array] | None:
     """``(X^T, M^T)`` materialised, for a loop that takes many column sums of the same rows; or
     ``None`` (use the matrices as they are).
 
-    On the CPU a product contracting the rows of a row-major ``(r, d)`` matrix runs about two
-    times slower than one contracting its columns (measured with XLA's CPU dots on the course's
-    1200 x 1200 matrix), so one copy per compiled call pays back from the second iteration on.
+    On the CPU a product contracting the rows of a row-major ``(r, d)`` matrix runs 1.6 to 2.5
+    times slower than one contracting its columns (XLA's CPU dots on the course's 1200 x 1200
+    matrix, 12 to 60 columns of weights), so copies made once per compiled call pay back within
+    a few iterations.
     The copies live as long as the loop: only blocks of at most
     :data:`LOOP_TRANSPOSE_MAX_ENTRIES` entries get them, and only on the CPU (elsewhere the
     matrix libraries read transposed operands at full speed).
