@@ -22,7 +22,9 @@ from jaxmix import MixtureParams
 from jaxmix.data import Standardizer, as_data
 from jaxmix.inference.em import (
     EMConstants,
+    batch_sizes,
     e_step,
+    executed_iterations,
     init_state,
     loop,
     m_step,
@@ -390,6 +392,62 @@ def test_batched_kernel_every_restart_equals_single_kernel(init):
         np.testing.assert_allclose(batched.history[r], single.history, rtol=1e-12)
         np.testing.assert_allclose(batched.resp[r], single.resp, rtol=1e-12, atol=1e-12)
     assert len(set(n_iters)) > 1
+
+
+def test_batch_sizes_and_executed_iterations():
+    assert batch_sizes(1) == (1,)
+    assert batch_sizes(2) == (1, 2)
+    assert batch_sizes(5) == (1, 2, 4, 5)
+    assert batch_sizes(8) == (1, 2, 4, 8)
+    # 5 running for 3 iterations, then 4 (batch 4), 3 (batch 4), 1 (batch 1)
+    assert executed_iterations([3, 4, 5, 5, 9]) == 3 * 5 + 4 + 4 + 4 * 1
+    assert executed_iterations([7, 7, 7]) == 21
+    assert executed_iterations([6]) == 6
+
+
+@pytest.mark.parametrize(
+    "method, prior, covariance, seeds",
+    [
+        pytest.param("dense", None, "spherical", (2, 1, 0, 3), id="dense-ml-spherical"),
+        pytest.param("sparse", jaxmix.Prior(), "diag", (1, 2, 6, 4), id="sparse-map-diag"),
+    ],
+)
+def test_restarts_of_very_different_lengths_each_equal_a_single_run(
+    method, prior, covariance, seeds
+):
+    """Restarts leave the batch as they stop (the batch shrinks 5 -> 4 -> 4 with a finished
+    restart as padding -> 2 -> 1): every restart still follows its single-run trajectory.
+    Four starts run 13 to 52 iterations, the fifth starts at a converged fit and runs 2."""
+    X = make_data(60, 6, 4, 0.3, seed=10, empty_rows=1)
+    kw = dict(prior=prior, covariance=covariance, method=method, min_var=0.1, tol=1e-8)
+
+    def start(seed):
+        p = reference_random_rows(X, 4, seed)
+        var = p.var if covariance == "spherical" else np.repeat(p.var[:, None], 6, axis=1)
+        return MixtureParams(p.mu, var, p.weights)
+
+    starts = [start(seed) for seed in seeds]
+    singles = [jaxmix.fit_em(X, 4, init=s, **kw) for s in starts]
+    converged = singles[0].params
+    starts.append(MixtureParams(converged.mu, np.asarray(converged.var), converged.weights))
+    singles.append(jaxmix.fit_em(X, 4, init=starts[-1], **kw))
+    stacked = MixtureParams(*(np.stack(p) for p in zip(*starts, strict=True)))
+    batched = jaxmix.fit_em(X, 4, init=stacked, **kw)
+    n_iter = batched.restart_n_iter
+    assert len(set(n_iter.tolist())) == 5 and n_iter.max() >= 5 * n_iter.min(), n_iter
+    assert executed_iterations(n_iter) < 5 * n_iter.max()
+    np.testing.assert_array_equal(n_iter, [s.n_iter for s in singles])
+    np.testing.assert_array_equal(batched.restart_converged, [s.converged for s in singles])
+    np.testing.assert_allclose(
+        batched.restart_objectives, [s.objective for s in singles], rtol=1e-12
+    )
+    assert batched.best_restart == int(np.argmax([s.objective for s in singles]))
+    for r, single in enumerate(singles):
+        restart = jax.tree.map(lambda a, r=r: a[r], batched.restart_params)
+        assert_params_close(restart, single.params, rtol=1e-11, atol=1e-11)
+    best = singles[batched.best_restart]
+    np.testing.assert_allclose(batched.history, best.history, rtol=1e-12)
+    np.testing.assert_allclose(batched.resp, best.resp, rtol=1e-11, atol=1e-12)
 
 
 def test_same_shapes_do_not_recompile():

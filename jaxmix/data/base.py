@@ -8,7 +8,8 @@ observed triples, :mod:`.triples`). The inference code asks it for:
 * **row access** for the initialisations (a row's observed entries, the mean squared distance of
   every row to a centre);
 * **device arrays** (:meth:`device`): a JAX pytree whose ``e_step_stats`` is the E-step and the
-  M-step's sufficient statistics in one pure, traced pass.
+  M-step's sufficient statistics in one pure, traced pass, and whose ``for_loop`` prepares a block
+  once for a compiled loop of many such passes (the dense rows' transposes on the CPU).
 
 The pass knows no covariance family. It needs two kinds of sums over the observed entries, which
 a family (:mod:`jaxmix.models.families`) describes and the layout evaluates in its own way

@@ -51,7 +51,7 @@ from jax import Array, lax
 from jax.scipy.special import logsumexp
 
 from jaxmix.data.base import ColumnSummary, EStep, RowInfo, Standardizer, prefix_add
-from jaxmix.data.dense import dense_pass, float_dtype
+from jaxmix.data.dense import dense_pass, float_dtype, loop_transposes
 from jaxmix.data.ratings import SparseRatings, spans
 
 __all__ = [
@@ -83,6 +83,8 @@ class DenseRows:
         n_obs: ``|C_u|``, ``(P, A_dense)``.
         sq_norm: ``|x_{u,C_u}|^2``, ``(P, A_dense)``.
         valid: 1.0 for a real row, 0.0 for padding, ``(P, A_dense)``.
+        transposed: ``(x^T, mask^T)`` of one block for a loop
+            (:meth:`ChunkedTriples.for_loop`), or ``None``.
     """
 
     x: Array
@@ -90,10 +92,13 @@ class DenseRows:
     n_obs: Array
     sq_norm: Array
     valid: Array
+    transposed: tuple[Array, Array] | None = None
 
 
 jax.tree_util.register_dataclass(
-    DenseRows, data_fields=["x", "mask", "n_obs", "sq_norm", "valid"], meta_fields=[]
+    DenseRows,
+    data_fields=["x", "mask", "n_obs", "sq_norm", "valid", "transposed"],
+    meta_fields=[],
 )
 
 
@@ -152,6 +157,17 @@ class ChunkedTriples:
         """The float dtype of the values."""
         return self.val.dtype
 
+    def for_loop(self) -> ChunkedTriples:
+        """This block for a compiled loop of many E-steps (call on a block from :meth:`local`,
+        inside the compiled function): its dense rows with the transposed copies of
+        :func:`jaxmix.data.dense.loop_transposes`, made once."""
+        if self.dense is None:
+            return self
+        d = self.dense
+        return dataclasses.replace(
+            self, dense=dataclasses.replace(d, transposed=loop_transposes(d.x, d.mask))
+        )
+
     def e_step_stats(
         self,
         params: Any,
@@ -175,7 +191,14 @@ class ChunkedTriples:
         if data.dense is not None:
             d = data.dense
             dense = dense_pass(
-                params, family, d.x, d.mask, RowInfo(d.n_obs, d.sq_norm), d.valid, with_stats
+                params,
+                family,
+                d.x,
+                d.mask,
+                RowInfo(d.n_obs, d.sq_norm),
+                d.valid,
+                with_stats,
+                d.transposed,
             )
             resp = jnp.concatenate([dense[0], resp])
             row_ll = jnp.concatenate([dense[1], row_ll])
@@ -708,9 +731,7 @@ class TriplesLayout:
             host = host._replace(data=dataclasses.replace(host.data, **{name: None}))
         dense = host.data.dense
         if dense is not None:
-            dense = DenseRows(
-                *(put(getattr(dense, f.name), True) for f in dataclasses.fields(dense))
-            )
+            dense = jax.tree.map(lambda a: put(a, True), dense)
         return ChunkedTriples(
             **fields,
             counts=put(host.data.counts, False),

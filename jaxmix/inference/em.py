@@ -3,8 +3,11 @@ for every covariance family and every data layout.
 
 The algorithm is a pair of pure functions over a typed state, :func:`init_state` and
 :func:`step`; the loop runs inside XLA (``lax.while_loop``) and the restarts are batched with
-``vmap`` into one compiled call. Each restart stops on its own criterion: once it has converged
-the batched loop keeps its state frozen, so its result is exactly that of a single run.
+``vmap`` into one compiled call (:func:`run_restarts`). Each restart stops on its own criterion,
+and a restart that has stopped stops costing: every iteration steps only the restarts still
+running, gathered into a batch of a power-of-two size (:func:`loop_restarts`), so the work grows
+with the sum of the restarts' iterations rather than with ``R`` times the longest. A stopped
+restart keeps its state, so each restart's result is that of a single run.
 
 It maximises the objective ``log p(X | params) + log p(params)`` of the model
 :func:`jaxmix.models.mixture_model`: the log-likelihood alone without a prior (maximum
@@ -86,11 +89,15 @@ __all__ = [
     "EMConstants",
     "EMState",
     "advance",
+    "batch_sizes",
     "e_step",
+    "executed_iterations",
     "fit_em",
     "init_state",
+    "is_running",
     "log_objective",
     "loop",
+    "loop_restarts",
     "m_step",
     "run_restarts",
     "step",
@@ -216,29 +223,123 @@ def step(
     return advance(state, out, family, consts)
 
 
+def is_running(state: EMState, max_iter: int) -> Array:
+    """Whether a run goes on after ``state``: the first iteration always runs; after it, until
+    the stopping rule fires, ``max_iter`` iterations are done or the objective is not finite.
+    Elementwise, so it reads a batch of states (leading restart axis) as well as one."""
+    go_on = ~state.converged & (state.n_iter < max_iter) & jnp.isfinite(state.objective)
+    return (state.n_iter == 0) | go_on
+
+
 def loop(one: Any, state: EMState, max_iter: int, progress: bool = False, key: Any = 0) -> EMState:
     """Run ``one`` (a state -> state iteration) from ``state`` inside ``lax.while_loop`` until the
     stopping rule fires, ``max_iter`` iterations are done or the objective is not finite (the
     first iteration always runs). With ``progress``, every iteration reports its count and
-    objective to :mod:`jaxmix._progress` under ``key`` (the restart)."""
+    objective to :mod:`jaxmix._progress` under ``key`` (the restart).
+
+    This is one run; :func:`loop_restarts` runs a batch of them, each as if alone."""
 
     def cond(state):
-        return ~state.converged & (state.n_iter < max_iter) & jnp.isfinite(state.objective)
+        return is_running(state, max_iter)
 
     def body(state):
         new = one(state)
         if progress:
-            # batched restarts run the body in lockstep; a finished one keeps its last state,
-            # so it reports that (its final objective), not the step that is thrown away
-            running = cond(state)
+            # under vmap the restarts run the body in lockstep; a finished one keeps its last
+            # state, so it reports that (its final objective), not the step that is thrown away
+            go_on = cond(state)
             _progress.report(
-                jnp.where(running, new.n_iter, state.n_iter),
-                jnp.where(running, new.objective, state.objective),
+                jnp.where(go_on, new.n_iter, state.n_iter),
+                jnp.where(go_on, new.objective, state.objective),
                 key=key,
             )
         return new
 
     return lax.while_loop(cond, body, one(state))
+
+
+def batch_sizes(n_restarts: int) -> tuple[int, ...]:
+    """The batch sizes :func:`loop_restarts` compiles for ``n_restarts`` restarts: the powers of
+    two below ``n_restarts``, and ``n_restarts`` itself (``(1, 2, 4, 5)`` for 5), so that at
+    most ``1 + ceil(log2 R)`` copies of the iteration are compiled and a batch is never more
+    than twice the number of restarts still running."""
+    n_restarts = int(n_restarts)
+    sizes = {n_restarts}
+    size = 1
+    while size < n_restarts:
+        sizes.add(size)
+        size *= 2
+    return tuple(sorted(sizes))
+
+
+def executed_iterations(n_iter: Any) -> int:
+    """Restart-iterations :func:`loop_restarts` computes for restarts that ran ``n_iter``
+    iterations each: at every iteration, the smallest of :func:`batch_sizes` that holds the
+    restarts still running (``sum(n_iter)`` at best, ``R * max(n_iter)`` without compaction)."""
+    n_iter = np.asarray(n_iter, np.int64).ravel()
+    sizes = np.asarray(batch_sizes(n_iter.size))
+    active = (n_iter[None, :] > np.arange(int(n_iter.max()))[:, None]).sum(axis=1)
+    return int(sizes[np.searchsorted(sizes, active)].sum())
+
+
+def loop_restarts(one: Any, state: EMState, max_iter: int, progress: bool = False) -> EMState:
+    """Run a batch of restarts (``state`` with a leading restart axis ``R``), each as
+    :func:`loop` would run it alone, at a cost that grows with the restarts' own iterations.
+
+    One ``lax.while_loop`` over iterations. Every iteration gathers the restarts still running
+    (:func:`is_running`) into the smallest batch of :func:`batch_sizes` that holds them, topped up
+    with finished restarts, runs ``one`` vmapped over that batch (a finished restart keeps its
+    state, exactly as in :func:`loop`), and scatters the batch back: a ``lax.switch`` over the
+    batch sizes picks the compiled copy, so the work is about ``sum(n_iter)`` restart-iterations
+    instead of ``R * max(n_iter)`` (:func:`executed_iterations`), with no host round trip and
+    one compiled program. With ``progress`` every restart of the batch reports as in
+    :func:`loop` (``key`` = its index), from its second iteration on.
+
+    Args:
+        one: One iteration of one restart (a state -> state function, vmapped here).
+        state: The restarts' states before their first iteration (leading axis ``R``).
+        max_iter: Iteration cap per restart.
+        progress: Report the iterations to :mod:`jaxmix._progress`.
+
+    Returns:
+        The restarts' final states (leading axis ``R``, in their order).
+    """
+    R = state.n_iter.shape[0]
+    sizes = batch_sizes(R)
+
+    def lane(s, key):
+        go_on = is_running(s, max_iter)
+        new = jax.tree.map(lambda a, b: jnp.where(go_on, a, b), one(s), s)
+        if progress:
+            # the first iteration is not reported (as in loop, where it runs before the
+            # while_loop); advance ignores a count of 0 and a non-finite value
+            shown = s.n_iter > 0
+            _progress.report(
+                jnp.where(shown, new.n_iter, 0),
+                jnp.where(shown, new.objective, jnp.nan),
+                key=key,
+            )
+        return new
+
+    def iterate(size):
+        def batch(state):
+            if size == R:
+                return jax.vmap(lane)(state, jnp.arange(R))
+            # the running restarts first (in their order), then finished ones as padding
+            idx = jnp.argsort(~is_running(state, max_iter), stable=True)[:size]
+            sub = jax.vmap(lane)(jax.tree.map(lambda a: a[idx], state), idx)
+            return jax.tree.map(lambda a, b: a.at[idx].set(b, unique_indices=True), state, sub)
+
+        return batch
+
+    def body(state):
+        if len(sizes) == 1:
+            return iterate(R)(state)
+        n_running = jnp.sum(is_running(state, max_iter))
+        branch = jnp.searchsorted(jnp.asarray(sizes), n_running)
+        return lax.switch(branch, [iterate(size) for size in sizes], state)
+
+    return lax.while_loop(lambda s: jnp.any(is_running(s, max_iter)), body, state)
 
 
 @functools.partial(jax.jit, static_argnames=("family", "max_iter", "progress"))
@@ -252,6 +353,12 @@ def run_restarts(
     progress: bool = False,
 ) -> EMState:
     """Every restart to convergence, in one compiled program: the core of :func:`fit_em`.
+
+    The restarts run in :func:`loop_restarts` (each iteration steps only those still running),
+    on the layout's arrays prepared once for the loop (``for_loop``: on the CPU the dense rows'
+    transposes, so the M-step's column sums are plain matrix products). The program holds one
+    copy of the iteration per batch size of :func:`batch_sizes` (``1 + ceil(log2 R)``); a second
+    call with same-shaped data reuses it.
 
     Args:
         start: Starting parameters with a leading restart axis ``R``, in the units of ``data``.
@@ -271,19 +378,13 @@ def run_restarts(
     _tracing.note(f"em[{type(data).__name__}]")
 
     def run_all(block, start, consts, axis_name):
-        def run(p, restart):
-            state = init_state(p, block.n_slots, block.dtype, max_iter)
-            if axis_name is not None:
-                state = state._replace(resp=lax.pcast(state.resp, axis_name, to="varying"))
-            return loop(
-                lambda s: step(s, block, family, consts, axis_name),
-                state,
-                max_iter,
-                progress,
-                key=restart,
-            )
-
-        return jax.vmap(run)(start, jnp.arange(jnp.shape(start.weights)[0]))
+        block = block.for_loop()
+        state = jax.vmap(lambda p: init_state(p, block.n_slots, block.dtype, max_iter))(start)
+        if axis_name is not None:
+            state = state._replace(resp=lax.pcast(state.resp, axis_name, to="varying"))
+        return loop_restarts(
+            lambda s: step(s, block, family, consts, axis_name), state, max_iter, progress
+        )
 
     rep = jax.sharding.PartitionSpec()
     out_specs = EMState(
@@ -334,8 +435,9 @@ def fit_em(
     Only the observed entries enter the likelihood (see :mod:`jaxmix.models.mixture`). Without a
     prior this is maximum-likelihood EM (the reference algorithm); with a :class:`~jaxmix.Prior` it
     maximises ``log-likelihood + log-prior`` of :func:`jaxmix.models.mixture_model` (MAP-EM, closed
-    form conditional M-steps). All restarts run in one compiled call; the one with the highest final
-    objective wins. Computation happens in JAX's default float dtype (float64 only if the user
+    form conditional M-steps). All restarts run in one compiled call, each to its own stopping rule
+    (a restart that has stopped is no longer computed); the one with the highest final objective
+    wins. Computation happens in JAX's default float dtype (float64 only if the user
     enabled ``jax_enable_x64``) on a standardised copy of the data; results come back in data units
     as float64 NumPy arrays.
 
