@@ -460,7 +460,7 @@ def fit_em(
     std = Standardizer.fit(summary)
     dtype = float_dtype()
     data = layout.device(
-        std, dtype, chunk_size=chunk_size, mesh=mesh, dense_row_density=dense_row_density
+        std, dtype, chunk_size=chunk_size, mesh=mesh, dense_row_density=dense_row_density, pad=True
     )
     prior_internal, prior_shift = None, 0.0
     if prior is not None:

@@ -26,7 +26,8 @@ from jax import Array, lax
 
 from jaxmix import _tracing
 from jaxmix.data import Standardizer
-from jaxmix.data.dense import float_dtype
+from jaxmix.data.base import size_class
+from jaxmix.data.dense import float_dtype, padded_rows
 from jaxmix.models.families import as_params, get_family
 from jaxmix.params import MixtureParams
 
@@ -135,6 +136,9 @@ class SeedArrays(NamedTuple):
         cols: Column of every entry, ``int32`` ``(n_chunks, chunk)`` (triples) or ``None``.
         vals: Value of every entry, ``(n_chunks, chunk)`` (triples) or ``None``.
         start: Position of every row's first entry in the flattened triples, ``int32`` ``(n,)``.
+        n_rows: The number of real rows (a scalar): the rows are padded to a size class
+            (:func:`~jaxmix.data.base.size_class`) with rows without entries, never drawn, so
+            matrices of nearby sizes share the compiled seeding; ``None``: no padding.
     """
 
     n_obs: Array
@@ -145,44 +149,63 @@ class SeedArrays(NamedTuple):
     cols: Array | None = None
     vals: Array | None = None
     start: Array | None = None
+    n_rows: Array | None = None
 
 
 def seed_arrays(data: Any, std: Standardizer, dtype: Any = None) -> tuple[SeedArrays, int]:
     """The layout ``data`` standardised by ``std`` as :class:`SeedArrays`, and the longest row's
-    number of entries (static for the triples' row access)."""
-    dtype = float_dtype() if dtype is None else dtype
+    number of entries (static for the triples' row access; rounded up to a size class).
+
+    The rows (and the triples' chunks) are padded to size classes; a matrix given as a
+    :class:`~jaxmix.SparseRatings` keeps its arrays for later calls (the layout's ``memo``).
+    """
+    dtype = np.dtype(float_dtype() if dtype is None else dtype)
+    key = (std.scale, std.offset.tobytes(), dtype.name, jax.config.jax_default_device)
+    return data.memo("seed", key, lambda: _seed_arrays(data, std, dtype))
+
+
+def _seed_arrays(data: Any, std: Standardizer, dtype: Any) -> tuple[SeedArrays, int]:
     n, d = data.shape
     counts = np.asarray(data.row_counts(), np.int64)
     if data.kind == "dense":
-        x = np.where(data.observed, (data.values - std.offset) / std.scale, 0.0)
+        rows = padded_rows(n, d)
+        x = np.zeros((rows, d))
+        x[:n] = np.where(data.observed, (data.values - std.offset) / std.scale, 0.0)
+        mask = np.zeros((rows, d), bool)
+        mask[:n] = data.observed
         arrays = SeedArrays(
-            n_obs=jnp.asarray(counts, dtype),
+            n_obs=jnp.asarray(mask.sum(axis=1), dtype),
             sq_norm=jnp.asarray((x * x).sum(axis=1), dtype),
             x=jnp.asarray(x, dtype),
-            mask=jnp.asarray(data.observed, dtype),
+            mask=jnp.asarray(mask, dtype),
+            n_rows=jnp.asarray(n, jnp.int32),
         )
         return arrays, d
     rows, cols, values = data.entries()
     z = (np.asarray(values, np.float64) - std.offset[cols]) / std.scale
     nnz = z.size
-    chunk = min(_CHUNK, max(8, -(-nnz // 8) * 8))
-    size = -(-max(nnz, 1) // chunk) * chunk
+    chunk = min(_CHUNK, size_class(max(8, -(-nnz // 8) * 8)))
+    size = size_class(-(-max(nnz, 1) // chunk), unit=chunk) * chunk
+    n_pad = size_class(n)
 
-    def padded(a: np.ndarray, fill: Any, kind: Any) -> Array:
-        out = np.full(size, fill, kind)
-        out[:nnz] = a
-        return jnp.asarray(out.reshape(-1, chunk))
+    def padded(a: np.ndarray, fill: Any, kind: Any, length: int = size) -> Array:
+        out = np.full(length, fill, kind)
+        out[: a.size] = a
+        return out
 
     start = np.concatenate([[0], np.cumsum(counts)[:-1]])
     arrays = SeedArrays(
-        n_obs=jnp.asarray(counts, dtype),
-        sq_norm=jnp.asarray(np.bincount(rows, weights=z * z, minlength=n), dtype),
-        rows=padded(rows, n, np.int32),
-        cols=padded(cols, 0, np.int32),
-        vals=jnp.asarray(padded(z, 0.0, np.float64), dtype),
-        start=jnp.asarray(start, jnp.int32),
+        n_obs=jnp.asarray(padded(counts, 0, np.int64, n_pad), dtype),
+        sq_norm=jnp.asarray(
+            padded(np.bincount(rows, weights=z * z, minlength=n), 0.0, np.float64, n_pad), dtype
+        ),
+        rows=jnp.asarray(padded(rows, n_pad, np.int32).reshape(-1, chunk)),
+        cols=jnp.asarray(padded(cols, 0, np.int32).reshape(-1, chunk)),
+        vals=jnp.asarray(padded(z, 0.0, np.float64).reshape(-1, chunk), dtype),
+        start=jnp.asarray(padded(start, nnz, np.int64, n_pad), jnp.int32),
+        n_rows=jnp.asarray(n, jnp.int32),
     )
-    return arrays, max(int(counts.max()), 1)
+    return arrays, size_class(max(int(counts.max()), 1))
 
 
 def _sq_dist(data: SeedArrays, centres: Array) -> Array:
@@ -251,17 +274,25 @@ class _Seeding(NamedTuple):
 
 
 def _seed_one(
-    first: Array, draws: Array, data: SeedArrays, min_var: Array, opts: _Seeding
+    first: Array,
+    draws: Array,
+    data: SeedArrays,
+    min_var: Array,
+    moved_limit: Array,
+    opts: _Seeding,
 ) -> tuple:
     """Greedy k-means++ and Lloyd steps for one restart (standardised units), from its first
-    row ``first`` and its uniform draws ``(K, trials)`` in ``[0, 1)``.
+    row ``first`` and its uniform draws ``(K, trials)`` in ``[0, 1)``; the Lloyd steps stop once
+    at most ``moved_limit`` rows move (:data:`LLOYD_MOVED` of the real rows).
 
     Returns ``(centres (K, d), var (K,), weights (K,), chosen (K,))`` with ``chosen`` the rows
     the seeding picked.
     """
     K = opts.K
     n_obs = data.n_obs
-    n = n_obs.shape[0]
+    n = n_obs.shape[0]  # padded: the rows past n_rows have no entry and are never drawn
+    n_real = n if data.n_rows is None else data.n_rows
+    real = jnp.arange(n) < n_real
     dtype = data.sq_norm.dtype
     per_entry = jnp.where(n_obs > 0, 1.0 / jnp.where(n_obs > 0, n_obs, 1.0), 0.0)
 
@@ -281,7 +312,7 @@ def _seed_one(
         centres, chosen, taken, best = carry
         total = jnp.sum(best)
         # D^2 sampling; when every row sits on a chosen centre, uniformly among the others
-        w = jnp.where(total > 0, best, jnp.where(taken, 0.0, 1.0).astype(dtype))
+        w = jnp.where(total > 0, best, jnp.where(taken | ~real, 0.0, 1.0).astype(dtype))
         cum = jnp.cumsum(w)
         last = n - 1 - jnp.argmax(w[::-1] > 0)  # the last row that can be drawn
         u = draws[k] * cum[-1]
@@ -311,7 +342,7 @@ def _seed_one(
         centres = _cluster_means(data, labels, centres)
         new, _ = nearest(centres)
         moved = jnp.sum(new != labels)
-        return centres, new, step + 1, moved > LLOYD_MOVED * n
+        return centres, new, step + 1, moved > moved_limit
 
     labels, _ = nearest(centres)
     centres, labels, _, _ = lax.while_loop(
@@ -333,11 +364,16 @@ def _seed_one(
 
 @functools.partial(jax.jit, static_argnames=("opts",))
 def _seed_batched(
-    first: Array, draws: Array, data: SeedArrays, min_var: Array, opts: _Seeding
+    first: Array,
+    draws: Array,
+    data: SeedArrays,
+    min_var: Array,
+    moved_limit: Array,
+    opts: _Seeding,
 ) -> tuple:
     _tracing.note("seed")
-    run = jax.vmap(_seed_one, in_axes=(0, 0, None, None, None))
-    return run(first, draws, data, min_var, opts)
+    run = jax.vmap(_seed_one, in_axes=(0, 0, None, None, None, None))
+    return run(first, draws, data, min_var, moved_limit, opts)
 
 
 def _restart_draws(n: int, K: int, trials: int, seed: int, n_init: int) -> tuple:
@@ -423,7 +459,10 @@ def kmeans_plus_plus_batched(
     dtype = arrays.sq_norm.dtype
     floor = jnp.asarray(min_var / std.scale**2, dtype)
     first, draws = _restart_draws(n, opts.K, opts.trials, seed, n_init)
-    out = _seed_batched(jnp.asarray(first), jnp.asarray(draws, dtype), arrays, floor, opts)
+    moved_limit = jnp.asarray(LLOYD_MOVED * n, dtype)
+    out = _seed_batched(
+        jnp.asarray(first), jnp.asarray(draws, dtype), arrays, floor, moved_limit, opts
+    )
     out = jax.device_get(out)
     centres, var, weights, chosen = (np.asarray(a) for a in out)
     mu = centres.astype(np.float64) * std.scale + std.offset
