@@ -9,10 +9,12 @@ shapes reuse the compiled programs.
 The loop: fit ``i = 0 .. --fits - 1`` has ``--rows + --step * i`` rows (200, 207, ..., 613 by
 default), ``--cols`` columns and ``K = 1 + i % --max-K`` components, drawn from a planted
 mixture with ``--missing`` of the entries missing (``jaxmix.simulate_ratings``; every matrix is
-drawn before the clock starts). It reports the loop's wall time, the median time of a fit, the
-peak resident memory before and after the loop (``resource.getrusage``; the growth is what the
-loop added), the programs traced (:func:`jaxmix.testing.count_traces`) and, for comparison,
-``--same`` fits of one shape (the first one). Each measurement runs in a fresh process
+drawn before the clock starts). It reports the loop's wall and CPU time (the CPU time is robust
+to other load on the machine), the median time of a fit, the peak resident memory before and
+after the loop (``resource.getrusage``; the growth is what the loop added, after one warm-up fit
+of another shape that pays JAX's one-time set-up), the programs traced
+(:func:`jaxmix.testing.count_traces`) and, for comparison, ``--same`` fits of one shape (the
+first one, ``K = --same-K``). Each measurement runs in a fresh process
 (``--repeats`` times; the medians are reported).
 
 Usage::
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -44,6 +47,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-K", type=int, default=5, help="K cycles through 1 .. max-K (5)")
     p.add_argument("--missing", type=float, default=0.2, help="share of missing entries (0.2)")
     p.add_argument("--same", type=int, default=200, help="fits of one shape, for comparison (200)")
+    p.add_argument("--same-K", type=int, default=3, help="K of the fits of one shape (3)")
     p.add_argument("--repeats", type=int, default=1, help="fresh processes per measurement (1)")
     p.add_argument(
         "--compilation-cache",
@@ -77,7 +81,7 @@ def run_child(spec: dict[str, Any]) -> dict[str, Any]:
             (spec["rows"] + spec["step"] * i, 1 + i % spec["max_K"]) for i in range(spec["fits"])
         ]
     else:
-        shapes = [(spec["rows"], 1 + i % spec["max_K"]) for i in range(spec["same"])]
+        shapes = [(spec["rows"], spec["same_K"])] * spec["same"]
     mats = {}
     for i, (n, _) in enumerate(shapes):
         if n not in mats:
@@ -87,22 +91,28 @@ def run_child(spec: dict[str, Any]) -> dict[str, Any]:
             mats[n] = sim.X
     from jaxmix._tracing import snapshot
 
+    # JAX's and XLA's one-time set-up (the backend, the compiler) is not the loop's: a fit with
+    # one more column (programs of another shape) first
+    warm = jaxmix.simulate_ratings(50, spec["cols"] + 1, K=2, stars=None, seed=99).X
+    jaxmix.fit_em(warm, 2)
     before_traces = snapshot()
     rss_before = _peak_mb()
     times, lls = [], []
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     for n, K in shapes:
         t = time.perf_counter()
         res = jaxmix.fit_em(mats[n], K)
         times.append(time.perf_counter() - t)
         lls.append(res.log_likelihood)
-    total = time.perf_counter() - t0
+    total, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     after = snapshot()
     traced = {k: v - before_traces.get(k, 0) for k, v in after.items()}
     return {
         "mode": spec["mode"],
         "fits": len(shapes),
         "total_s": total,
+        "cpu_s": cpu,
+        "load_average": os.getloadavg()[0],
         "median_fit_s": statistics.median(times),
         "first_fit_s": times[0],
         "rss_before_mb": rss_before,
@@ -134,6 +144,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         "max_K": args.max_K,
         "missing": args.missing,
         "same": args.same,
+        "same_K": args.same_K,
         "cache": args.compilation_cache,
     }
     out: dict[str, Any] = {"config": base}
@@ -144,19 +155,28 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         out[mode] = runs
         med = {
             key: statistics.median(r[key] for r in runs)
-            for key in ("total_s", "median_fit_s", "first_fit_s", "peak_growth_mb", "peak_rss_mb")
+            for key in (
+                "total_s",
+                "cpu_s",
+                "median_fit_s",
+                "first_fit_s",
+                "peak_growth_mb",
+                "peak_rss_mb",
+                "load_average",
+            )
         }
         out[f"{mode}_median"] = med
         n_last = args.rows + args.step * (args.fits - 1)
         what = (
             f"{args.fits} fits, {args.rows}..{n_last} rows"
             if mode == "shapes"
-            else f"{args.same} fits of {args.rows} rows"
+            else f"{args.same} fits of {args.rows} rows, K = {args.same_K}"
         )
+        ks = f", K = 1..{args.max_K}" if mode == "shapes" else ""
         each = ", ".join(f"{r['total_s']:.2f}" for r in runs)
         print(
-            f"{what} x {args.cols} cols, K = 1..{args.max_K}: total {med['total_s']:.2f} s "
-            f"(runs {each}), median fit "
+            f"{what} x {args.cols} cols{ks}: total {med['total_s']:.2f} s "
+            f"(runs {each}; CPU {med['cpu_s']:.2f} s, load {med['load_average']:.1f}), median fit "
             f"{med['median_fit_s'] * 1e3:.1f} ms, first fit {med['first_fit_s']:.2f} s, peak "
             f"memory growth {med['peak_growth_mb']:.0f} MB (peak {med['peak_rss_mb']:.0f} MB); "
             f"traced {runs[-1]['traced']}",

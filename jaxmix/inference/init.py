@@ -26,7 +26,7 @@ from jax import Array, lax
 
 from jaxmix import _tracing
 from jaxmix.data import Standardizer
-from jaxmix.data.base import size_class
+from jaxmix.data.base import SMALL_ENTRIES, size_class
 from jaxmix.data.dense import float_dtype, padded_rows
 from jaxmix.models.families import as_params, get_family
 from jaxmix.params import MixtureParams
@@ -279,16 +279,22 @@ def _seed_one(
     data: SeedArrays,
     min_var: Array,
     moved_limit: Array,
+    n_centres: Array,
     opts: _Seeding,
 ) -> tuple:
     """Greedy k-means++ and Lloyd steps for one restart (standardised units), from its first
     row ``first`` and its uniform draws ``(K, trials)`` in ``[0, 1)``; the Lloyd steps stop once
     at most ``moved_limit`` rows move (:data:`LLOYD_MOVED` of the real rows).
 
+    ``opts.K`` may exceed the ``n_centres`` components asked for (padding, so that several K
+    share one compiled program): the centres past ``n_centres`` are never chosen, no row is
+    assigned to them and their weight is 0.
+
     Returns ``(centres (K, d), var (K,), weights (K,), chosen (K,))`` with ``chosen`` the rows
     the seeding picked.
     """
     K = opts.K
+    in_use = jnp.arange(K) < n_centres
     n_obs = data.n_obs
     n = n_obs.shape[0]  # padded: the rows past n_rows have no entry and are never drawn
     n_real = n if data.n_rows is None else data.n_rows
@@ -327,11 +333,13 @@ def _seed_one(
             reduced[:, b],
         )
 
-    centres, chosen, taken, best = lax.fori_loop(1, K, greedy, (centres, chosen, taken, best))
+    centres, chosen, taken, best = lax.fori_loop(
+        1, n_centres, greedy, (centres, chosen, taken, best)
+    )
 
     def nearest(centres):
         sq = _sq_dist(data, centres)
-        return jnp.argmin(sq, axis=1).astype(jnp.int32), sq
+        return jnp.argmin(jnp.where(in_use, sq, jnp.inf), axis=1).astype(jnp.int32), sq
 
     def lloyd_cond(carry):
         _, _, step, changed = carry
@@ -358,7 +366,7 @@ def _seed_one(
     var = jnp.where(ok, sse / jnp.where(ok, m_obs, 1.0), pooled)
     var = jnp.maximum(var, min_var)
     var = jnp.where(var > 0, var, 1.0)
-    share = jnp.maximum(members, 1.0)
+    share = jnp.where(in_use, jnp.maximum(members, 1.0), 0.0)
     return centres, var, share / jnp.sum(share), chosen
 
 
@@ -369,11 +377,23 @@ def _seed_batched(
     data: SeedArrays,
     min_var: Array,
     moved_limit: Array,
+    n_centres: Array,
     opts: _Seeding,
 ) -> tuple:
     _tracing.note("seed")
-    run = jax.vmap(_seed_one, in_axes=(0, 0, None, None, None, None))
-    return run(first, draws, data, min_var, moved_limit, opts)
+    run = jax.vmap(_seed_one, in_axes=(0, 0, None, None, None, None, None))
+    return run(first, draws, data, min_var, moved_limit, n_centres, opts)
+
+
+def _seed_components(K: int, data: SeedArrays) -> int:
+    """The components the compiled seeding is built for: on a small matrix (at most
+    :data:`~jaxmix.data.base.SMALL_ENTRIES` padded entries) a power of two, at least 8, so that
+    a loop over ``K`` shares one program (the unused centres cost next to nothing there); on a
+    larger one ``K`` itself (there every centre costs a pass over the data)."""
+    entries = data.x.size if data.x is not None else data.vals.size
+    if entries > SMALL_ENTRIES:
+        return K
+    return max(8, 1 << (K - 1).bit_length())
 
 
 def _restart_draws(n: int, K: int, trials: int, seed: int, n_init: int) -> tuple:
@@ -449,8 +469,9 @@ def kmeans_plus_plus_batched(
     n, d = data.shape
     std = Standardizer.fit(data.summary())
     arrays, max_row = seed_arrays(data, std)
+    K = int(K)
     opts = _Seeding(
-        K=int(K),
+        K=_seed_components(K, arrays),
         trials=greedy_trials(K) if trials is None else int(trials),
         lloyd_steps=LLOYD_STEPS if lloyd_steps is None else int(lloyd_steps),
         max_row=max_row,
@@ -458,13 +479,20 @@ def kmeans_plus_plus_batched(
     )
     dtype = arrays.sq_norm.dtype
     floor = jnp.asarray(min_var / std.scale**2, dtype)
-    first, draws = _restart_draws(n, opts.K, opts.trials, seed, n_init)
+    first, draws = _restart_draws(n, K, opts.trials, seed, n_init)
+    draws = np.concatenate([draws, np.zeros((n_init, opts.K - K, opts.trials))], axis=1)
     moved_limit = jnp.asarray(LLOYD_MOVED * n, dtype)
     out = _seed_batched(
-        jnp.asarray(first), jnp.asarray(draws, dtype), arrays, floor, moved_limit, opts
+        jnp.asarray(first),
+        jnp.asarray(draws, dtype),
+        arrays,
+        floor,
+        moved_limit,
+        jnp.asarray(K, jnp.int32),
+        opts,
     )
     out = jax.device_get(out)
-    centres, var, weights, chosen = (np.asarray(a) for a in out)
+    centres, var, weights, chosen = (np.asarray(a)[:, :K] for a in out)
     mu = centres.astype(np.float64) * std.scale + std.offset
     var = var.astype(np.float64) * std.scale**2
     weights = weights.astype(np.float64)
