@@ -441,7 +441,12 @@ def kmeans_plus_plus_batched(
     result equals a single call with ``seed + r``, and float32 and float64 draw alike. The work
     runs in JAX's float dtype on the standardised data, one compiled program ``vmap``-ped over
     the restarts: matrix products on a dense layout, a chunked pass over the observed entries
-    on triples.
+    on triples. The rows are padded to a size class, and on a small matrix the components to a
+    power of two (at least 8), with rows and centres that are never chosen, so that matrices
+    of nearby sizes and a loop over ``K`` share the compiled program. On a
+    :class:`~jaxmix.SparseRatings` the standardised copy of the triples and the result are kept
+    with the matrix (:data:`jaxmix.data.layout_cache`): a second call with the same arguments
+    returns at once, one with another ``K`` or seed skips the copy.
 
     Args:
         data: A layout (:func:`jaxmix.data.as_data`).
@@ -466,14 +471,51 @@ def kmeans_plus_plus_batched(
         >>> mu.shape, np.sort(w[0]).tolist()
         ((3, 2, 2), [0.5, 0.5])
     """
-    n, d = data.shape
     std = Standardizer.fit(data.summary())
-    arrays, max_row = seed_arrays(data, std)
     K = int(K)
+    trials = greedy_trials(K) if trials is None else int(trials)
+    lloyd_steps = LLOYD_STEPS if lloyd_steps is None else int(lloyd_steps)
+    # deterministic: a matrix given as a SparseRatings keeps the result for a call with the
+    # same arguments (another family, prior or tolerance on the same K and seed)
+    key = (
+        K,
+        int(seed),
+        int(n_init),
+        float(min_var),
+        trials,
+        lloyd_steps,
+        LLOYD_MOVED,
+        std.scale,
+        std.offset.tobytes(),
+        np.dtype(float_dtype()).name,
+        jax.config.jax_default_device,
+    )
+    out = data.memo(
+        "start", key, lambda: _seeding(data, std, K, seed, n_init, min_var, trials, lloyd_steps)
+    )
+    mu, var, weights, chosen = (a.copy() for a in out)
+    if with_rows:
+        return mu, var, weights, chosen
+    return mu, var, weights
+
+
+def _seeding(
+    data: Any,
+    std: Standardizer,
+    K: int,
+    seed: int,
+    n_init: int,
+    min_var: float,
+    trials: int,
+    lloyd_steps: int,
+) -> tuple[np.ndarray, ...]:
+    """:func:`kmeans_plus_plus_batched` on the device: ``(mu, var, weights, chosen)``."""
+    n, d = data.shape
+    arrays, max_row = seed_arrays(data, std)
     opts = _Seeding(
         K=_seed_components(K, arrays),
-        trials=greedy_trials(K) if trials is None else int(trials),
-        lloyd_steps=LLOYD_STEPS if lloyd_steps is None else int(lloyd_steps),
+        trials=trials,
+        lloyd_steps=lloyd_steps,
         max_row=max_row,
         d=d,
     )
@@ -497,9 +539,7 @@ def kmeans_plus_plus_batched(
     var = var.astype(np.float64) * std.scale**2
     weights = weights.astype(np.float64)
     weights = weights / weights.sum(axis=1, keepdims=True)
-    if with_rows:
-        return mu, var, weights, chosen.astype(np.int64)
-    return mu, var, weights
+    return mu, var, weights, chosen.astype(np.int64)
 
 
 def kmeans_plus_plus(
