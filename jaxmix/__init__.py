@@ -32,6 +32,7 @@ The public API::
     load_ids, IdMaps               the user and item ids saved with a fit (save(..., ids=S))
     UnknownIdError                 an id not in the data (a KeyError and a ValueError)
     as_data, FAMILIES              the data layouts and the covariance families
+    enable_compilation_cache       opt in to JAX's persistent compilation cache (across processes)
     MixtureParams, EMResult, KMeansResult, SVIResult
 
 jaxmix never changes JAX's global settings: it computes in float32 unless you enable float64 with
@@ -46,6 +47,7 @@ from jaxmix._validate import (
     VarianceFloorWarning,
     ZeroAsMissingWarning,
 )
+from jaxmix._compilation import enable_compilation_cache
 from jaxmix._version import __version__
 from jaxmix.data import (
     IdMaps,
@@ -121,6 +123,7 @@ __all__ = [
     "compare_em_svi",
     "complete",
     "diagnose",
+    "enable_compilation_cache",
     "fit_em",
     "fit_mcmc",
     "fit_svi",
