@@ -60,7 +60,7 @@ from jaxmix.data.base import (
     size_class,
 )
 from jaxmix.data.cache import layout_cache
-from jaxmix.data.dense import dense_pass, float_dtype
+from jaxmix.data.dense import PAD_MIN_ENTRIES, dense_pass, float_dtype, padded_rows
 from jaxmix.data.ratings import SparseRatings, spans
 
 __all__ = [
@@ -461,8 +461,10 @@ def build_layout(
             (``d`` values and a mask each) and processed by matrix products; ``None``: none.
         pad: Round the array sizes up to size classes (:func:`~jaxmix.data.base.size_class`), so
             that matrices of nearby sizes share their compiled programs: the rows of a block
-            (chunked and dense), the entries of a chunk when one chunk holds a block, and the
-            number of chunks while a block holds at most
+            (chunked: at least ``PAD_MIN_ENTRIES / 16``; dense: as a dense matrix's,
+            :func:`~jaxmix.data.dense.padded_rows`), the entries of a chunk when
+            one chunk holds a block (at least :data:`~jaxmix.data.dense.PAD_MIN_ENTRIES`, or
+            ``chunk_size`` if smaller), and the number of chunks while a block holds at most
             :data:`~jaxmix.data.base.SMALL_ENTRIES` padded entries (above it a padding chunk
             would cost as much as a real one in every iteration). Padding carries no weight.
 
@@ -491,8 +493,8 @@ def build_layout(
     dense = None
     dense_bounds = _split(np.ones(dense_all.size), P)
     A_dense = int(np.diff(dense_bounds).max()) if dense_all.size else 0
-    if pad:
-        A_dense = size_class(A_dense, unit=d)
+    if pad and A_dense:
+        A_dense = padded_rows(A_dense, d)
     dense_rows = np.full((P, A_dense), -1, np.int64)
     if dense_all.size:
         x = np.zeros((P, A_dense, d), dtype)
@@ -521,11 +523,16 @@ def build_layout(
     longest = int(nnz_act.max()) if n_act else 1
     C = max(min(int(chunk_size), int(per_dev_nnz.max())), longest, 1)
     C = -(-C // 8) * 8
-    if pad and size_class(C) <= max(int(chunk_size), longest):
-        C = size_class(C)
+    if pad:  # small matrices share one class: at least PAD_MIN_ENTRIES (or chunk_size) entries
+        padded = size_class(max(C, min(PAD_MIN_ENTRIES, int(chunk_size))))
+        if padded <= max(int(chunk_size), longest):
+            C = padded
     mean_len = max(int(nnz_act.sum()) / max(n_act, 1), 1.0)
     per_dev_rows = np.diff(bounds)
-    R = min(C, _next_pow2(2.0 * C / mean_len), _next_pow2(max(int(per_dev_rows.max()), 1)))
+    A = max(1, int(per_dev_rows.max()))
+    if pad:  # the rows' slots (K floats each in EM's state): at least PAD_MIN_ENTRIES / 16
+        A = size_class(max(A, PAD_MIN_ENTRIES // 16), unit=16)
+    R = min(C, _next_pow2(2.0 * C / mean_len), _next_pow2(A))
     plans = []
     for p in range(P):
         a, b = int(bounds[p]), int(bounds[p + 1])
@@ -538,11 +545,8 @@ def build_layout(
             s = e
         plans.append(chunks)
     n_chunks = max(1, max(len(c) for c in plans))
-    A = max(1, int(per_dev_rows.max()))
-    if pad:
-        A = size_class(A, unit=16)  # the rows' slots: K floats each in EM's state
-        if size_class(n_chunks, unit=C) * C <= SMALL_ENTRIES:
-            n_chunks = size_class(n_chunks, unit=C)
+    if pad and size_class(n_chunks, unit=C) * C <= SMALL_ENTRIES:
+        n_chunks = size_class(n_chunks, unit=C)
     local_row = np.full((P, n_chunks, C), R, np.int32)
     col = np.zeros((P, n_chunks, C), np.int32)
     val = np.zeros((P, n_chunks, C), dtype)

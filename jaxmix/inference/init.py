@@ -27,7 +27,7 @@ from jax import Array, lax
 from jaxmix import _tracing
 from jaxmix.data import Standardizer
 from jaxmix.data.base import SMALL_ENTRIES, size_class
-from jaxmix.data.dense import float_dtype, padded_rows
+from jaxmix.data.dense import PAD_MIN_ENTRIES, float_dtype, padded_rows
 from jaxmix.models.families import as_params, get_family
 from jaxmix.params import MixtureParams
 
@@ -184,9 +184,9 @@ def _seed_arrays(data: Any, std: Standardizer, dtype: Any) -> tuple[SeedArrays, 
     rows, cols, values = data.entries()
     z = (np.asarray(values, np.float64) - std.offset[cols]) / std.scale
     nnz = z.size
-    chunk = min(_CHUNK, size_class(max(8, -(-nnz // 8) * 8)))
+    chunk = min(_CHUNK, size_class(max(PAD_MIN_ENTRIES, nnz)))
     size = size_class(-(-max(nnz, 1) // chunk), unit=chunk) * chunk
-    n_pad = size_class(n)
+    n_pad = size_class(max(n, PAD_MIN_ENTRIES // 16))
 
     def padded(a: np.ndarray, fill: Any, kind: Any, length: int = size) -> Array:
         out = np.full(length, fill, kind)
@@ -205,7 +205,7 @@ def _seed_arrays(data: Any, std: Standardizer, dtype: Any) -> tuple[SeedArrays, 
         start=jnp.asarray(padded(start, nnz, np.int64, n_pad), jnp.int32),
         n_rows=jnp.asarray(n, jnp.int32),
     )
-    return arrays, size_class(max(int(counts.max()), 1))
+    return arrays, min(size_class(max(int(counts.max()), 64)), d)
 
 
 def _sq_dist(data: SeedArrays, centres: Array) -> Array:
