@@ -40,6 +40,7 @@ jaxmix never changes JAX's global settings: it computes in float32 unless you en
 ARCHITECTURE.md.
 """
 
+from jaxmix._compilation import enable_compilation_cache
 from jaxmix._validate import (
     ColumnScaleWarning,
     DataWarning,
@@ -47,7 +48,6 @@ from jaxmix._validate import (
     VarianceFloorWarning,
     ZeroAsMissingWarning,
 )
-from jaxmix._compilation import enable_compilation_cache
 from jaxmix._version import __version__
 from jaxmix.data import (
     IdMaps,

@@ -130,7 +130,10 @@ class SparseRatings:
 
     def __reduce__(self) -> Any:
         # unpickled and deep-copied arrays are new: made read-only in place, not copied again
-        return (_rebuild, (self.rows, self.cols, self.values, self.shape, self.row_ids, self.col_ids))
+        return (
+            _rebuild,
+            (self.rows, self.cols, self.values, self.shape, self.row_ids, self.col_ids),
+        )
 
     # ------------------------------------------------------------------ sizes
 

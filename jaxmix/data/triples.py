@@ -834,9 +834,7 @@ def _device_layout(
         host = host._replace(data=dataclasses.replace(host.data, **{name: None}))
     dense = host.data.dense
     if dense is not None:
-        dense = DenseRows(
-            *(put(getattr(dense, f.name), True) for f in dataclasses.fields(dense))
-        )
+        dense = DenseRows(*(put(getattr(dense, f.name), True) for f in dataclasses.fields(dense)))
     data = ChunkedTriples(
         **fields,
         counts=put(host.data.counts, False),

@@ -345,6 +345,18 @@ def fit_em(
     ``history`` are in data units: ``objective == log_objective(X, params_before_last_M_step,
     prior=result.prior)``.
 
+    Reuse: the compiled programs are specific to array shapes, so the data's arrays are padded
+    to size classes (:func:`jaxmix.data.size_class`) with rows (and, on triples, entries and
+    chunks) that carry no weight: fits of matrices of nearby sizes (a cross-validation or
+    bootstrap loop) reuse the compiled programs, once per size class and ``K``; the padding
+    never appears in the result. A :class:`~jaxmix.SparseRatings` is immutable, and what its
+    layout derives from it (summary, chunked triples on the device, the k-means++ seeding's copy
+    and result) is built on the first call and kept with it (:data:`jaxmix.data.layout_cache`),
+    so a second call on the same matrix (and :func:`~jaxmix.complete`,
+    :func:`~jaxmix.responsibilities`, :func:`~jaxmix.predictive_summary`) skips that work.
+    Across processes, :func:`jaxmix.enable_compilation_cache` keeps the compiled programs on
+    disk.
+
     Args:
         X: Array-like ``(n, d)``; ``NaN`` marks a missing entry. Rows with no observed entry are
             allowed (their responsibilities are the weights). Or a :class:`~jaxmix.SparseRatings`.
