@@ -50,8 +50,8 @@ _HI = lax.Precision.HIGHEST
 
 #: A padded dense matrix has at least this many entries (rows x columns): below it a fit costs
 #: next to nothing, so the small matrices of a cross-validation or bootstrap loop share one size
-#: class (200 to 1638 rows of 10 columns all become 2048 rows).
-PAD_MIN_ENTRIES = 1 << 14
+#: class (up to 1024 rows of 10 columns all become 1024 rows).
+PAD_MIN_ENTRIES = 1 << 13
 
 
 def padded_rows(n: int, d: int) -> int:
