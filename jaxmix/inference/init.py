@@ -273,28 +273,41 @@ class _Seeding(NamedTuple):
     d: int
 
 
+class _Sizes(NamedTuple):
+    """The traced numbers of one seeding program (a new value does not recompile).
+
+    Attributes:
+        min_var: The variance floor (standardised units).
+        moved_limit: The Lloyd steps stop once at most this many rows move
+            (:data:`LLOYD_MOVED` of the real rows).
+        n_centres: The components asked for, at most ``_Seeding.K``.
+        n_trials: The candidates of a greedy step, at most ``_Seeding.trials``.
+    """
+
+    min_var: Array
+    moved_limit: Array
+    n_centres: Array
+    n_trials: Array
+
+
 def _seed_one(
-    first: Array,
-    draws: Array,
-    data: SeedArrays,
-    min_var: Array,
-    moved_limit: Array,
-    n_centres: Array,
-    opts: _Seeding,
+    first: Array, draws: Array, data: SeedArrays, sizes: _Sizes, opts: _Seeding
 ) -> tuple:
     """Greedy k-means++ and Lloyd steps for one restart (standardised units), from its first
-    row ``first`` and its uniform draws ``(K, trials)`` in ``[0, 1)``; the Lloyd steps stop once
-    at most ``moved_limit`` rows move (:data:`LLOYD_MOVED` of the real rows).
+    row ``first`` and its uniform draws ``(K, trials)`` in ``[0, 1)``.
 
-    ``opts.K`` may exceed the ``n_centres`` components asked for (padding, so that several K
-    share one compiled program): the centres past ``n_centres`` are never chosen, no row is
-    assigned to them and their weight is 0.
+    ``opts.K`` and ``opts.trials`` may exceed the ``sizes.n_centres`` components and
+    ``sizes.n_trials`` candidates asked for (padding, so that several K share one compiled
+    program): the centres past ``n_centres`` are never chosen, no row is assigned to them and
+    their weight is 0; the candidates past ``n_trials`` are never taken.
 
     Returns ``(centres (K, d), var (K,), weights (K,), chosen (K,))`` with ``chosen`` the rows
     the seeding picked.
     """
     K = opts.K
+    min_var, moved_limit, n_centres, n_trials = sizes
     in_use = jnp.arange(K) < n_centres
+    candidate = jnp.arange(opts.trials) < n_trials
     n_obs = data.n_obs
     n = n_obs.shape[0]  # padded: the rows past n_rows have no entry and are never drawn
     n_real = n if data.n_rows is None else data.n_rows
@@ -325,7 +338,8 @@ def _seed_one(
         cand = jnp.minimum(jnp.searchsorted(cum, u, side="right"), last).astype(jnp.int32)
         cands = jax.vmap(centre)(cand)  # (trials, d)
         reduced = jnp.minimum(best[:, None], dist(cands))  # (n, trials)
-        b = jnp.argmin(jnp.sum(reduced, axis=0))  # the candidate that most lowers the potential
+        potential = jnp.where(candidate, jnp.sum(reduced, axis=0), jnp.inf)
+        b = jnp.argmin(potential)  # the candidate that most lowers the potential
         return (
             centres.at[k].set(cands[b]),
             chosen.at[k].set(cand[b]),
@@ -372,28 +386,24 @@ def _seed_one(
 
 @functools.partial(jax.jit, static_argnames=("opts",))
 def _seed_batched(
-    first: Array,
-    draws: Array,
-    data: SeedArrays,
-    min_var: Array,
-    moved_limit: Array,
-    n_centres: Array,
-    opts: _Seeding,
+    first: Array, draws: Array, data: SeedArrays, sizes: _Sizes, opts: _Seeding
 ) -> tuple:
     _tracing.note("seed")
-    run = jax.vmap(_seed_one, in_axes=(0, 0, None, None, None, None, None))
-    return run(first, draws, data, min_var, moved_limit, n_centres, opts)
+    run = jax.vmap(_seed_one, in_axes=(0, 0, None, None, None))
+    return run(first, draws, data, sizes, opts)
 
 
-def _seed_components(K: int, data: SeedArrays) -> int:
-    """The components the compiled seeding is built for: on a small matrix (at most
-    :data:`~jaxmix.data.base.SMALL_ENTRIES` padded entries) a power of two, at least 8, so that
-    a loop over ``K`` shares one program (the unused centres cost next to nothing there); on a
-    larger one ``K`` itself (there every centre costs a pass over the data)."""
+def _seed_components(K: int, trials: int, data: SeedArrays) -> tuple[int, int]:
+    """The components and greedy candidates the compiled seeding is built for: on a small
+    matrix (at most :data:`~jaxmix.data.base.SMALL_ENTRIES` padded entries) a power of two, at
+    least 8, and at least its :func:`greedy_trials`, so that a loop over ``K`` shares one
+    program (the unused centres and candidates cost next to nothing there); on a larger one
+    ``K`` and ``trials`` themselves (there every centre costs a pass over the data)."""
     entries = data.x.size if data.x is not None else data.vals.size
     if entries > SMALL_ENTRIES:
-        return K
-    return max(8, 1 << (K - 1).bit_length())
+        return K, trials
+    K_pad = max(8, 1 << (K - 1).bit_length())
+    return K_pad, max(trials, greedy_trials(K_pad))
 
 
 def _restart_draws(n: int, K: int, trials: int, seed: int, n_init: int) -> tuple:
@@ -442,8 +452,9 @@ def kmeans_plus_plus_batched(
     runs in JAX's float dtype on the standardised data, one compiled program ``vmap``-ped over
     the restarts: matrix products on a dense layout, a chunked pass over the observed entries
     on triples. The rows are padded to a size class, and on a small matrix the components to a
-    power of two (at least 8), with rows and centres that are never chosen, so that matrices
-    of nearby sizes and a loop over ``K`` share the compiled program. On a
+    power of two (at least 8) and the candidates to that number's :func:`greedy_trials`, with
+    rows, centres and candidates that are never chosen, so that matrices of nearby sizes and a
+    loop over ``K`` share one compiled program. On a
     :class:`~jaxmix.SparseRatings` the standardised copy of the triples and the result are kept
     with the matrix (:data:`jaxmix.data.layout_cache`): a second call with the same arguments
     returns at once, one with another ``K`` or seed skips the copy.
@@ -512,27 +523,19 @@ def _seeding(
     """:func:`kmeans_plus_plus_batched` on the device: ``(mu, var, weights, chosen)``."""
     n, d = data.shape
     arrays, max_row = seed_arrays(data, std)
-    opts = _Seeding(
-        K=_seed_components(K, arrays),
-        trials=trials,
-        lloyd_steps=lloyd_steps,
-        max_row=max_row,
-        d=d,
-    )
+    K_pad, trials_pad = _seed_components(K, trials, arrays)
+    opts = _Seeding(K=K_pad, trials=trials_pad, lloyd_steps=lloyd_steps, max_row=max_row, d=d)
     dtype = arrays.sq_norm.dtype
-    floor = jnp.asarray(min_var / std.scale**2, dtype)
-    first, draws = _restart_draws(n, K, opts.trials, seed, n_init)
-    draws = np.concatenate([draws, np.zeros((n_init, opts.K - K, opts.trials))], axis=1)
-    moved_limit = jnp.asarray(LLOYD_MOVED * n, dtype)
-    out = _seed_batched(
-        jnp.asarray(first),
-        jnp.asarray(draws, dtype),
-        arrays,
-        floor,
-        moved_limit,
-        jnp.asarray(K, jnp.int32),
-        opts,
+    first, draws = _restart_draws(n, K, trials, seed, n_init)
+    padded = np.zeros((n_init, K_pad, trials_pad))
+    padded[:, :K, :trials] = draws
+    sizes = _Sizes(
+        min_var=jnp.asarray(min_var / std.scale**2, dtype),
+        moved_limit=jnp.asarray(LLOYD_MOVED * n, dtype),
+        n_centres=jnp.asarray(K, jnp.int32),
+        n_trials=jnp.asarray(trials, jnp.int32),
     )
+    out = _seed_batched(jnp.asarray(first), jnp.asarray(padded, dtype), arrays, sizes, opts)
     out = jax.device_get(out)
     centres, var, weights, chosen = (np.asarray(a)[:, :K] for a in out)
     mu = centres.astype(np.float64) * std.scale + std.offset
