@@ -290,9 +290,7 @@ class _Sizes(NamedTuple):
     n_trials: Array
 
 
-def _seed_one(
-    first: Array, draws: Array, data: SeedArrays, sizes: _Sizes, opts: _Seeding
-) -> tuple:
+def _seed_one(first: Array, draws: Array, data: SeedArrays, sizes: _Sizes, opts: _Seeding) -> tuple:
     """Greedy k-means++ and Lloyd steps for one restart (standardised units), from its first
     row ``first`` and its uniform draws ``(K, trials)`` in ``[0, 1)``.
 
