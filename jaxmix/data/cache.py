@@ -2,12 +2,14 @@
 
 A :class:`~jaxmix.SparseRatings` is immutable (its arrays are read-only and its own), so what a
 layout computes from it alone can be kept with it and reused: its column summary and row counts
-(host), the chunked, standardised triples on the device (:meth:`TriplesLayout.device
-<jaxmix.data.triples.TriplesLayout.device>`, about 6 s of host work at 10 million ratings), the
-seeding's copy of the triples (:func:`jaxmix.inference.init.seed_arrays`) and the starting
-points of :func:`~jaxmix.fit_em`'s named initialisations. A later :func:`~jaxmix.fit_em`,
-:func:`~jaxmix.complete`, :func:`~jaxmix.responsibilities` or :func:`~jaxmix.predictive_summary`
-on the same matrix then starts at once.
+(host), the chunked, standardised triples on the device with their row maps
+(:meth:`TriplesLayout.device <jaxmix.data.triples.TriplesLayout.device>`: 2-2.5 s of host work
+and transfers at 10 million ratings on a 2-core machine), the k-means++ seeding's copy of the
+triples (:func:`jaxmix.inference.init.seed_arrays`, about 1 s there) and its result for a given
+``K``, seed, number of restarts and floor (:func:`~jaxmix.inference.init.kmeans_plus_plus_batched`:
+``R x K x d`` numbers). A later :func:`~jaxmix.fit_em`, :func:`~jaxmix.complete`,
+:func:`~jaxmix.responsibilities` or :func:`~jaxmix.predictive_summary` on the same matrix then
+skips that work.
 
 Everything is keyed by what it depends on besides the matrix (the standardisation, the float
 dtype, the chunk size, ``dense_row_density``, the mesh, JAX's default device, the seed, ...), so
