@@ -1,10 +1,11 @@
 """Benchmark: many small fits of different shapes (a cross-validation or bootstrap loop).
 
 A loop that fits ``jaxmix.fit_em`` to many small dense matrices, each with its own number of
-rows, used to compile every program anew for every new shape (about 2.4 s a fit, almost all of
-it compilation, and about 7 MB more peak memory per shape). ``fit_em`` pads the rows to a few
-size classes (:func:`jaxmix.data.size_class`) with rows that carry no weight, so fits of new
-shapes reuse the compiled programs.
+rows, used to compile every program anew for every new shape (2.4-5 s a fit, almost all of it
+compilation, and 7-17 MB more peak memory per shape). ``fit_em`` pads the rows to a few size
+classes (:func:`jaxmix.data.size_class`) with rows that carry no weight, so fits of new shapes
+reuse the compiled programs: one EM program per size class and ``K`` and, on small matrices,
+one k-means++ seeding program for ``K`` up to 8.
 
 The loop: fit ``i = 0 .. --fits - 1`` has ``--rows + --step * i`` rows (200, 207, ..., 613 by
 default), ``--cols`` columns and ``K = 1 + i % --max-K`` components, drawn from a planted
