@@ -466,11 +466,12 @@ def fit_em(
                 f"at an emptied component); got alpha = {float(prior.alpha)}"
             )
 
+    std = Standardizer.fit(summary)
+    dtype = float_dtype()
+    floor = std.internal_min_var(min_var, dtype)  # refuses a floor the dtype cannot hold
     start = init_params(
         init, layout, K, n_init=n_init, seed=seed, min_var=min_var, covariance=family
     )
-    std = Standardizer.fit(summary)
-    dtype = float_dtype()
     data = layout.device(
         std, dtype, chunk_size=chunk_size, mesh=mesh, dense_row_density=dense_row_density, pad=True
     )
@@ -480,7 +481,7 @@ def fit_em(
         prior_shift = log_prior_shift(family, K, d, std.scale)
     consts = EMConstants(
         tol=jnp.asarray(tol, dtype),
-        min_var=jnp.asarray(std.internal_min_var(min_var, dtype), dtype),
+        min_var=jnp.asarray(floor, dtype),
         ll_shift=jnp.asarray(std.log_likelihood_shift(layout.nnz), dtype),
         prior=prior_internal,
         prior_shift=jnp.asarray(prior_shift, dtype),
