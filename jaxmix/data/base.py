@@ -55,8 +55,8 @@ def size_class(n: int, unit: int = 1) -> int:
 
     The classes are the powers of two while ``size_class(n) * unit`` stays within
     :data:`SMALL_ENTRIES` (``unit``: the entries per element of the axis, e.g. a dense matrix's
-    columns), then eight per octave (``2^k (1 + j / 8)``: less than 12.5 % padding); up to 15
-    every length is its own class.
+    columns), then sixteen per octave (``2^k (1 + j / 16)``: less than 6.25 % padding, so a
+    large fit pays little for it); up to 15 every length is its own class.
 
     Args:
         n: The length (at least 0).
@@ -69,7 +69,7 @@ def size_class(n: int, unit: int = 1) -> int:
         >>> [size_class(n) for n in (5, 200, 613, 3000)]
         [5, 256, 1024, 4096]
         >>> [size_class(n, unit=1024) for n in (1100, 1200, 3000)]
-        [1152, 1280, 3072]
+        [1152, 1216, 3072]
     """
     n, unit = max(int(n), 0), max(int(unit), 1)
     if n < 16:
@@ -77,7 +77,7 @@ def size_class(n: int, unit: int = 1) -> int:
     pow2 = 1 << (n - 1).bit_length()
     if pow2 * unit <= SMALL_ENTRIES:
         return pow2
-    granule = 1 << (n.bit_length() - 4)
+    granule = 1 << max(n.bit_length() - 5, 0)
     return -(-n // granule) * granule
 
 

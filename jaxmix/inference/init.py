@@ -185,8 +185,12 @@ def _seed_arrays(data: Any, std: Standardizer, dtype: Any) -> tuple[SeedArrays, 
     z = (np.asarray(values, np.float64) - std.offset[cols]) / std.scale
     nnz = z.size
     chunk = min(_CHUNK, size_class(max(PAD_MIN_ENTRIES, nnz)))
-    size = size_class(-(-max(nnz, 1) // chunk), unit=chunk) * chunk
-    n_pad = size_class(max(n, PAD_MIN_ENTRIES // 16))
+    n_chunks = -(-max(nnz, 1) // chunk)
+    n_pad = n
+    if size_class(n_chunks, unit=chunk) * chunk <= SMALL_ENTRIES:  # small: share one program
+        n_chunks = size_class(n_chunks, unit=chunk)
+        n_pad = size_class(max(n, PAD_MIN_ENTRIES // 16))
+    size = n_chunks * chunk  # large: no padding chunk (each would cost a pass in every step)
 
     def padded(a: np.ndarray, fill: Any, kind: Any, length: int = size) -> Array:
         out = np.full(length, fill, kind)
