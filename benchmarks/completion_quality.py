@@ -130,12 +130,19 @@ def run_jaxmix(X: np.ndarray, seed: int, args: argparse.Namespace) -> list[dict[
         ("shared", args.ks, None),
         ("factor", args.factor_ks, args.ranks if dense_obs else args.sparse_ranks),
     ]
+    # the factor family's loading scale chosen on held-out training entries too, when several
+    # multiples of the training entries' spread are given (one: Prior()'s default, sqrt(v) / 3)
+    spread = float(np.sqrt(np.nanmean((Xtr - np.nanmean(Xtr, axis=0)) ** 2)))
+    scales = args.loading_scales
     for family, ks, ranks in configs:
         if family not in args.families:
             continue
+        candidates = prior
+        if family == "factor" and len(scales) > 1:
+            candidates = [jaxmix.Prior(loading_sd=c * spread) for c in scales]
         t = time.perf_counter()
         sel = jaxmix.select_k(
-            Xtr, ks, covariance=family, ranks=ranks, criterion="heldout", prior=prior,
+            Xtr, ks, covariance=family, ranks=ranks, criterion="heldout", prior=candidates,
             n_init=args.n_init, min_var=args.min_var, seed=0, max_iter=args.max_iter,
         )  # fmt: skip
         elapsed = time.perf_counter() - t
@@ -145,6 +152,8 @@ def run_jaxmix(X: np.ndarray, seed: int, args: argparse.Namespace) -> list[dict[
         label = f"jaxmix {family}, K={sel.best_k}" + (
             f", rank={sel.best_rank}" if family == "factor" else ""
         )
+        if candidates is not prior:
+            label += f", loading_sd={scales[int(sel.prior_index[sel.best_index])]:g} sqrt(v)"
         entry = {
             "method": label,
             "time": elapsed,
@@ -259,6 +268,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--factor-ks", type=int, nargs="+", default=[1, 2])
     p.add_argument("--ranks", type=int, nargs="+", default=[8, 24])
     p.add_argument("--sparse-ranks", type=int, nargs="+", default=[0, 1, 2, 4])
+    p.add_argument(
+        "--loading-scales",
+        type=float,
+        nargs="+",
+        default=[1 / 3],
+        help="factor family: loading prior scales to choose among on held-out training entries, "
+        "as multiples of the training entries' sd around their column means (default: 1/3, "
+        "Prior()'s own)",
+    )
     p.add_argument("--n-init", type=int, default=1)
     p.add_argument("--min-var", type=float, default=0.01)
     p.add_argument("--max-iter", type=int, default=300)

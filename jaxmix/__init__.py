@@ -11,6 +11,7 @@ The public API::
                                    EM finds) or "meanfield" (a variational posterior)
     compare_em_svi                 EM and SVI-MAP from the same start, compared (EMSVIComparison)
     fit_mcmc, MCMCResult           the full posterior by NUTS (component summed out, from MAP-EM)
+                                   or by blocked Gibbs (kernel="gibbs")
     to_inference_data, diagnose    ArviZ InferenceData (posterior, per-row log-likelihood,
                                    predictive of the missing entries); r_hat/ESS/divergence report
     relabel, DiagnosticsWarning    undo label switching; the warning of a failed diagnostic

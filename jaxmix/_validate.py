@@ -38,6 +38,7 @@ __all__ = [
     "check_positive_int",
     "check_probability",
     "check_seed",
+    "is_number",
 ]
 
 
@@ -148,3 +149,12 @@ def check_n_components(K: Any, n_rows: int) -> int:
     if K > n_rows:
         raise ValueError(f"K (number of components) = {K} exceeds the number of rows, {n_rows}")
     return K
+
+
+def is_number(text: str) -> bool:
+    """Whether ``float(text)`` reads ``text`` (``"nan"`` and ``"inf"`` included)."""
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True

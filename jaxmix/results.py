@@ -331,14 +331,15 @@ class MCMCResult(NamedTuple):
         draws: The relabelled draws, :class:`~jaxmix.MixtureParams` with leading axes
             ``(C, S)``: ``mu`` ``(C, S, K, d)``, the family's parameters, ``weights``
             ``(C, S, K)``.
-        diverging: Whether the draw's trajectory diverged, ``(C, S)`` bool.
-        accept_prob: Mean acceptance probability of the draw's trajectory, ``(C, S)``.
-        n_leapfrog: Leapfrog steps of the draw's trajectory, ``(C, S)``.
+        diverging: Whether the draw's trajectory diverged, ``(C, S)`` bool (Gibbs: all False).
+        accept_prob: Mean acceptance probability of the draw's trajectory, ``(C, S)`` (Gibbs:
+            1, every draw is accepted).
+        n_leapfrog: Leapfrog steps of the draw's trajectory, ``(C, S)`` (Gibbs: 0).
         tree_depth: ``floor(log2(n_leapfrog)) + 1``, the number of tree doublings NUTS did,
-            ``(C, S)`` (exact for a full tree, NumPyro does not report it directly).
+            ``(C, S)`` (exact for a full tree, NumPyro does not report it directly; Gibbs: 0).
         potential_energy: Potential energy (negative log density) of the draw in the sampler's
-            standardised unconstrained parametrisation, ``(C, S)``.
-        step_size: Adapted step size of every chain, ``(C,)``.
+            standardised unconstrained parametrisation, ``(C, S)`` (both kernels).
+        step_size: Adapted step size of every chain, ``(C,)`` (Gibbs: ``NaN``).
         permutation: The relabelling of every draw, ``(C, S, K)`` integers.
         n_relabelled: Number of draws whose permutation is not the identity.
         reference: The solution the draws were matched to and the chains started from (EM's MAP
@@ -349,6 +350,7 @@ class MCMCResult(NamedTuple):
         init: ``"map_em"`` (started from MAP-EM run by :func:`jaxmix.fit_mcmc`) or ``"given"``.
         jitter: The start jitter of chains ``1..C-1``.
         seed: The seed.
+        kernel: The sampler: ``"nuts"`` or ``"gibbs"`` (:func:`jaxmix.fit_mcmc`).
     """
 
     params: MixtureParams
@@ -368,20 +370,27 @@ class MCMCResult(NamedTuple):
     init: str = "map_em"
     jitter: float = 0.0
     seed: int = 0
+    kernel: str = "nuts"
 
     def __repr__(self) -> str:
         def lines() -> list[str]:
             C, S = np.shape(self.diverging)[:2]
             d = np.shape(self.params.mu)[-1]
             steps = np.asarray(self.step_size, np.float64)
+            if self.kernel == "gibbs":
+                sampler = "blocked Gibbs: no divergences, every draw accepted"
+            else:
+                sampler = (
+                    f"divergences={int(np.sum(self.diverging))}, "
+                    f"mean accept_prob={num(np.mean(self.accept_prob), 3)}, "
+                    f"step_size {num(steps.min(), 3)} .. {num(steps.max(), 3)}, "
+                    f"mean n_leapfrog={num(np.mean(self.n_leapfrog), 3)}"
+                )
             return [
-                f"covariance={self.covariance!r}, K={self.n_components}, d={d}, "
-                f"{C} chain(s) x {S} draws after {int(self.num_warmup)} warm-up, "
+                f"kernel={self.kernel!r}, covariance={self.covariance!r}, K={self.n_components}, "
+                f"d={d}, {C} chain(s) x {S} draws after {int(self.num_warmup)} warm-up, "
                 f"init={self.init!r}",
-                f"divergences={int(np.sum(self.diverging))}, "
-                f"mean accept_prob={num(np.mean(self.accept_prob), 3)}, "
-                f"step_size {num(steps.min(), 3)} .. {num(steps.max(), 3)}, "
-                f"mean n_leapfrog={num(np.mean(self.n_leapfrog), 3)}",
+                sampler,
                 f"n_relabelled={int(self.n_relabelled)} of {C * S} draws; "
                 "params = posterior mean, draws = the relabelled draws",
             ]

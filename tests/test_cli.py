@@ -578,3 +578,69 @@ def test_verdict_names_the_best_baseline_and_what_to_try():
     (line,) = verdict_lines(scores, ["unused"])
     assert line.startswith("verdict: the mixture beats every baseline") and "0.8500" in line
     assert verdict_lines({"missing vs truth": scores["held-out"]}) == []
+
+
+def _survey(n=240, seed=0):
+    """Three planted groups in columns of very different units (age, income, three Likert
+    items), 20 % missing."""
+    rng = np.random.default_rng(seed)
+    z = rng.integers(0, 3, n)
+    centres = np.array([[25, 30e3, 1, 2, 1], [45, 60e3, 3, 4, 3], [65, 90e3, 5, 1, 5]], float)
+    X = centres[z] + rng.normal(0.0, 1.0, (n, 5)) * np.array([4, 6e3, 0.5, 0.5, 0.5])
+    X[rng.random(X.shape) < 0.2] = np.nan
+    return X
+
+
+def test_fit_standardize_fits_standardised_columns_and_reports_in_data_units(tmp_path, capsys):
+    X = _survey()
+    data, completed, sds = tmp_path / "survey.txt", tmp_path / "out.txt", tmp_path / "sd.txt"
+    jaxmix.save_ratings(data, X, missing=-1)
+    X = np.where(np.isnan(X), np.nan, np.loadtxt(data))  # the values as written
+    args = ["fit", str(data), "-K", "3", "--missing-value", "-1", "--holdout", "0", "-q"]
+    assert main([*args, "--standardize", "--output", str(completed), "--output-std", str(sds)]) == 0
+    out, _ = capsys.readouterr()
+    assert "standardised columns" in out
+    # by hand: every column centred and scaled by its observed entries, the same fit, mapped back
+    centre, scale = np.nanmean(X, axis=0), np.nanstd(X, axis=0)
+    fit = jaxmix.fit_em((X - centre) / scale, 3, n_init=5, seed=0)
+    z, z_sd = jaxmix.complete((X - centre) / scale, fit, return_std=True)
+    obs = ~np.isnan(X)
+    np.testing.assert_allclose(np.loadtxt(completed)[~obs], (centre + scale * z)[~obs], rtol=1e-5)
+    np.testing.assert_allclose(np.loadtxt(sds)[~obs], (scale * z_sd)[~obs], rtol=1e-4)
+    np.testing.assert_allclose(np.loadtxt(completed)[obs], X[obs])
+    # the log-likelihood of the data: the standardised one plus the Jacobian of the map
+    ll = fit.log_likelihood - np.sum(obs.sum(axis=0) * np.log(scale))
+    line = next(s for s in out.splitlines() if s.startswith("log-likelihood"))
+    assert float(line.split()[1].replace(",", "")) == pytest.approx(ll, abs=0.02)
+
+
+def test_fit_standardize_keeps_the_clusters_that_the_widest_column_hides(tmp_path, capsys):
+    data = tmp_path / "survey.txt"
+    jaxmix.save_ratings(data, _survey(seed=1), missing=-1)
+    rmse = {}
+    for option in ([], ["--standardize"]):
+        args = ["fit", str(data), "-K", "3", "--missing-value", "-1", "-q", *option]
+        if option:
+            assert main(args) == 0
+        else:
+            with pytest.warns(jaxmix.ColumnScaleWarning, match="widest columns decide"):
+                assert main(args) == 0
+        out, _ = capsys.readouterr()
+        line = next(s for s in out.splitlines() if s.startswith("mixture K=3"))
+        rmse[bool(option)] = float(line.split()[-1])
+    assert rmse[True] < 0.5 * rmse[False]  # income alone decides the unscaled spherical fit
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [(["--save-fit", "fit.npz"], "--save-fit"), (["--covariance", "factor"], "factor family")],
+)
+def test_fit_standardize_refuses_what_it_cannot_keep(tmp_path, capsys, extra, expected):
+    data = tmp_path / "ratings.txt"
+    _ratings_file(data)
+    args = ["fit", str(data), "-K", "2", "--standardize", *extra]
+    if "--save-fit" in extra:
+        args[-1] = str(tmp_path / "fit.npz")
+    line = _assert_one_line_error(main(args), capsys)
+    assert expected in line
+    assert not (tmp_path / "fit.npz").exists()

@@ -1584,3 +1584,15 @@ def test_a_large_sparse_matrix_is_refused_where_it_would_be_made_dense():
             call()
     with refused(ValueError, r"fit_em.*run on the triples.*reindex=True"):
         jaxmix.fit_em(S, 2, method="dense")
+
+
+def test_load_ratings_reads_a_missing_value_word(tmp_path):
+    path = tmp_path / "na.txt"
+    path.write_text("1 NA 3\nNA 5 0\n")
+    X = jaxmix.load_ratings(path, missing="NA")
+    np.testing.assert_array_equal(np.isnan(X), [[False, True, False], [True, False, False]])
+    assert X[1, 2] == 0.0  # with a word for missing, 0 is a value
+    with pytest.raises(ValueError, match=r"line 1: 'NA' is not a number, nor the missing-value"):
+        jaxmix.load_ratings(path, missing="N/A")
+    with pytest.raises(ValueError, match="one word"):
+        jaxmix.load_ratings(path, missing="not rated")

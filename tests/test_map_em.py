@@ -118,10 +118,12 @@ def test_map_em_is_equivariant_under_a_change_of_units(rng, covariance):
     )
     p0 = jaxmix.fit_em(X, K, covariance=covariance, max_iter=2, min_var=0.0).params
     p0c = p0._replace(mu=c * p0.mu + t, cov=p0.cov._replace(var=c * c * p0.var))
-    kw = dict(covariance=covariance, min_var=0.0, tol=0.0, max_iter=25)
+    # (12 iterations: before the objective stops changing in float64, where rounding alone
+    # would decide which of the two fits stops first)
+    kw = dict(covariance=covariance, min_var=0.0, tol=0.0, max_iter=12)
     a = jaxmix.fit_em(X, K, prior=prior, init=p0, **kw)
     b = jaxmix.fit_em(c * X + t, K, prior=mapped, init=p0c, **kw)
-    assert a.n_iter == b.n_iter == 25
+    assert a.n_iter == b.n_iter == 12
     np.testing.assert_allclose(b.mu, c * a.mu + t, rtol=1e-9)
     np.testing.assert_allclose(b.var, c * c * a.var, rtol=1e-8)
     np.testing.assert_allclose(b.weights, a.weights, rtol=1e-8)

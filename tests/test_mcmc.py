@@ -190,6 +190,53 @@ def test_posterior_moments_match_a_grid_oracle():
     np.testing.assert_allclose(res.draws.weights, 1.0)
 
 
+def _ess(draws: np.ndarray, method: str) -> np.ndarray:
+    """ArviZ's ESS (``method`` "mean" or "sd") of every coordinate of ``(C, S, ...)`` draws."""
+    return az.ess(az.convert_to_dataset({"x": draws}), method=method)["x"].values
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", ["spherical", "diag"])
+def test_gibbs_and_nuts_agree(case, request):
+    """Both kernels sample one posterior: the relabelled draws' means and sds of every mu, var
+    and weight, and the predictive means of the missing entries, agree within 4 Monte Carlo
+    standard errors from the ESS of both (an sd's error from the draws' kurtosis; a predictive
+    mean's sd across draws is at most the predictive sd, by the law of total variance)."""
+    X, nuts = request.getfixturevalue(case)
+    gibbs = jaxmix.fit_mcmc(
+        X,
+        2,
+        covariance=case,
+        kernel="gibbs",
+        num_chains=2,
+        num_warmup=200,
+        num_samples=2000,
+        init=nuts.reference,  # the same labels
+        seed=9,
+    )
+    assert gibbs.kernel == "gibbs" and nuts.kernel == "nuts"
+    ess_min = []
+    for name in ("mu", "var", "weights"):
+        a, b = getattr(gibbs.draws, name), getattr(nuts.draws, name)
+        sd_a, sd_b = a.std(axis=(0, 1)), b.std(axis=(0, 1))
+        ess_a, ess_b = _ess(a, "mean"), _ess(b, "mean")
+        ess_min.append(min(ess_a.min(), ess_b.min()))
+        se = np.sqrt(sd_a**2 / ess_a + sd_b**2 / ess_b)
+        np.testing.assert_array_less(np.abs(a.mean(axis=(0, 1)) - b.mean(axis=(0, 1))), 4 * se)
+
+        def se_sd(x, sd):
+            kurt = stats.kurtosis(x.reshape(-1, *x.shape[2:]), axis=0, fisher=False)
+            return sd * np.sqrt((kurt - 1.0) / (4.0 * _ess(x, "sd")))
+
+        se = np.sqrt(se_sd(a, sd_a) ** 2 + se_sd(b, sd_b) ** 2)
+        np.testing.assert_array_less(np.abs(sd_a - sd_b), 4 * se)
+    pa = jaxmix.predictive_summary(gibbs, X, num_samples=1000, seed=1)  # every 4th draw
+    pb = jaxmix.predictive_summary(nuts, X, num_samples=2 * nuts.num_samples, seed=1)
+    ess = min(ess_min)
+    bound = 4 * np.maximum(pa.sd, pb.sd) * np.sqrt(1 / ess + 1 / ess)
+    np.testing.assert_array_less(np.abs(pa.mean - pb.mean), bound)
+
+
 def test_second_fit_of_same_shape_does_not_recompile(spherical):
     X, _ = spherical
     other = np.where(np.isnan(X), np.nan, X + 0.5)  # new values, same shape and settings

@@ -209,3 +209,26 @@ def test_select_k_refuses_bad_selection_options():
         jaxmix.select_k(X, [1], criterion="heldout", ranks=[2])
     with pytest.raises(ValueError, match="distinct"):
         jaxmix.select_k(X, [1], covariance="factor", criterion="heldout", ranks=[2, 2])
+
+
+def test_heldout_selection_compares_priors():
+    """A list of priors is a further axis of the grid: a prior that pins every mean to its
+    column's mean (mean_sd tiny) cannot separate the two clusters and loses on held-out entries."""
+    X = _two_clusters_with_levels(seed=4, n=80, d=6)
+    priors = [jaxmix.Prior(mean_sd=1e-3), jaxmix.Prior()]
+    sel = jaxmix.select_k(X, [2], covariance="diag", criterion="heldout", n_init=1, prior=priors)
+    np.testing.assert_array_equal(sel.k, [2, 2])
+    np.testing.assert_array_equal(sel.prior_index, [0, 1])
+    # each candidate was fit with its own prior, and the winner is refit with the winning one
+    assert np.all(np.asarray(sel.fits[0].prior.mean_sd) == 1e-3)
+    assert np.all(np.asarray(sel.fits[1].prior.mean_sd) > 0.5)  # the default: 2 sd of the data
+    assert sel.lpd[1] > sel.lpd[0] and sel.best_index == 1
+    assert sel.best_prior == priors[1]
+    assert np.all(np.asarray(sel.best.prior.mean_sd) > 0.5)
+    assert "prior 1: Prior(" in sel.format() and "prior" in sel.to_pandas().columns
+    with pytest.raises(ValueError, match="distinct"):
+        jaxmix.select_k(X, [2], criterion="heldout", prior=[jaxmix.Prior(), jaxmix.Prior()])
+    with pytest.raises(TypeError, match="list of them"):
+        jaxmix.select_k(X, [2], criterion="heldout", prior=["default"])
+    with pytest.raises(TypeError, match="criterion='heldout'"):
+        jaxmix.select_k(X, [2], prior=priors)

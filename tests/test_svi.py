@@ -16,15 +16,15 @@ diag} x {no prior, ``Prior()``}, 32 cases, EM run to ``tol=1e-12`` with ``min_va
   stay at EM's optimum: it finds no objective higher than EM's by more than 1e-4 relative and its
   parameters stay within the tolerances below. Measured: 31 of 32 cases, with
   ``|rel_gap| <= 1.7e-12`` and ``max |d mu| <= 1.7e-5``. The exception, asserted as such
-  (``DEGENERATE``), is seed 2, diag, no prior: EM's component 1 takes the 31 rows whose observed
-  rating in column 0 is exactly 1, so the maximum-likelihood variance of that column is 0 and EM
-  stops with it at its machine-epsilon floor; that is a boundary point of an unbounded objective,
-  not a maximum, and SVI (no floor) climbs past it.
-* From the same start (k-means++, seed 0) 29 of the 32 agree (``SAME_START_AGREEMENT``; the test
-  asserts at least 28, one case of slack for platform rounding). The three others are all seed
-  2: in spherical (both priors) SVI-MAP ends 1.3e-3 to 1.6e-3 *higher* than EM, a different local
-  optimum (started at EM's optimum SVI stays there, so EM's is a genuine local maximum); in diag
-  without a prior, the degenerate case above.
+  (``DEGENERATE``), is seed 6, diag, no prior (seed 2 before the default start became greedy
+  k-means++): one of EM's components takes rows whose observed rating in one column is the same
+  number, so the maximum-likelihood variance of that column is 0 and EM stops with it at its
+  machine-epsilon floor; that is a boundary point of an unbounded objective, not a maximum, and
+  SVI (no floor) climbs past it.
+* From the same start (greedy k-means++, seed 0) 31 of the 32 agree (``SAME_START_AGREEMENT``;
+  the test asserts at least 30, one case of slack for platform rounding). The other is the
+  degenerate case above. (With the earlier plain k-means++ start 29 agreed: seed 2 in spherical
+  ended in a different local optimum from the two optimisers.)
 """
 
 from __future__ import annotations
@@ -209,8 +209,8 @@ SURVEY = [
 ]
 SURVEY_IDS = [f"seed{seed}-{cov}-{prior}" for seed, cov, prior in SURVEY]
 # EM stops at its machine-epsilon variance floor: maximum likelihood degenerates (docstring).
-DEGENERATE = {(2, "diag", "ml")}
-SAME_START_AGREEMENT = 29  # measured, of 32
+DEGENERATE = {(6, "diag", "ml")}
+SAME_START_AGREEMENT = 31  # measured, of 32
 
 
 @pytest.fixture(scope="module")
@@ -269,9 +269,11 @@ def test_svi_started_at_em_optimum_stays_there(survey, seed, covariance, prior):
     # Measured on SVI's history (NumPyro's Normal log density, exact at any variance): its first
     # entry is the objective at EM's point, its last at SVI's. (log_objective, which expands the
     # squares, loses all accuracy once a variance is ~1e-291: not a fair judge here.)
+    # (EM's own figure, from expanded squares, carries an O(1) rounding error per entry of the
+    # collapsed cell at a variance of eps: measured 2.8 % off on seed 6, so it is not compared
+    # with SVI's first entry; SVI must pass both.)
     at_em, at_svi = report.svi.history[0], report.svi.history[-1]
-    assert at_em == pytest.approx(report.em_objective, rel=1e-2)
-    assert at_svi > at_em + 1e-4 * abs(at_em)
+    assert at_svi > max(at_em, report.em_objective) + 1e-4 * abs(at_em)
     assert np.min(report.svi.var) < em.var[k, j]
 
 
@@ -316,7 +318,7 @@ def test_same_start_agreement_rate(survey, capsys):
             report = survey("same", *case)
             print(f"  {case}: rel_gap {report.rel_gap:+.3e}, floor {report.em_floor_active}")
     assert len(agree) >= SAME_START_AGREEMENT - 1, others
-    assert all(case in agree for case in SURVEY if case[0] != 2)  # measured: only seed 2 differs
+    assert all(case in agree for case in SURVEY if case not in DEGENERATE)  # measured
 
 
 def test_comparison_report_reads_well(ratings):

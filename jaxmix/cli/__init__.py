@@ -385,7 +385,19 @@ def _common_options() -> argparse.ArgumentParser:
         help="iteration cap per restart (default: 1000)",
     )
     group.add_argument(
-        "--min-var", type=_nonneg_float, default=0.25, help="variance floor (default: 0.25)"
+        "--min-var",
+        type=_nonneg_float,
+        default=None,
+        help="variance floor in the data's units (default: jaxmix.fit_em's, 0.25 for ratings "
+        "on a 1-5 scale and a quarter of the data's scale squared for data of smaller spread)",
+    )
+    group.add_argument(
+        "--standardize",
+        action="store_true",
+        help="fit on columns centred and scaled to unit standard deviation over their training "
+        "entries, so that columns in different units (age, income, Likert items) count alike; "
+        "the report, RMSE and --output are in the data's units (not with --save-fit or "
+        "--covariance factor)",
     )
     group.add_argument(
         "--x64", action="store_true", help="compute in float64 (default: JAX's float32)"

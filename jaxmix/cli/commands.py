@@ -36,8 +36,10 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from jaxmix._validate import is_number
 from jaxmix.cli.plot import check_picture_path, save_plot
 from jaxmix.cli.report import fit_report, model_description
+from jaxmix.cli.scaling import ColumnScaling, check_scaling_options
 from jaxmix.data import (
     DenseLayout,
     SparseRatings,
@@ -127,8 +129,6 @@ def _read_matrix(args: argparse.Namespace) -> np.ndarray:
     that looks like triples with a header is named as such."""
     path, missing = args.path, args.missing_value
     try:
-        if isinstance(missing, str):
-            return _load_matrix_with_token(path, missing)
         return load_ratings(path, missing=missing)
     except ValueError as err:
         if "not a text ratings file" in str(err):
@@ -137,40 +137,6 @@ def _read_matrix(args: argparse.Namespace) -> np.ndarray:
         if hint:
             raise ValueError(f"{err}; {hint}") from None
         raise
-
-
-def _load_matrix_with_token(path: str, token: str) -> np.ndarray:
-    """:func:`jaxmix.load_ratings` with a text token (``NA``) for a missing entry."""
-    rows: list[list[float]] = []
-    with open(path, encoding="utf-8-sig", errors="replace") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            fields = line.split()
-            if not fields:
-                continue
-            row = []
-            for field_text in fields:
-                if field_text == token:
-                    row.append(np.nan)
-                    continue
-                try:
-                    row.append(float(field_text))
-                except ValueError:
-                    raise ValueError(
-                        f"{path}, line {lineno}: {field_text[:40]!r} is not a number (nor the "
-                        f"missing-value token {token!r})"
-                    ) from None
-            if rows and len(row) != len(rows[0]):
-                raise ValueError(
-                    f"{path}, line {lineno}: {len(row)} values where earlier lines have "
-                    f"{len(rows[0])} (ragged rows)"
-                )
-            rows.append(row)
-    if not rows:
-        raise ValueError(f"{path} holds no data")
-    X = np.array(rows, dtype=np.float64)
-    if not np.isfinite(X[~np.isnan(X)]).all():
-        raise ValueError(f"{path} holds infinite values")
-    return X
 
 
 def _header_hint(path: str) -> str | None:
@@ -182,7 +148,7 @@ def _header_hint(path: str) -> str | None:
         return None
     for sep in (",", "\t", ";", "::"):
         fields = [f.strip().strip('"') for f in first.split(sep)]
-        if len(fields) >= 2 and not all(_is_number(f) for f in fields):
+        if len(fields) >= 2 and not all(is_number(f) for f in fields):
             return (
                 f"its first line {first.strip()[:60]!r} looks like the header of a "
                 f"{'comma' if sep == ',' else 'delimiter'}-separated table: for a file of "
@@ -199,7 +165,7 @@ def _token_hint(path: str, missing: Any) -> str | None:
         with open(path, encoding="utf-8", errors="replace") as fh:
             for line in fh:
                 for field_text in line.split():
-                    if not _is_number(field_text):
+                    if not is_number(field_text):
                         if field_text in MISSING_TOKENS:
                             return (
                                 f"if {field_text!r} marks a missing entry, pass --missing-value "
@@ -209,14 +175,6 @@ def _token_hint(path: str, missing: Any) -> str | None:
     except OSError:
         return None
     return None
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def _read_triples(args: argparse.Namespace) -> SparseRatings:
@@ -286,12 +244,15 @@ class Outcome:
             ``--select`` of the whole :func:`jaxmix.select_k`.
         scores: RMSE per scored set, per method (``"mixture K=.."`` and the baselines).
         selection: The :class:`~jaxmix.HeldoutSelection` of ``--select``, else ``None``.
+        scaling: With ``--standardize``, the columns' map: ``result`` is a fit of the
+            standardised training entries (:mod:`jaxmix.cli.scaling`); else ``None``.
     """
 
     result: Any
     fit_seconds: float
     scores: dict[str, dict[str, float]]
     selection: Any = None
+    scaling: ColumnScaling | None = None
 
     @property
     def K(self) -> int:
@@ -305,6 +266,7 @@ class Outcome:
 def run_demo(args: argparse.Namespace) -> int:
     """``jaxmix demo``: simulate, fit, score, report and plot."""
     check_model_options(args)
+    check_scaling_options(args)
     _check_outputs({"--plot": args.plot})
     _phase(args, f"simulating {args.users} users x {args.items} items from K={args.K} components")
     sim = simulate_ratings(args.users, args.items, args.K, missing=args.missing, seed=args.seed)
@@ -312,7 +274,9 @@ def run_demo(args: argparse.Namespace) -> int:
     outcome = fit_and_score(problem, args)
     source = f"simulated from K={args.K} planted components (seed {args.seed})"
     _print_report(problem, outcome, args, source)
-    _save_plot_if_asked(args, outcome, f"jaxmix demo: {args.users} x {args.items}, K={args.K}")
+    _save_plot_if_asked(
+        args, problem, outcome, f"jaxmix demo: {args.users} x {args.items}, K={args.K}"
+    )
     return 0
 
 
@@ -320,6 +284,7 @@ def run_fit(args: argparse.Namespace) -> int:
     """``jaxmix fit PATH``: read, fit (or select, ``--select``), score, report, save the fit,
     write the outputs, plot."""
     check_model_options(args)
+    check_scaling_options(args)
     fmt = FORMATS[args.format]
     outputs = {
         "--output": args.output,
@@ -342,9 +307,9 @@ def run_fit(args: argparse.Namespace) -> int:
     if args.output or args.output_std:
         held_out = problem.n_test is not None
         _phase(args, "completing from every observed entry" if held_out else "completing")
-        _write_outputs(problem.layout, outcome.result, args)
+        _write_outputs(problem.layout, outcome.result, args, outcome.scaling)
     title = f"jaxmix fit {os.path.basename(args.path)}, K={outcome.K}"
-    _save_plot_if_asked(args, outcome, title)
+    _save_plot_if_asked(args, problem, outcome, title)
     return 0
 
 
@@ -545,15 +510,20 @@ def fit_and_score(problem: Problem, args: argparse.Namespace) -> Outcome:
     entries."""
     how = " (sparse EM)" if problem.train.kind == TriplesLayout.kind else ""
     selection = None
+    scaling = train = None
+    if getattr(args, "standardize", False):
+        scaling = ColumnScaling.fit(problem.train)
+        train = scaling.apply(problem.train)
+        how += ", standardised columns"
     start = time.perf_counter()
     if getattr(args, "select", False):
-        selection = _select(problem, args, how)
+        selection = _select(problem, args, how, train)
         result = selection.best
     else:
         K = _ks(args)[0]
         _phase(args, f"fitting K={K} with {args.restarts} restarts{how}")
         result = fit_em(
-            problem.train,
+            problem.train if train is None else train,
             K,
             n_init=args.restarts,
             seed=args.seed,
@@ -571,9 +541,14 @@ def fit_and_score(problem: Problem, args: argparse.Namespace) -> Outcome:
     scores: dict[str, dict[str, float]] = {}
     if problem.scored:
         _phase(args, "completing")
-        fills: dict[str, Callable[..., np.ndarray]] = {
-            f"mixture K={K}": functools.partial(complete, problem.train, result)
-        }
+        if scaling is None:
+            mixture: Callable[..., np.ndarray] = functools.partial(complete, problem.train, result)
+        else:
+
+            def mixture(rows: Any, cols: Any) -> np.ndarray:
+                return scaling.restore(cols, complete(train, result, rows=rows, cols=cols))
+
+        fills: dict[str, Callable[..., np.ndarray]] = {f"mixture K={K}": mixture}
         for by, label in BASELINES.items():
             fills[label] = functools.partial(mean_baseline, problem.train, by)
         scores = {
@@ -583,10 +558,10 @@ def fit_and_score(problem: Problem, args: argparse.Namespace) -> Outcome:
             }
             for name, at in problem.scored.items()
         }
-    return Outcome(result, fit_seconds, scores, selection)
+    return Outcome(result, fit_seconds, scores, selection, scaling)
 
 
-def _select(problem: Problem, args: argparse.Namespace, how: str) -> Any:
+def _select(problem: Problem, args: argparse.Namespace, how: str, train: Any = None) -> Any:
     """``--select``: :func:`jaxmix.select_k` (``criterion="heldout"``) on the training entries.
 
     A further share of the training entries (``--holdout``, or 0.1 with ``--holdout 0``) is held
@@ -605,7 +580,7 @@ def _select(problem: Problem, args: argparse.Namespace, how: str) -> Any:
         f"{args.restarts} restarts each{how}",
     )
     return select_k(
-        problem.train,
+        problem.train if train is None else train,
         ks,
         criterion="heldout",
         covariance=args.covariance,
@@ -623,6 +598,12 @@ def _print_report(
     problem: Problem, outcome: Outcome, args: argparse.Namespace, source: str
 ) -> None:
     result = outcome.result
+    train = problem.train
+    if outcome.scaling is not None:
+        # the fit is of the standardised entries: scores of the data need the Jacobian
+        train = outcome.scaling.apply(problem.train)
+        shift = outcome.scaling.log_jacobian(problem.train)
+        result = outcome.scaling.in_data_units(result, problem.train)
     family = family_of(result.params)
     model = model_description(
         outcome.K,
@@ -633,7 +614,12 @@ def _print_report(
         rank=getattr(family, "rank", None),
         row_offset=getattr(family, "row_offset", None),
         prior=PRIORS[args.prior] is not None,
+        standardized=outcome.scaling is not None,
     )
+    scored_fit = outcome.result
+    criteria = (bic(train, scored_fit), aic(train, scored_fit))
+    if outcome.scaling is not None:
+        criteria = tuple(c + shift for c in criteria)
     text = fit_report(
         problem.layout,
         result,
@@ -641,8 +627,8 @@ def _print_report(
         model=model,
         n_test=problem.n_test,
         holdout=args.holdout,
-        bic=bic(problem.train, result),
-        aic=aic(problem.train, result),
+        bic=criteria[0],
+        aic=criteria[1],
         seconds=outcome.fit_seconds,
         scores=outcome.scores,
         selection=outcome.selection,
@@ -668,15 +654,27 @@ def suggestions(args: argparse.Namespace) -> list[str]:
             "--prior default: MAP-EM, which keeps the means of items with few ratings near "
             "the item mean"
         )
-    if args.min_var > 0:
+    if args.min_var is not None and args.min_var > 0:
         out.append(f"a lower --min-var than {args.min_var:g} if the data are not on a 1-5 scale")
     return out
 
 
-def _write_outputs(X: Any, result: Any, args: argparse.Namespace) -> None:
+def _write_outputs(
+    X: Any, result: Any, args: argparse.Namespace, scaling: ColumnScaling | None = None
+) -> None:
     """Complete ``X`` (a dense matrix or its layout) and write ``--output`` and
-    ``--output-std``."""
-    completed, std = complete(X, result, return_std=True)
+    ``--output-std`` (with ``scaling``, the fit is of the standardised columns and the outputs
+    are mapped back to the data's units; the observed entries are copied as they are)."""
+    if scaling is None:
+        completed, std = complete(X, result, return_std=True)
+    else:
+        layout = as_data(X, method=None)
+        z, z_std = complete(scaling.apply(layout), result, return_std=True)
+        cols = np.arange(z.shape[1])[None, :]
+        completed, std = scaling.restore(cols, z, z_std)
+        observed = layout.observed
+        completed = np.where(observed, layout.to_dense(), completed)
+        std = np.where(observed, 0.0, std)
     if args.output:
         save_ratings(args.output, completed)
         print(f"completed matrix written to {args.output}")
@@ -685,9 +683,15 @@ def _write_outputs(X: Any, result: Any, args: argparse.Namespace) -> None:
         print(f"predictive standard deviations written to {args.output_std}")
 
 
-def _save_plot_if_asked(args: argparse.Namespace, outcome: Outcome, title: str) -> None:
+def _save_plot_if_asked(
+    args: argparse.Namespace, problem: Problem, outcome: Outcome, title: str
+) -> None:
     if args.plot:
-        save_plot(args.plot, outcome.result, outcome.scores, title)
+        result = outcome.result
+        if outcome.scaling is not None:
+            title += " (standardised columns)"
+            result = outcome.scaling.in_data_units(result, problem.train)
+        save_plot(args.plot, result, outcome.scores, title)
         print(f"picture saved to {args.plot}")
 
 

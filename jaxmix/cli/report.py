@@ -91,10 +91,12 @@ def model_description(
     rank: int | None = None,
     row_offset: bool | None = None,
     prior: bool = False,
+    standardized: bool = False,
 ) -> str:
     """The model line: ``K=6, spherical covariance, 5 restarts, kmeans++ init, float32``; the
     factor family adds its rank and offset: ``K=6, factor covariance (rank 2, row offset), ...``;
-    a MAP fit (``prior``) adds ``, MAP (default prior)`` after the family.
+    a MAP fit (``prior``) adds ``, MAP (default prior)`` after the family, a fit of standardised
+    columns (``standardized``) ``, standardised columns``.
     """
     details = []
     if rank is not None:
@@ -104,6 +106,8 @@ def model_description(
     family = f"{covariance} covariance" + (f" ({', '.join(details)})" if details else "")
     if prior:
         family += ", MAP (default prior)"
+    if standardized:
+        family += ", standardised columns"
     return f"K={K}, {family}, {restarts} restarts, {init} init, {dtype}"
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from jaxmix._validate import ZeroAsMissingWarning
+from jaxmix._validate import ZeroAsMissingWarning, is_number
 
 __all__ = ["ZERO_SHARE", "load_ratings", "save_ratings"]
 
@@ -17,14 +17,15 @@ __all__ = ["ZERO_SHARE", "load_ratings", "save_ratings"]
 ZERO_SHARE = 0.1
 
 
-def load_ratings(path: str | os.PathLike, missing: float | None = 0) -> np.ndarray:
+def load_ratings(path: str | os.PathLike, missing: float | str | None = 0) -> np.ndarray:
     """Read a whitespace-separated ratings matrix; entries equal to ``missing`` become ``NaN``.
 
     Args:
         path: Text file, one row per line, values separated by white space (the course format,
             where ``0`` means "not rated").
-        missing: The value that marks a missing entry, or ``None`` if there is none (``nan`` in
-            the file is read as missing either way).
+        missing: The value that marks a missing entry, a word that does (``"NA"``: every field
+            spelt exactly so), or ``None`` if there is none (``nan`` in the file is read as
+            missing either way).
 
     Returns:
         A float64 array of shape ``(n, d)`` with ``NaN`` at the missing entries.
@@ -40,6 +41,11 @@ def load_ratings(path: str | os.PathLike, missing: float | None = 0) -> np.ndarr
             data, not "not rated".
     """
     path = os.fspath(path)
+    token = missing if isinstance(missing, str) else None
+    if token is not None:
+        if not token or token.split() != [token]:
+            raise ValueError(f"missing must be a number or one word; got {missing!r}")
+        missing = None
     with open(path, "rb") as fh:
         head = fh.read(4096)
     if b"\0" in head or head.startswith(b"PK\x03\x04"):
@@ -53,14 +59,17 @@ def load_ratings(path: str | os.PathLike, missing: float | None = 0) -> np.ndarr
             fields = line.split()
             if not fields:
                 continue
+            if token is not None:
+                fields = ["nan" if f == token else f for f in fields]
             try:
                 row = [float(f) for f in fields]
             except ValueError:
-                bad = next(f for f in fields if not _is_float(f))
+                bad = next(f for f in fields if not is_number(f))
                 if len(bad) > 40:
                     bad = bad[:37] + "..."
+                also = "" if token is None else f", nor the missing-value word {token!r}"
                 raise ValueError(
-                    f"{path}, line {lineno}: {bad!r} is not a number (expected whitespace-"
+                    f"{path}, line {lineno}: {bad!r} is not a number{also} (expected whitespace-"
                     "separated numbers; is the delimiter a comma or a tab-separated header?)"
                 ) from None
             if rows and len(row) != len(rows[0]):
@@ -97,14 +106,6 @@ def _warn_real_zeros(X: np.ndarray, path: str) -> None:
             ZeroAsMissingWarning,
             stacklevel=3,
         )
-
-
-def _is_float(s: str) -> bool:
-    try:
-        float(s)
-    except ValueError:
-        return False
-    return True
 
 
 def save_ratings(path: str | os.PathLike, X: Any, missing: float = 0, fmt: str = "%.6g") -> None:

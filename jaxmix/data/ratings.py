@@ -40,6 +40,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from jaxmix._validate import is_number
 from jaxmix.data.dense import validate_matrix
 
 __all__ = [
@@ -811,14 +812,6 @@ def _detect(first: str) -> str | None:
     return None  # white space
 
 
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
 def load_sparse_ratings(
     path: str | os.PathLike,
     *,
@@ -884,7 +877,7 @@ def load_sparse_ratings(
             f"{max(columns) + 1} (separator {sep!r})"
         )
     if header is None:
-        header = not _is_number(fields[columns[0]].strip().strip('"'))
+        header = not is_number(fields[columns[0]].strip().strip('"'))
     users, items, ratings = _read_triples(path, sep, int(header), columns, dtype)
     try:
         if reindex:
@@ -941,7 +934,7 @@ def load_id_pairs(
             f"{max(columns) + 1} (separator {sep!r})"
         )
     if header is None:
-        header = not _is_number(fields[columns[0]].strip().strip('"'))
+        header = not is_number(fields[columns[0]].strip().strip('"'))
     usecols = tuple(sorted(columns))
     try:
         table = _loadtxt(path, sep, int(header), usecols, str)

@@ -66,7 +66,8 @@ _Z90 = 1.6448536269514722  # the standard Normal's 95 % quantile
 
 class HeldoutSelection(NamedTuple):
     """Result of :func:`select_k` with ``criterion="heldout"``: one entry per candidate
-    (every ``K`` of ``ks`` with every rank of ``ranks``, in that order).
+    (every ``K`` of ``ks`` with every rank of ``ranks`` and every prior of ``prior``, in that
+    order).
 
     Attributes:
         k: Components of every candidate, ``(J,)``.
@@ -83,6 +84,9 @@ class HeldoutSelection(NamedTuple):
         covariance: The covariance family.
         fraction, seed: The hold-out split (:func:`jaxmix.holdout_split`).
         n_test: Number of held-out entries.
+        prior_index: Which of ``priors`` every candidate was fit with, ``(J,)``.
+        priors: The priors tried (one, unless ``select_k`` was given several); ``None`` is
+            maximum likelihood.
     """
 
     k: np.ndarray
@@ -99,14 +103,27 @@ class HeldoutSelection(NamedTuple):
     fraction: float
     seed: int
     n_test: int
+    prior_index: Any = None
+    priors: tuple = ()
+
+    @property
+    def best_prior(self) -> Prior | None:
+        """The prior the winner was fit with (``None``: maximum likelihood)."""
+        if self.prior_index is None:
+            return self.best.prior
+        return self.priors[int(self.prior_index[self.best_index])]
+
+    def _several_priors(self) -> bool:
+        return len(self.priors) > 1
 
     def __repr__(self) -> str:
         def lines() -> list[str]:
             j = int(self.best_index)
+            which = f", prior {int(self.prior_index[j])}" if self._several_priors() else ""
             return [
                 f"covariance={self.covariance!r}, {np.size(self.k)} candidate(s), "
                 f"n_test={int(self.n_test)} held-out entries ({self.fraction:g}, seed {self.seed})",
-                f"best: K={int(self.best_k)}, rank={int(self.best_rank)}: "
+                f"best: K={int(self.best_k)}, rank={int(self.best_rank)}{which}: "
                 f"lpd={num(self.lpd[j])}/entry, rmse={num(self.rmse[j])}, "
                 f"coverage={num(self.coverage[j], 3)}",
                 "candidates K="
@@ -123,14 +140,18 @@ class HeldoutSelection(NamedTuple):
         lines = [
             f"held-out {self.n_test} entries ({self.fraction:g} of the observed, seed "
             f"{self.seed}); covariance={self.covariance!r}",
-            f"{'K':>3} {'rank':>4} {'lpd/entry':>10} {'RMSE':>8} {'cover90':>8}",
+            f"{'K':>3} {'rank':>4}{' prior' if self._several_priors() else ''} {'lpd/entry':>10} "
+            f"{'RMSE':>8} {'cover90':>8}",
         ]
         for j in range(self.k.size):
             mark = "  <- best" if j == self.best_index else ""
+            which = f" {int(self.prior_index[j]):>5d}" if self._several_priors() else ""
             lines.append(
-                f"{self.k[j]:>3d} {self.rank[j]:>4d} {self.lpd[j]:10.4f} {self.rmse[j]:8.4f} "
-                f"{self.coverage[j]:8.3f}{mark}"
+                f"{self.k[j]:>3d} {self.rank[j]:>4d}{which} {self.lpd[j]:10.4f} "
+                f"{self.rmse[j]:8.4f} {self.coverage[j]:8.3f}{mark}"
             )
+        if self._several_priors():
+            lines += [f"prior {i}: {p!r}" for i, p in enumerate(self.priors)]
         return "\n".join(lines)
 
     def to_pandas(self) -> Any:
@@ -141,6 +162,7 @@ class HeldoutSelection(NamedTuple):
             {
                 "K": self.k,
                 "rank": self.rank,
+                **({"prior": self.prior_index} if self._several_priors() else {}),
                 "lpd": self.lpd,
                 "rmse": self.rmse,
                 "coverage90": self.coverage,
@@ -228,6 +250,25 @@ def _check_ks(ks: Any, n: int) -> list[int]:
     return ks
 
 
+def _check_priors(prior: Any) -> tuple[Prior | None, ...]:
+    """``select_k``'s ``prior`` as a tuple of candidates: one :class:`~jaxmix.Prior` (or
+    ``None``), or a list of them."""
+    if prior is None or isinstance(prior, Prior):
+        return (prior,)
+    if (
+        isinstance(prior, (list, tuple))
+        and prior
+        and all(p is None or isinstance(p, Prior) for p in prior)
+    ):
+        if len({repr(p) for p in prior}) != len(prior):
+            raise ValueError("the priors to compare must be distinct")
+        return tuple(prior)
+    raise TypeError(
+        "prior must be a jaxmix.Prior, None (maximum likelihood) or, with criterion='heldout', a "
+        f"non-empty list of them to compare; got {prior!r}"
+    )
+
+
 def _select_heldout(
     X: Any,
     ks: Any,
@@ -265,7 +306,8 @@ def _select_heldout(
     seed = check_seed(seed)
     if min_var is not None:
         check_nonneg_float(min_var, "min_var")
-    options = {"n_init": n_init, "seed": seed, "min_var": min_var, "prior": prior}
+    priors = _check_priors(prior)
+    options = {"n_init": n_init, "seed": seed, "min_var": min_var}
     if max_iter is not None:
         options["max_iter"] = check_positive_int(max_iter, "max_iter")
     data = layout.S if layout.kind == "triples" else layout.values
@@ -278,15 +320,15 @@ def _select_heldout(
         rows, cols = np.nonzero(test)
         truth = layout.values[rows, cols]
         train_mask = layout.observed & ~test
-    grid = [(K, q) for K in ks for q in ranks]
+    grid = [(K, q, i) for K in ks for q in ranks for i in range(len(priors))]
     fits, lpd, err, cover = [], [], [], []
     # one step per candidate and one for the refit; the best held-out lpd so far is shown
     with _progress.progress_bar(
         progress, "select_k heldout", total=len(grid) + 1, unit="fit", label="best lpd"
     ):
-        for j, (K, q) in enumerate(grid):
+        for j, (K, q, i) in enumerate(grid):
             family_q = get_family(family, rank=q)
-            fit = fit_em(train, K, mask=train_mask, covariance=family_q, **options)
+            fit = fit_em(train, K, mask=train_mask, covariance=family_q, prior=priors[i], **options)
             mean, sd = complete(
                 train, fit, rows=rows, cols=cols, return_std=True, mask=train_mask, positions=True
             )
@@ -297,8 +339,9 @@ def _select_heldout(
             cover.append(float(np.mean(np.abs(truth - mean) <= _Z90 * sd)))
             _progress.advance(j + 1, lpd[-1], key=j)
         best = int(np.argmax(lpd))
-        K, q = grid[best]
-        refit = fit_em(data, K, mask=data_mask, covariance=get_family(family, rank=q), **options)
+        K, q, i = grid[best]
+        family_q = get_family(family, rank=q)
+        refit = fit_em(data, K, mask=data_mask, covariance=family_q, prior=priors[i], **options)
         _progress.advance(len(grid) + 1)
     result = HeldoutSelection(
         k=np.array([g[0] for g in grid]),
@@ -315,6 +358,8 @@ def _select_heldout(
         fraction=float(fraction),
         seed=seed,
         n_test=int(rows.size),
+        prior_index=np.array([g[2] for g in grid]),
+        priors=priors,
     )
     if verbose:
         print(result.format())
@@ -326,7 +371,7 @@ def select_k(
     ks: Sequence[int],
     *,
     mask: Any = None,
-    prior: Prior = Prior(),  # noqa: B008 (an immutable NamedTuple)
+    prior: Prior | Sequence[Prior | None] | None = Prior(),  # noqa: B008 (immutable)
     covariance: str = "spherical",
     n_init: int = 5,
     min_var: float | None = None,
@@ -362,7 +407,10 @@ def select_k(
         X: Array-like ``(n, d)``, ``NaN`` at missing entries.
         ks: Numbers of components to compare (distinct, each ``1 <= K <= n``).
         mask: Optional boolean ``(n, d)``, ``True`` = observed.
-        prior: The (proper) prior of the MCMC fits.
+        prior: The (proper) prior of the MCMC fits; with ``criterion="heldout"`` the prior of
+            every EM fit (``None``: maximum likelihood), or a list of priors to compare: every
+            ``K`` and rank is fit with each, and the held-out entries choose the prior's scales
+            too (``[jaxmix.Prior(loading_sd=s) for s in (0.1, 0.3, 0.9)]``).
         covariance: The covariance family (``"spherical"``, ``"diag"``, ``"shared"``,
             ``"factor"``), for every fit.
         n_init: EM restarts per ``K``.
@@ -411,6 +459,11 @@ def select_k(
     if min_var is not None:
         check_nonneg_float(min_var, "min_var")
     # fit_mcmc's own checks, done before the first (EM) fit rather than after it.
+    if prior is not None and not isinstance(prior, Prior):
+        raise TypeError(
+            "criterion='loo' takes one jaxmix.Prior (a list of priors is compared with "
+            f"criterion='heldout'); got {prior!r}"
+        )
     if prior is None:
         raise ValueError(
             "fit_mcmc needs a proper prior (with flat priors the mixture's posterior is "

@@ -532,7 +532,7 @@ def _seeding(
     padded = np.zeros((n_init, K_pad, trials_pad))
     padded[:, :K, :trials] = draws
     sizes = _Sizes(
-        min_var=jnp.asarray(min_var / std.scale**2, dtype),
+        min_var=jnp.asarray(std.internal_min_var(min_var, dtype), dtype),
         moved_limit=jnp.asarray(LLOYD_MOVED * n, dtype),
         n_centres=jnp.asarray(K, jnp.int32),
         n_trials=jnp.asarray(trials, jnp.int32),

@@ -48,6 +48,14 @@ potential op by op at initialisation, which costs seconds per fit). Chains run w
 ``chain_method="sequential"`` (``lax.map`` over chains) or ``"vectorized"`` (``vmap``: in
 lockstep). There is no ``"parallel"``: on CPU it would need ``numpyro.set_host_device_count``,
 which changes global settings, and jaxmix never does that.
+
+``kernel="gibbs"`` samples the same posterior with the blocked Gibbs sampler of
+:mod:`jaxmix.inference.gibbs` (every row's component drawn given the parameters, then the
+parameters from their conjugate conditionals): same starts, units, relabelling and
+:class:`~jaxmix.MCMCResult`; each draw costs about one EM iteration instead of a NUTS trajectory
+of enumerated-likelihood gradients. Its draws have no NUTS statistics (no divergences, every draw
+accepted, no leapfrog steps or step size); their ``potential_energy`` is the same quantity.
+It needs conjugate conditionals, so the factor family is NUTS only.
 """
 
 from __future__ import annotations
@@ -72,6 +80,7 @@ from jaxmix._validate import (
     check_seed,
 )
 from jaxmix.data import Standardizer, as_data, float_dtype
+from jaxmix.inference import gibbs
 from jaxmix.inference.em import fit_em
 from jaxmix.models.families import Family, as_params, family_of, get_family
 from jaxmix.models.mixture import as_device, relabel, to_data, to_internal
@@ -81,9 +90,18 @@ from jaxmix.models.variational import constrain, unconstrain
 from jaxmix.params import MixtureParams
 from jaxmix.results import MCMCResult
 
-__all__ = ["CHAIN_METHODS", "ChainDraws", "fit_mcmc", "reference_params", "sample_chains"]
+__all__ = [
+    "CHAIN_METHODS",
+    "KERNELS",
+    "ChainDraws",
+    "fit_mcmc",
+    "reference_params",
+    "sample_chains",
+]
 
 CHAIN_METHODS = ("sequential", "vectorized")
+#: The samplers :func:`fit_mcmc` runs: NUTS on the enumerated model, or blocked Gibbs.
+KERNELS = ("nuts", "gibbs")
 
 #: The sampler reports its progress every this many iterations (and at the last one).
 PROGRESS_EVERY = 10
@@ -314,15 +332,18 @@ def fit_mcmc(
     progress: bool = False,
     rank: int | None = None,
     row_offset: bool | None = None,
+    kernel: str = "nuts",
 ) -> MCMCResult:
-    """Sample the posterior of the mixture's parameters with NUTS (component summed out).
+    """Sample the posterior of the mixture's parameters with NUTS (component summed out) or
+    blocked Gibbs.
 
     .. math::
 
         (w, \\mu, \\Sigma)^{(c, s)} \\sim p(w, \\mu, \\Sigma \\mid x_{u, C_u},\\ u = 1..n)
 
     See the module docstring for the start (EM's MAP, jittered per chain), the standardised
-    units and the relabelling of the draws.
+    units and the relabelling of the draws, and :mod:`jaxmix.inference.gibbs` for the Gibbs
+    sampler.
 
     Args:
         X: Array-like ``(n, d)``; ``NaN`` marks a missing entry (a
@@ -346,19 +367,24 @@ def fit_mcmc(
             of chains ``1..C-1`` (``0``: every chain starts at the MAP).
         chain_method: ``"sequential"`` (one chain after the other) or ``"vectorized"`` (all in
             lockstep under ``vmap``); both inside one compiled program (module docstring).
-        target_accept_prob: NUTS's target acceptance probability during warm-up.
+        target_accept_prob: NUTS's target acceptance probability during warm-up (NUTS only).
         max_tree_depth: NUTS's largest tree depth (at most ``2**max_tree_depth - 1`` leapfrog
-            steps per draw).
+            steps per draw; NUTS only).
         n_init: EM restarts when ``init`` is ``None``.
         progress: Show a progress bar (tqdm) of the iterations.
         rank, row_offset: ``covariance="factor"`` only (see :func:`jaxmix.fit_em`).
+        kernel: ``"nuts"`` (NUTS with the component summed out) or ``"gibbs"`` (blocked Gibbs,
+            :mod:`jaxmix.inference.gibbs`: the families of
+            :data:`~jaxmix.inference.gibbs.GIBBS_COVARIANCES`, warm-up is burn-in only). Both
+            sample the same posterior.
 
     Returns:
         An :class:`~jaxmix.MCMCResult` (NumPy arrays, data units, relabelled draws in
         ``draws``); its ``params`` (the posterior mean) works with :func:`jaxmix.complete`.
 
     Raises:
-        ValueError: ``prior`` is ``None``, or an option is out of range.
+        ValueError: ``prior`` is ``None``, ``kernel="gibbs"`` with the factor family, or an
+            option is out of range.
         TypeError: An option has the wrong type.
 
     Example:
@@ -372,6 +398,14 @@ def fit_mcmc(
     n, d = layout.shape
     K = check_n_components(K, n)
     family = get_family(covariance, rank=rank, row_offset=row_offset)
+    if kernel not in KERNELS:
+        raise ValueError(f"kernel must be one of {KERNELS}; got {kernel!r}")
+    if kernel == "gibbs" and family.name not in gibbs.GIBBS_COVARIANCES:
+        raise ValueError(
+            f"kernel='gibbs' needs conjugate conditionals, which covariance={family.name!r} does "
+            f"not have; Gibbs supports covariance in {gibbs.GIBBS_COVARIANCES} (use "
+            "kernel='nuts' for this family)"
+        )
     if prior is None:
         raise ValueError(
             "fit_mcmc needs a proper prior (with flat priors the mixture's posterior is "
@@ -415,11 +449,31 @@ def fit_mcmc(
     data = layout.device(std, dtype)
     prior_internal = standardize_prior(prior, std.offset, std.scale)
     starts = _chain_starts(to_internal(reference, std), num_chains, jitter, seed, dtype)
-
+    keys = jax.random.split(jax.random.PRNGKey(seed), num_chains)
     total = num_chains * (num_warmup + num_samples)
+    settings = (std, reference, prior, family, num_warmup, init_name, jitter, seed)
+
+    if kernel == "gibbs":
+        with _progress.progress_bar(progress, f"Gibbs K={K} x{num_chains}", total=total, unit="it"):
+            out = gibbs.sample_chains(
+                keys,
+                constrain(family, starts),
+                data.x,
+                jnp.asarray(layout.observed),
+                as_device(prior_internal, dtype),
+                K=K,
+                covariance=family,
+                num_warmup=num_warmup,
+                num_samples=num_samples,
+                chain_method=chain_method,
+                progress=progress,
+            )
+            out = jax.device_get(out)
+        return _gibbs_result(out, *settings)
+
     with _progress.progress_bar(progress, f"NUTS K={K} x{num_chains}", total=total, unit="it"):
         out = sample_chains(
-            jax.random.split(jax.random.PRNGKey(seed), num_chains),
+            keys,
             starts,
             data.x,
             jnp.asarray(layout.observed),
@@ -434,7 +488,18 @@ def fit_mcmc(
             progress=progress,
         )
         out = jax.device_get(out)
-    return _to_result(out, std, reference, prior, family, num_warmup, init_name, jitter, seed)
+    return _to_result(out, *settings)
+
+
+def _gibbs_result(out: gibbs.GibbsDraws, *settings: Any) -> MCMCResult:
+    """The Gibbs sampler's output as an MCMCResult: no divergences, every draw accepted, no
+    leapfrog steps (0) and no step size (NaN)."""
+    C, S = np.shape(out.potential_energy)
+    zeros = np.zeros((C, S))
+    stats = ChainDraws(out.params, zeros > 0, zeros + 1.0, zeros, out.potential_energy, zeros)
+    return _to_result(stats, *settings)._replace(
+        tree_depth=np.zeros((C, S), np.int64), step_size=np.full(C, np.nan), kernel="gibbs"
+    )
 
 
 def _to_result(

@@ -22,7 +22,13 @@ from jaxmix.data import float_dtype
 from jaxmix.models.families import family_of, get_family
 from jaxmix.params import MixtureParams
 
-__all__ = ["constrain", "sample_unconstrained", "site_names", "unconstrain"]
+__all__ = [
+    "constrain",
+    "log_abs_det_jacobian",
+    "sample_unconstrained",
+    "site_names",
+    "unconstrain",
+]
 
 
 def site_names(family: Any) -> tuple[str, ...]:
@@ -49,6 +55,23 @@ def unconstrain(params: MixtureParams) -> dict[str, Any]:
         out[name] = biject_to(c).inv(jnp.asarray(sites[name]))
     out["weights"] = biject_to(constraints.simplex).inv(jnp.asarray(params.weights))
     return out
+
+
+def log_abs_det_jacobian(params: MixtureParams) -> Any:
+    """``log |d params / d u|`` of the map from the unconstrained coordinates ``u`` to the
+    parameters (:func:`constrain`): what NumPyro adds to the log density of the constrained
+    sites to get the density of ``u`` (``sum log var`` for the variances, the stick-breaking
+    term for the weights, 0 for the means). A scalar; traceable."""
+    family = family_of(params)
+    u = unconstrain(params)
+    sites = family.site_values(params.cov)
+    total = jnp.zeros((), jnp.result_type(params.mu))
+    for name, c in family.site_constraints().items():
+        value = jnp.asarray(sites[name])
+        total = total + jnp.sum(biject_to(c).log_abs_det_jacobian(u[name], value))
+    weights = jnp.asarray(params.weights)
+    simplex = biject_to(constraints.simplex)
+    return total + jnp.sum(simplex.log_abs_det_jacobian(u["weights"], weights))
 
 
 def sample_unconstrained(

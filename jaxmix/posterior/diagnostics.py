@@ -106,17 +106,22 @@ def _sample_stats_group(result: MCMCResult) -> Any:
     az = import_arviz()
 
     C, S = np.shape(result.diverging)
+    common = {
+        "lp": -np.asarray(result.potential_energy),
+        "relabelled": np.any(
+            np.asarray(result.permutation) != np.arange(result.n_components), axis=-1
+        ),
+    }
+    if result.kernel == "gibbs":  # no trajectories: nothing of NUTS's to report
+        return az.dict_to_dataset(common)
     return az.dict_to_dataset(
         {
             "diverging": np.asarray(result.diverging, bool),
             "acceptance_rate": np.asarray(result.accept_prob),
             "n_steps": np.asarray(result.n_leapfrog),
             "tree_depth": np.asarray(result.tree_depth),
-            "lp": -np.asarray(result.potential_energy),
             "step_size": np.broadcast_to(np.asarray(result.step_size)[:, None], (C, S)).copy(),
-            "relabelled": np.any(
-                np.asarray(result.permutation) != np.arange(result.n_components), axis=-1
-            ),
+            **common,
         }
     )
 
@@ -176,6 +181,7 @@ def to_inference_data(
     constant_data          ``observed`` (row, item), the mask
     sample_stats           MCMC only: ``diverging``, ``acceptance_rate``, ``n_steps`` (leapfrog),
                            ``tree_depth``, ``lp`` (minus the potential energy), ``step_size``,
+                           ``relabelled``; for ``kernel="gibbs"`` only ``lp`` and
                            ``relabelled``
     ====================== ========================================================================
 

@@ -10,14 +10,16 @@ covariances, and nothing else does:
   kinds of sums a data layout provides (:mod:`jaxmix.data.base`): :meth:`Family.row_tables` and
   :meth:`Family.log_joint`;
 * the expected sufficient statistics (:meth:`Family.stat_weights`, :meth:`Family.row_totals`,
-  :meth:`Family.suff_stats`) and the ML / MAP M-step (:meth:`Family.m_step`);
+  :meth:`Family.suff_stats`), the ML / MAP M-step (:meth:`Family.m_step`) and, where the prior
+  is conjugate, the draw of the parameters from their conditionals given hard assignments
+  (:meth:`Family.draw_conditional`, the parameter block of the Gibbs sampler);
 * its prior terms (:meth:`Family.log_prior_cov`, :meth:`Family.log_jacobian`), its number of free
   parameters, its NumPyro sites (:meth:`Family.sample_cov`, :meth:`Family.component_sd`) and the
   predictive moments of a missing entry (:meth:`Family.predict`).
 
-The generic pieces (weights, means, the variance floor) are the functions of this module, so a
-family module only says what is its own. A family is a stateless object, hashable, passed to
-compiled functions as a static argument.
+The generic pieces (weights, means, the variance floor, and their conditional draws) are the
+functions of this module, so a family module only says what is its own. A family is a stateless
+object, hashable, passed to compiled functions as a static argument.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from __future__ import annotations
 import math
 from typing import Any, NamedTuple
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import numpyro
@@ -36,6 +39,10 @@ from numpyro.distributions import constraints
 __all__ = [
     "WEIGHT_EPS",
     "Family",
+    "conditional_gammas",
+    "draw_means",
+    "draw_variance",
+    "draw_weights",
     "floor_variance",
     "update_means",
     "update_weights",
@@ -93,6 +100,111 @@ def floor_variance(var: Array, min_var: Any) -> Array:
     epsilon."""
     eps = jnp.finfo(var.dtype).eps
     return jnp.maximum(jnp.maximum(var, min_var), eps)
+
+
+def conditional_gammas(rng_key: Array, count: Array, n_k: Array, prior: Any) -> tuple[Array, Array]:
+    """The Gamma variables behind the variances' and the weights' conditionals, in one draw.
+
+    ``log G_var ~ log Gamma(a + count / 2, 1)`` (one per variance, ``count`` the entries it
+    governs) and ``log G_w ~ log Gamma(alpha + n_k, 1)`` (one per component), all independent:
+    :func:`draw_variance` and :func:`draw_weights` turn them into the conditional draws. Their
+    shapes do not depend on the means, so they are drawn before them, by one call of
+    ``jax.random.loggamma`` (one rejection sampler in the compiled sweep, and log-space: a
+    Gamma of a small shape does not underflow to 0).
+
+    Args:
+        rng_key: A PRNG key.
+        count: Entries governed by each variance, the variances' shape.
+        n_k: Rows assigned to every component, ``(K,)``.
+        prior: A resolved prior in the kernels' units (``var_shape``, ``alpha``).
+
+    Returns:
+        ``(log G_var, log G_w)``, of the shapes of ``count`` and ``n_k``.
+    """
+    dtype = n_k.dtype
+    count = jnp.asarray(count, dtype)
+    a = jnp.asarray(prior.var_shape, dtype)
+    alpha = jnp.asarray(prior.alpha, dtype)
+    shapes = jnp.concatenate([jnp.ravel(a + 0.5 * count), alpha + n_k])
+    log_g = jax.random.loggamma(rng_key, shapes, dtype=dtype)
+    return log_g[: count.size].reshape(count.shape), log_g[count.size :]
+
+
+def draw_weights(log_gamma: Array) -> Array:
+    """The weights' conditional draw from :func:`conditional_gammas`' ``log G_w``.
+
+    .. math::
+
+        w \\mid z \\sim \\mathrm{Dirichlet}(\\alpha + n_1, \\dots, \\alpha + n_K),
+        \\qquad n_k = |\\{u : z_u = k\\}|,
+
+    drawn as ``G_k / sum_j G_j`` (the softmax of ``log G``): the conjugate update of
+    :func:`update_weights`' Dirichlet prior, whose mode is that MAP step.
+
+    Args:
+        log_gamma: ``log G_w``, ``(K,)``.
+
+    Returns:
+        ``(K,)`` weights on the simplex.
+    """
+    return jax.nn.softmax(log_gamma)
+
+
+def draw_means(rng_key: Array, obs_k: Array, sum_k: Array, var_kd: Array, prior: Any) -> Array:
+    """Draw the means from their conditional given the variances and hard assignments.
+
+    Every ``mu_kl`` is independent given ``var`` and ``z``: the Normal prior's conjugate update,
+
+    .. math::
+
+        \\mu_{kl} \\mid \\mathrm{var}, z \\sim \\mathcal N\\Big(
+            \\frac{m_{0,l}/s_{0,l}^2 + S_{kl}/\\mathrm{var}_{kl}}{\\lambda_{kl}},\\
+            \\lambda_{kl}^{-1}\\Big), \\qquad
+        \\lambda_{kl} = \\frac{1}{s_{0,l}^2} + \\frac{N_{kl}}{\\mathrm{var}_{kl}},
+
+    with ``N_kl`` the observed entries of column ``l`` in the rows of component ``k`` and
+    ``S_kl`` their sum (the mean is :func:`update_means`' MAP step).
+
+    Args:
+        rng_key: A PRNG key.
+        obs_k, sum_k: ``N_kl`` and ``S_kl``, ``(K, d)``.
+        var_kd: The variances, broadcastable to ``(K, d)``.
+        prior: A resolved prior in the kernels' units (``mean``, ``mean_sd``).
+
+    Returns:
+        ``(K, d)`` means.
+    """
+    m0 = jnp.asarray(prior.mean, sum_k.dtype)
+    s0 = jnp.asarray(prior.mean_sd, sum_k.dtype)
+    prec0 = 1.0 / (s0 * s0)
+    prec = prec0 + obs_k / var_kd
+    loc = (m0 * prec0 + sum_k / var_kd) / prec
+    return loc + jax.random.normal(rng_key, sum_k.shape, sum_k.dtype) / jnp.sqrt(prec)
+
+
+def draw_variance(log_gamma: Array, resid: Array, prior: Any) -> Array:
+    """Variances' conditional draw from :func:`conditional_gammas`' ``log G_var``.
+
+    .. math::
+
+        \\mathrm{var} \\mid \\mu, z \\sim \\mathrm{InverseGamma}\\big(a + N / 2,\\
+            b + R / 2\\big)
+
+    with ``N`` the entries the variance governs (the ``count`` of :func:`conditional_gammas`)
+    and ``R`` their squared residuals to their component's means: the conjugate update of the
+    InverseGamma prior, whose mode is :func:`update_variance`'s MAP step. Drawn as
+    ``(b + R / 2) / G`` with ``G ~ Gamma(a + N / 2, 1)``.
+
+    Args:
+        log_gamma: ``log G_var``, the shape of ``resid``.
+        resid: ``R`` (clamped at 0 against rounding).
+        prior: A resolved prior in the kernels' units (``var_scale``).
+
+    Returns:
+        Variances of the shape of ``resid``.
+    """
+    b = jnp.asarray(prior.var_scale, resid.dtype)
+    return (b + 0.5 * jnp.maximum(resid, 0.0)) * jnp.exp(-log_gamma)
 
 
 def inverse_gamma_log_density(var: Array, prior: Any) -> Array:
@@ -288,6 +400,40 @@ class Family:
     def m_step(self, stats: Any, params: Any, min_var: Any, prior: Any = None) -> Any:
         """Maximum-likelihood (``prior=None``) or MAP update of the parameters."""
         raise NotImplementedError
+
+    #: Whether the parameters' conditionals given hard assignments are conjugate under the prior
+    #: (closed-form draws): the family implements :meth:`draw_conditional`, and the Gibbs sampler
+    #: (:mod:`jaxmix.inference.gibbs`) runs on it.
+    conjugate: bool = False
+
+    def draw_conditional(self, rng_key: Array, stats: Any, params: Any, prior: Any) -> Any:
+        """Draw the parameters from their conditionals given hard assignments (Gibbs).
+
+        ``stats`` are the family's statistics of one-hot responsibilities (every row assigned to
+        one component); the draw runs the blocks of the M-step in its order, each from its
+        conditional posterior under ``prior`` instead of its mode: the means given the current
+        variances (:func:`draw_means`), the variances given the new means
+        (:func:`draw_variance`), the weights (:func:`draw_weights`), the last two from one
+        draw of Gamma variables (:func:`conditional_gammas`). Each block leaves the
+        posterior of :func:`jaxmix.mixture_model` with ``z`` observed invariant. A family
+        without conjugate conditionals (the factor family) keeps :attr:`conjugate` False.
+
+        Args:
+            rng_key: A PRNG key.
+            stats: The family's statistics (:meth:`suff_stats`) of one-hot responsibilities.
+            params: The current parameters (standardised units; the variances are read).
+            prior: A resolved prior of arrays in the same units (required).
+
+        Returns:
+            The new parameters.
+
+        Raises:
+            TypeError: The family has no conjugate conditionals (:attr:`conjugate` is False).
+        """
+        raise TypeError(
+            f"covariance={self.name!r} has no conjugate conditionals to draw from (its Gibbs "
+            "conditionals are not closed form); sample it with NUTS"
+        )
 
     # ------------------------------------------------------------------ the prior
 

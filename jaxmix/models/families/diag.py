@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 from typing import Any, NamedTuple
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import Array
@@ -28,6 +29,10 @@ from jaxmix.data.base import ColWeights, RowTables
 from jaxmix.models.families.base import (
     WEIGHT_EPS,
     Family,
+    conditional_gammas,
+    draw_means,
+    draw_variance,
+    draw_weights,
     update_means,
     update_variance,
     update_weights,
@@ -69,6 +74,7 @@ class DiagFamily(Family):
     name = "diag"
     cov_type = DiagCov
     summary = "one variance per component and column: Sigma_k = diag(var_k1, ..., var_kd)"
+    conjugate = True
 
     def var_shape(self, K: int, d: int) -> tuple[int, ...]:
         return (K, d)
@@ -125,6 +131,16 @@ class DiagFamily(Family):
         var = update_variance(resid, stats.obs_k, var_old, min_var, prior)
         weights = update_weights(stats.n_k, stats.n_rows, prior)
         return params._replace(mu=mu, cov=DiagCov(var), weights=weights)
+
+    def draw_conditional(self, rng_key: Array, stats: Any, params: Any, prior: Any) -> Any:
+        """Means given ``var_kl``, then ``var_kl ~ IG(a + N_kl / 2, b + R_kl / 2)`` per
+        component and column, then weights."""
+        k_mu, k_g = jax.random.split(rng_key)
+        g_var, g_w = conditional_gammas(k_g, stats.obs_k, stats.n_k, prior)
+        mu = draw_means(k_mu, stats.obs_k, stats.sum_k, params.cov.var, prior)
+        resid = stats.sq_kl - 2.0 * mu * stats.sum_k + mu * mu * stats.obs_k
+        var = draw_variance(g_var, resid, prior)
+        return params._replace(mu=mu, cov=DiagCov(var), weights=draw_weights(g_w))
 
     def component_sd(self, cov: Any, z: Array) -> Array:
         return jnp.sqrt(cov.var[z])

@@ -18,11 +18,20 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
-from jaxmix.models.families.base import update_means, update_variance, update_weights
+from jaxmix.models.families.base import (
+    conditional_gammas,
+    draw_means,
+    draw_variance,
+    draw_weights,
+    update_means,
+    update_variance,
+    update_weights,
+)
 from jaxmix.models.families.spherical import (
     SPHERICAL,
     SphericalCov,
@@ -91,6 +100,16 @@ class SharedFamily(SphericalFamily):
         var = update_variance(resid, jnp.sum(stats.n_obs_k), var_old, min_var, prior)
         weights = update_weights(stats.n_k, stats.n_rows, prior)
         return params._replace(mu=mu, cov=SharedCov(var), weights=weights)
+
+    def draw_conditional(self, rng_key: Array, stats: Any, params: Any, prior: Any) -> Any:
+        """Means given ``var``, then ``var ~ IG(a + N / 2, b + R / 2)`` with ``N`` every
+        observed entry and ``R`` the residuals of all components, then weights."""
+        k_mu, k_g = jax.random.split(rng_key)
+        g_var, g_w = conditional_gammas(k_g, jnp.sum(stats.n_obs_k), stats.n_k, prior)
+        mu = draw_means(k_mu, stats.obs_k, stats.sum_k, params.cov.var, prior)
+        resid = jnp.sum(jnp.maximum(expected_residual(stats, mu), 0.0))
+        var = draw_variance(g_var, resid, prior)
+        return params._replace(mu=mu, cov=SharedCov(var), weights=draw_weights(g_w))
 
     def component_sd(self, cov: Any, z: Array) -> Array:
         return jnp.sqrt(cov.var)

@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 from typing import Any, NamedTuple
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import Array, lax
@@ -34,6 +35,10 @@ from jaxmix.data.base import ColWeights, RowTables
 from jaxmix.models.families.base import (
     WEIGHT_EPS,
     Family,
+    conditional_gammas,
+    draw_means,
+    draw_variance,
+    draw_weights,
     update_means,
     update_variance,
     update_weights,
@@ -114,6 +119,7 @@ class SphericalFamily(Family):
     name = "spherical"
     cov_type = SphericalCov
     summary = "one variance per component: Sigma_k = var_k I (the course's model)"
+    conjugate = True
 
     def var_shape(self, K: int, d: int) -> tuple[int, ...]:
         return (K,)
@@ -163,6 +169,15 @@ class SphericalFamily(Family):
         var = update_variance(expected_residual(stats, mu), stats.n_obs_k, var_old, min_var, prior)
         weights = update_weights(stats.n_k, stats.n_rows, prior)
         return params._replace(mu=mu, cov=SphericalCov(var), weights=weights)
+
+    def draw_conditional(self, rng_key: Array, stats: Any, params: Any, prior: Any) -> Any:
+        """Means given ``var_k``, then ``var_k ~ IG(a + N_k / 2, b + R_k / 2)`` with ``N_k``
+        the component's observed entries and ``R_k`` their squared residuals, then weights."""
+        k_mu, k_g = jax.random.split(rng_key)
+        g_var, g_w = conditional_gammas(k_g, stats.n_obs_k, stats.n_k, prior)
+        mu = draw_means(k_mu, stats.obs_k, stats.sum_k, params.cov.var[:, None], prior)
+        var = draw_variance(g_var, expected_residual(stats, mu), prior)
+        return params._replace(mu=mu, cov=SphericalCov(var), weights=draw_weights(g_w))
 
     def component_sd(self, cov: Any, z: Array) -> Array:
         return jnp.sqrt(cov.var[z])[..., None]

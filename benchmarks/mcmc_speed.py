@@ -1,0 +1,220 @@
+"""Benchmark: blocked Gibbs against NUTS, effective samples per second of the mixture's posterior.
+
+Both kernels of :func:`jaxmix.fit_mcmc` sample the same posterior (the default
+:class:`jaxmix.Prior`) from the same start: one MAP-EM fit per data set (``fit_em(...,
+prior=Prior(), min_var=0)``, timed apart and passed as ``init``), so both relabel their draws
+to the same reference. For every data set and kernel the script reports
+
+* the wall time of ``fit_mcmc`` (``first``: compilation included; ``again``: a second call with
+  another seed, which reuses the compiled program, when ``--repeats`` is 2 or more);
+* ArviZ's bulk ESS (``az.ess``) of the relabelled draws of the means, the variances and the
+  weights (the smallest and the median over their coordinates), and ESS per second: the
+  smallest ESS of the group over the sampling time (``again`` where measured, else ``first``);
+* the largest ``r_hat`` (``az.rhat``, rank-normalised split R-hat) of each group, and the share
+  of its coordinates above 1.01.
+
+Data sets (``--datasets``):
+
+* ``toy``: the course's ``toy_data.txt`` (250 x 2, complete), K = 3;
+* ``sim``: :func:`jaxmix.simulate_ratings` 300 x 12, K = 4, 30 % missing, continuous values;
+* ``course``: the course subset ``netflix_incomplete.txt`` (1200 x 1200, 23 % missing),
+  K = 12. NUTS there takes hours (every leapfrog step is a gradient of the enumerated likelihood
+  of 1.4 million entries, hundreds per draw): ``--skip-nuts-course`` leaves it out, and the
+  output says so.
+
+The course data are read from ``--data`` or ``$JAXMIX_REFERENCE_DATA``; without them only ``sim``
+runs. jaxmix computes in float32 unless ``--x64``.
+
+Usage::
+
+    python benchmarks/mcmc_speed.py --skip-nuts-course                # every data set
+    python benchmarks/mcmc_speed.py --datasets sim --samples 200 --warmup 100   # a quick check
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+DATA_ENV = "JAXMIX_REFERENCE_DATA"
+TOY_FILE = "toy_data.txt"
+COURSE_FILE = "netflix_incomplete.txt"
+DATASETS = ("toy", "sim", "course")
+GROUPS = ("mu", "var", "weights")
+#: The r_hat threshold: the share of coordinates above it is reported.
+R_HAT = 1.01
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Parse the command line.
+
+    Args:
+        argv: Arguments (default ``sys.argv[1:]``).
+
+    Returns:
+        The parsed options.
+    """
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=os.environ.get(DATA_ENV),
+        help=f"folder holding {TOY_FILE} and {COURSE_FILE} (default: ${DATA_ENV})",
+    )
+    parser.add_argument("--datasets", nargs="+", choices=DATASETS, default=list(DATASETS))
+    parser.add_argument(
+        "--kernels", nargs="+", choices=("gibbs", "nuts"), default=["gibbs", "nuts"]
+    )
+    parser.add_argument("--skip-nuts-course", action="store_true", help="no NUTS on the course")
+    parser.add_argument("--chains", type=int, default=2, help="chains per fit (2)")
+    parser.add_argument("--warmup", type=int, default=500, help="warm-up iterations (500)")
+    parser.add_argument("--samples", type=int, default=1000, help="kept draws per chain (1000)")
+    parser.add_argument(
+        "--chain-method", choices=("sequential", "vectorized"), default="sequential"
+    )
+    parser.add_argument("--repeats", type=int, default=2, help="calls per fit, timed (2)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of EM and the first call (0)")
+    parser.add_argument("--x64", action="store_true", help="compute in float64")
+    parser.add_argument("--json", type=Path, default=None, help="also write the rows as JSON")
+    return parser.parse_args(argv)
+
+
+def load_datasets(args: argparse.Namespace) -> list[tuple[str, np.ndarray, int]]:
+    """The data sets to run: ``(name, X, K)``; those needing the course data are skipped (with a
+    message) when it is not there."""
+    import jaxmix
+
+    out = []
+    folder = Path(args.data) if args.data else None
+    for name in args.datasets:
+        if name == "sim":
+            sim = jaxmix.simulate_ratings(300, 12, 4, missing=0.3, stars=None, seed=args.seed)
+            out.append(("sim 300x12", sim.X, 4))
+            continue
+        file = TOY_FILE if name == "toy" else COURSE_FILE
+        path = folder / file if folder else None
+        if path is None or not path.is_file():
+            print(f"skipping {name}: {file} not found (pass --data DIR or set {DATA_ENV})")
+            continue
+        if name == "toy":
+            out.append(("toy", np.loadtxt(path, ndmin=2), 3))
+        else:
+            out.append(("course", jaxmix.load_ratings(path), 12))
+    return out
+
+
+def summarise(res: Any, seconds: float) -> dict[str, Any]:
+    """ESS (bulk) and r_hat of every group of the relabelled draws."""
+    import arviz as az
+
+    draws = {name: np.asarray(getattr(res.draws, name)) for name in GROUPS}
+    ds = az.convert_to_dataset(draws)
+    ess = az.ess(ds, method="bulk")
+    rhat = az.rhat(ds)
+    row = {}
+    for name in GROUPS:
+        e = np.ravel(ess[name].values)
+        r = np.ravel(rhat[name].values)
+        row[name] = {
+            "ess_min": float(np.nanmin(e)),
+            "ess_median": float(np.nanmedian(e)),
+            "ess_per_s": float(np.nanmin(e) / seconds),
+            "r_hat_max": float(np.nanmax(r)),
+            "r_hat_over": float(np.mean(r > R_HAT)),
+        }
+    return row
+
+
+def run_one(X: np.ndarray, K: int, kernel: str, em: Any, args: argparse.Namespace) -> dict:
+    """``fit_mcmc`` with ``kernel`` from ``em``, ``--repeats`` times; the summary of the last."""
+    import jaxmix
+
+    times = []
+    res = None
+    for r in range(max(args.repeats, 1)):
+        start = time.perf_counter()
+        res = jaxmix.fit_mcmc(
+            X,
+            K,
+            kernel=kernel,
+            init=em,
+            num_chains=args.chains,
+            num_warmup=args.warmup,
+            num_samples=args.samples,
+            chain_method=args.chain_method,
+            seed=args.seed + r,
+        )
+        times.append(time.perf_counter() - start)
+    seconds = times[-1]
+    row = {"first_s": times[0], "again_s": times[1] if len(times) > 1 else None}
+    row.update(summarise(res, seconds))
+    row["n_relabelled"] = int(res.n_relabelled)
+    row["divergences"] = int(np.sum(res.diverging))
+    return row
+
+
+def print_row(name: str, kernel: str, row: dict) -> None:
+    again = "-" if row["again_s"] is None else f"{row['again_s']:.1f}"
+    groups = "  ".join(
+        f"{g}: ESS {row[g]['ess_min']:.0f}/{row[g]['ess_median']:.0f} "
+        f"({row[g]['ess_per_s']:.1f}/s) r_hat {row[g]['r_hat_max']:.3f} "
+        f"({row[g]['r_hat_over']:.0%} > {R_HAT})"
+        for g in GROUPS
+    )
+    print(
+        f"{name:<11} {kernel:<5} first {row['first_s']:7.1f} s  again {again:>7} s  {groups}  "
+        f"relabelled {row['n_relabelled']}  divergences {row['divergences']}",
+        flush=True,
+    )
+
+
+def main(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Run the benchmark and print one line per data set and kernel.
+
+    Returns:
+        The rows (also written to ``--json``).
+    """
+    import jax
+
+    if args.x64:
+        jax.config.update("jax_enable_x64", True)
+    import jaxmix
+
+    print(
+        f"jaxmix {jaxmix.__version__}, {'float64' if args.x64 else 'float32'}, "
+        f"{args.chains} chains ({args.chain_method}) x ({args.warmup} warm-up + {args.samples} "
+        f"draws), {os.cpu_count()} CPUs; ESS min/median (min ESS per second of the timed call)"
+    )
+    rows = []
+    for name, X, K in load_datasets(args):
+        n, d = X.shape
+        start = time.perf_counter()
+        em = jaxmix.fit_em(X, K, prior=jaxmix.Prior(), min_var=0.0, seed=args.seed)
+        em_s = time.perf_counter() - start
+        print(
+            f"{name}: {n} x {d}, {int(np.isnan(X).sum())} missing, K = {K}; MAP-EM start "
+            f"{em_s:.1f} s",
+            flush=True,
+        )
+        for kernel in args.kernels:
+            if kernel == "nuts" and name == "course" and args.skip_nuts_course:
+                print(f"{name:<11} nuts  skipped (--skip-nuts-course)", flush=True)
+                continue
+            row = run_one(X, K, kernel, em, args)
+            row.update(dataset=name, kernel=kernel, n=n, d=d, K=K, em_s=em_s)
+            print_row(name, kernel, row)
+            rows.append(row)
+    if args.json is not None:
+        args.json.write_text(json.dumps(rows, indent=1))
+    return rows
+
+
+if __name__ == "__main__":
+    main(parse_args())

@@ -1,0 +1,403 @@
+"""Blocked Gibbs sampling of the mixture's posterior, as a NumPyro MCMC kernel.
+
+The sampler targets the same posterior as NUTS in :mod:`jaxmix.inference.mcmc` (the model
+:func:`jaxmix.mixture_model` under a proper :class:`~jaxmix.Prior`), but moves on the
+parameters *and* every row's component ``z_u``, drawing each block from its conditional:
+
+.. math::
+
+    z_u \\mid w, \\mu, \\mathrm{var} &\\sim \\mathrm{Categorical}\\big(p(k \\mid x_{u,C_u})\\big)
+        \\propto w_k\\, \\mathcal N(x_{u,C_u}; \\mu_{k,C_u}, \\Sigma_{k,C_u}) \\\\
+    \\mu_{kl} \\mid \\mathrm{var}, z &\\sim \\mathcal N(\\cdot), \\quad
+    \\mathrm{var} \\mid \\mu, z \\sim \\mathrm{InverseGamma}(\\cdot), \\quad
+    w \\mid z \\sim \\mathrm{Dirichlet}(\\alpha + n_k)
+
+The row's responsibilities use only its observed entries ``C_u``: the missing entries stay
+integrated out (never imputed), so the chain's stationary distribution is exactly the posterior
+of the observed data. The parameter conditionals are the conjugate updates of the prior under
+the covariance family (:meth:`Family.draw_conditional
+<jaxmix.models.families.base.Family.draw_conditional>`, whose modes are MAP-EM's M-step):
+``"spherical"`` draws one variance per component, ``"diag"`` one per component and column,
+``"shared"`` one for all. The factor family has no conjugate conditional and is refused
+(:data:`GIBBS_COVARIANCES`).
+
+One transition (:func:`sweep`) costs about one EM iteration: the statistics of the one-hot
+assignments are the layout's column sums (``onehot^T X0``, ``onehot^T M`` with the mask ``M``:
+:meth:`jaxmix.data.DenseArrays.suff_stats`), then the parameters are drawn, then every row's
+component from the row sums of the new parameters (:meth:`jaxmix.data.DenseArrays.log_joint`),
+whose log-sum-exp is the log-likelihood at the new draw (for the potential energy, at no extra
+cost). The state's ``z`` was drawn given its ``params`` (at :meth:`MixtureGibbs.init` and at the
+end of every sweep), so the blocks run in the cyclic order ``z, mu, var, w, z, ...``.
+
+:class:`MixtureGibbs` is a :class:`numpyro.infer.mcmc.MCMCKernel`: ``numpyro.infer.MCMC`` runs
+it with several chains (``"sequential"`` or ``"vectorized"``), its progress bar and
+``get_samples()`` (the draws are :class:`~jaxmix.MixtureParams`). :func:`jaxmix.fit_mcmc` with
+``kernel="gibbs"`` runs it instead in one compiled program (:func:`sample_chains`, data and
+prior as arguments, so a second fit of same-shaped data reuses it), from the same starts as NUTS,
+and returns the same :class:`~jaxmix.MCMCResult`.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax import Array, lax
+from jax.scipy.special import logsumexp
+from numpyro.infer.mcmc import MCMCKernel
+
+from jaxmix import _progress, _tracing
+from jaxmix._validate import check_positive_int
+from jaxmix.data import DenseArrays
+from jaxmix.models.families import FAMILIES, Family, get_family
+from jaxmix.models.families.base import (
+    conditional_gammas,
+    draw_means,
+    draw_variance,
+    draw_weights,
+)
+from jaxmix.models.prior import Prior, log_prior
+from jaxmix.models.variational import log_abs_det_jacobian
+from jaxmix.params import MixtureParams
+
+__all__ = [
+    "GIBBS_COVARIANCES",
+    "GibbsDraws",
+    "GibbsState",
+    "MixtureGibbs",
+    "dense_arrays",
+    "init_state",
+    "sample_chains",
+    "sweep",
+]
+
+#: The covariance families with conjugate conditionals (``Family.conjugate``: they implement
+#: :meth:`Family.draw_conditional <jaxmix.models.families.base.Family.draw_conditional>`).
+GIBBS_COVARIANCES = tuple(name for name, f in FAMILIES.items() if f.conjugate)
+
+#: :func:`sample_chains` reports its progress every this many sweeps (and at the last one).
+PROGRESS_EVERY = 10
+
+
+class GibbsState(NamedTuple):
+    """The state of one Gibbs chain (a pytree; NumPyro collects its ``params``).
+
+    Attributes:
+        params: The current draw, :class:`~jaxmix.MixtureParams` (the units of the data).
+        z: Every row's component, drawn given ``params``, ``(n,)`` int32.
+        log_likelihood: ``log p(X | params)`` with the components summed out, a scalar.
+        potential_energy: ``-log p(params, X)`` in NumPyro's unconstrained coordinates (the
+            log-likelihood, :func:`jaxmix.models.prior.log_prior` and
+            :func:`jaxmix.models.variational.log_abs_det_jacobian`), the quantity NUTS reports.
+        rng_key: The chain's PRNG key.
+    """
+
+    params: MixtureParams
+    z: Array
+    log_likelihood: Array
+    potential_energy: Array
+    rng_key: Array
+
+
+class GibbsDraws(NamedTuple):
+    """What :func:`sample_chains` returns, per chain ``C`` and kept draw ``S``.
+
+    Attributes:
+        params: The draws, :class:`~jaxmix.MixtureParams` with leading axes ``(C, S)``.
+        potential_energy: The draws' potential energy (:class:`GibbsState`), ``(C, S)``.
+    """
+
+    params: MixtureParams
+    potential_energy: Array
+
+
+def dense_arrays(x0: Any, mask: Any) -> DenseArrays:
+    """The device arrays of the dense layout from values and a mask (traceable).
+
+    Args:
+        x0: ``(n, d)`` values; entries where ``mask`` is False are ignored (``NaN`` allowed).
+        mask: ``(n, d)`` boolean or 0/1, ``True`` = observed.
+
+    Returns:
+        :class:`~jaxmix.data.DenseArrays` in the float dtype of ``x0``.
+    """
+    x0 = jnp.asarray(x0)
+    dtype = x0.dtype if jnp.issubdtype(x0.dtype, jnp.floating) else jnp.result_type(float)
+    observed = jnp.asarray(mask).astype(bool)
+    x = jnp.where(observed, x0, 0.0).astype(dtype)
+    m = observed.astype(dtype)
+    return DenseArrays(x=x, mask=m, n_obs=jnp.sum(m, axis=1), sq_norm=jnp.sum(x * x, axis=1))
+
+
+def _assign(
+    rng_key: Array, params: MixtureParams, data: DenseArrays, family: Family
+) -> tuple[Array, Array]:
+    """Every row's component drawn from its responsibilities at ``params``, and the
+    log-likelihood ``sum_u logsumexp_k log_joint[u, k]``."""
+    log_joint, _ = data.log_joint(params, family)
+    z = jax.random.categorical(rng_key, log_joint, axis=-1).astype(jnp.int32)
+    return z, jnp.sum(logsumexp(log_joint, axis=1))
+
+
+def _potential(params: MixtureParams, log_likelihood: Array, prior: Prior) -> Array:
+    return -(log_likelihood + log_prior(params, prior) + log_abs_det_jacobian(params))
+
+
+@functools.partial(jax.jit, static_argnames=("family",))
+def init_state(
+    rng_key: Array, params: MixtureParams, data: DenseArrays, prior: Prior, family: Family
+) -> GibbsState:
+    """The state at ``params``: the rows' components drawn given them.
+
+    Args:
+        rng_key: A PRNG key.
+        params: The start, in the units of ``data``.
+        data: The standardised (or any) dense device arrays.
+        prior: A resolved prior of arrays in the units of ``data``.
+        family: The covariance family (one of :data:`GIBBS_COVARIANCES`).
+
+    Returns:
+        A :class:`GibbsState`.
+    """
+    key, k_z = jax.random.split(rng_key)
+    z, ll = _assign(k_z, params, data, family)
+    return GibbsState(params, z, ll, _potential(params, ll, prior), key)
+
+
+@functools.partial(jax.jit, static_argnames=("family",))
+def sweep(state: GibbsState, data: DenseArrays, prior: Prior, family: Family) -> GibbsState:
+    """One blocked Gibbs transition: parameters given ``z``, then ``z`` given the parameters.
+
+    The statistics of the one-hot assignments are the layout's column sums (three matrix
+    products ``onehot^T M``, ``onehot^T X0`` and, for ``"diag"``, ``onehot^T X0^2``); the family
+    draws means, variances and weights from their conditionals
+    (:meth:`~jaxmix.models.families.base.Family.draw_conditional`); the new components come from
+    the row sums of the new parameters over each row's observed entries.
+
+    Args:
+        state: The current :class:`GibbsState` (its ``z`` drawn given its ``params``).
+        data: The dense device arrays.
+        prior: A resolved prior of arrays in the units of ``data``.
+        family: The covariance family.
+
+    Returns:
+        The next :class:`GibbsState`.
+    """
+    key, k_params, k_z = jax.random.split(state.rng_key, 3)
+    K = state.params.weights.shape[-1]
+    onehot = jax.nn.one_hot(state.z, K, dtype=data.dtype)
+    stats = data.suff_stats(onehot, family)
+    params = family.draw_conditional(k_params, stats, state.params, prior)
+    z, ll = _assign(k_z, params, data, family)
+    return GibbsState(params, z, ll, _potential(params, ll, prior), key)
+
+
+def _is_batched(rng_key: Array) -> bool:
+    """Whether ``rng_key`` holds one key per chain (NumPyro's ``chain_method="vectorized"``)."""
+    if jax.dtypes.issubdtype(jnp.result_type(rng_key), jax.dtypes.prng_key):
+        return jnp.ndim(rng_key) > 0
+    return jnp.ndim(rng_key) > 1
+
+
+class MixtureGibbs(MCMCKernel):
+    """Blocked Gibbs sampler of :func:`jaxmix.mixture_model`'s posterior (module docstring).
+
+    The model's arguments are ``(X0, mask, prior)``: values ``(n, d)`` (``NaN`` allowed where
+    ``mask`` is False), the boolean mask, and a **resolved** :class:`~jaxmix.Prior` in the units
+    of ``X0`` (``prior.resolve(X)``). ``init_params`` is a :class:`~jaxmix.MixtureParams` in the
+    same units (with a leading chain axis for several chains), or ``None`` to start from a draw of
+    the prior. The draws (``get_samples()``) are :class:`~jaxmix.MixtureParams`, not relabelled
+    (:func:`jaxmix.relabel` does that; :func:`jaxmix.fit_mcmc` with ``kernel="gibbs"`` also
+    standardises the data, starts from MAP-EM and relabels).
+
+    Args:
+        K: Number of components.
+        covariance: A family of :data:`GIBBS_COVARIANCES` (name or family object).
+
+    Raises:
+        ValueError: A covariance family without conjugate conditionals (``"factor"``).
+
+    Example:
+        (``numpyro.infer.MCMC`` compiles its own program at every ``run``, so the doctest skips
+        the run; ``tests/test_gibbs.py`` runs it.)
+
+        >>> import jax, numpy as np, jaxmix
+        >>> from numpyro.infer import MCMC
+        >>> from jaxmix.inference.gibbs import MixtureGibbs
+        >>> X = jaxmix.simulate_ratings(40, 5, 2, stars=None, seed=0).X
+        >>> prior = jaxmix.Prior().resolve(X)
+        >>> mcmc = MCMC(MixtureGibbs(2), num_warmup=20, num_samples=30, num_chains=2,
+        ...             chain_method="sequential")
+        >>> mcmc.run(jax.random.PRNGKey(0), X, ~np.isnan(X), prior)  # doctest: +SKIP
+        >>> mcmc.get_samples(group_by_chain=True).mu.shape  # doctest: +SKIP
+        (2, 30, 2, 5)
+    """
+
+    sample_field = "params"
+
+    def __init__(self, K: int, covariance: Any = "spherical") -> None:
+        self.K = check_positive_int(K, "K")
+        family = get_family(covariance)
+        if family.name not in GIBBS_COVARIANCES:
+            raise ValueError(
+                f"the Gibbs sampler needs conjugate conditionals; covariance={family.name!r} has "
+                f"none. Supported: {', '.join(GIBBS_COVARIANCES)} (use kernel='nuts' for "
+                f"{family.name!r})"
+            )
+        self.family = family
+
+    def __repr__(self) -> str:
+        return f"MixtureGibbs(K={self.K}, covariance={self.family.name!r})"
+
+    @property
+    def default_fields(self) -> tuple[str, ...]:
+        """Collected by ``numpyro.infer.MCMC``: the draws and their potential energy."""
+        return ("params", "potential_energy")
+
+    def _model(self, model_args: tuple, model_kwargs: Any) -> tuple[DenseArrays, Prior]:
+        args = dict(zip(("X0", "mask", "prior"), model_args, strict=False))
+        args.update(model_kwargs or {})
+        missing = [name for name in ("X0", "mask", "prior") if name not in args]
+        if missing or len(model_args) > 3:
+            raise TypeError(
+                "MixtureGibbs's model arguments are (X0, mask, prior); missing "
+                f"{', '.join(missing) or 'none'}, {len(model_args)} positional given"
+            )
+        prior = args["prior"]
+        if not isinstance(prior, Prior) or not prior.is_resolved:
+            raise ValueError(
+                "MixtureGibbs needs a resolved jaxmix.Prior in the units of X0 "
+                "(prior.resolve(X)); the Gibbs conditionals need a proper prior"
+            )
+        return dense_arrays(args["X0"], args["mask"]), prior
+
+    def _from_prior(self, rng_key: Array, prior: Prior, d: int, dtype: Any) -> MixtureParams:
+        """A draw of the prior: the conditionals with no row assigned."""
+        k_mu, k_g = jax.random.split(rng_key)
+        count = jnp.zeros(self.family.var_shape(self.K, d), dtype)
+        g_var, g_w = conditional_gammas(k_g, count, jnp.zeros(self.K, dtype), prior)
+        mu = draw_means(
+            k_mu, jnp.zeros((self.K, d), dtype), jnp.zeros((self.K, d), dtype), 1.0, prior
+        )
+        var = draw_variance(g_var, count, prior)
+        return MixtureParams(mu, self.family.cov_type(var), draw_weights(g_w))
+
+    def init(
+        self,
+        rng_key: Array,
+        num_warmup: int,
+        init_params: Any,
+        model_args: tuple,
+        model_kwargs: Any,
+    ) -> GibbsState:
+        """The first state: the rows' components drawn given ``init_params`` (or given a draw of
+        the prior when it is ``None``). ``num_warmup`` is unused (Gibbs adapts nothing)."""
+        if _is_batched(rng_key):
+            return jax.vmap(
+                lambda key, start: self.init(key, num_warmup, start, model_args, model_kwargs)
+            )(rng_key, init_params)
+        data, prior = self._model(model_args, model_kwargs)
+        d = data.x.shape[1]
+        if init_params is None:
+            rng_key, key = jax.random.split(rng_key)
+            params = self._from_prior(key, prior, d, data.dtype)
+        else:
+            params = jax.tree.map(lambda a: jnp.asarray(a, data.dtype), init_params)
+            if not isinstance(params, MixtureParams) or params.mu.shape != (self.K, d):
+                raise ValueError(
+                    f"init_params must be a MixtureParams with mu ({self.K}, {d}) per chain"
+                )
+        prior = jax.tree.map(lambda a: jnp.asarray(a, data.dtype), prior)
+        return init_state(rng_key, params, data, prior, self.family)
+
+    def sample(self, state: GibbsState, model_args: tuple, model_kwargs: Any) -> GibbsState:
+        """One sweep (:func:`sweep`)."""
+        if _is_batched(state.rng_key):
+            return jax.vmap(lambda s: self.sample(s, model_args, model_kwargs))(state)
+        data, prior = self._model(model_args, model_kwargs)
+        prior = jax.tree.map(lambda a: jnp.asarray(a, data.dtype), prior)
+        return sweep(state, data, prior, self.family)
+
+
+@functools.partial(
+    jax.jit,
+    static_argnames=("K", "covariance", "num_warmup", "num_samples", "chain_method", "progress"),
+)
+def sample_chains(
+    rng_keys: Array,
+    init_params: MixtureParams,
+    x0: Array,
+    mask: Array,
+    prior: Prior,
+    *,
+    K: int,
+    covariance: Any,
+    num_warmup: int,
+    num_samples: int,
+    chain_method: str = "sequential",
+    progress: bool = False,
+) -> GibbsDraws:
+    """Gibbs chains of :class:`MixtureGibbs`: warm-up and sampling in one compiled program.
+
+    Args:
+        rng_keys: One key per chain, ``(C, 2)``.
+        init_params: The start of every chain, :class:`~jaxmix.MixtureParams` with a leading
+            axis ``C``, in the units of ``x0``.
+        x0: Values, zero at missing entries, ``(n, d)``.
+        mask: Boolean ``(n, d)``, ``True`` = observed.
+        prior: A resolved :class:`~jaxmix.Prior` of arrays in the units of ``x0``.
+        K, covariance: The model (static).
+        num_warmup, num_samples: Sweeps per chain, discarded and kept (static).
+        chain_method: ``"sequential"`` (``lax.map``) or ``"vectorized"`` (``vmap``) (static).
+        progress: Report progress to the host every few sweeps (static).
+
+    Returns:
+        A :class:`GibbsDraws` of device arrays.
+    """
+    _tracing.note("gibbs")
+    kernel = MixtureGibbs(K, covariance)
+    num_chains = rng_keys.shape[0]
+    total = num_warmup + num_samples
+    args = (x0, mask, prior)
+
+    def chain(inputs):
+        key, start, c = inputs
+
+        def advance(i, state):
+            state = kernel.sample(state, args, None)
+            if progress:
+                done = i + 1
+                count = done * num_chains if chain_method == "vectorized" else c * total + done
+                lax.cond(
+                    (done % PROGRESS_EVERY == 0) | (done == total),
+                    lambda: _progress.report(count),
+                    lambda: None,
+                )
+            return state
+
+        state = kernel.init(key, num_warmup, start, args, None)
+        # one loop over warm-up and sampling (the sweep is compiled once): warm-up sweeps write
+        # into slot 0, which the first kept draw overwrites
+        keep = (state.params, state.potential_energy)
+        buffer = jax.tree.map(lambda a: jnp.zeros((num_samples, *a.shape), a.dtype), keep)
+
+        def step(i, carry):
+            state, buffer = carry
+            state = advance(i, state)
+            slot = jnp.maximum(i - num_warmup, 0)
+            buffer = jax.tree.map(
+                lambda b, v: lax.dynamic_update_index_in_dim(b, v, slot, 0),
+                buffer,
+                (state.params, state.potential_energy),
+            )
+            return state, buffer
+
+        _, (params, energy) = lax.fori_loop(0, total, step, (state, buffer))
+        return GibbsDraws(params, energy)
+
+    inputs = (rng_keys, init_params, jnp.arange(num_chains))
+    if chain_method == "vectorized":
+        return jax.vmap(chain)(inputs)
+    return lax.map(chain, inputs)
