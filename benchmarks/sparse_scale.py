@@ -17,6 +17,16 @@ the ratio of the per-rating costs (linear scaling means a flat ``s/it/Mnnz`` col
 ``--full-fit`` also runs ``jaxmix.fit_em`` end to end (k-means++ start, tolerance 1e-6, at most
 ``--max-iter`` iterations) and reports its wall time.
 
+``--reuse`` times what ``jaxmix.fit_em`` spends outside its iterations, on a first call, on a
+second call with the same matrix and arguments, and on a third with another seed (each
+``--reuse-iters`` iterations, K-means++ start): the layout, the summary, the seeding's copy of the
+triples and its result are kept with the matrix (:data:`jaxmix.data.layout_cache`), so the second
+call skips the host work, the transfers and the seeding, the third the host work and the
+transfers. Per call it reports the time before the loop starts (the time to the first
+iteration, without compiling the loop), the loop (compilation on the first call, then the
+iterations: the time per iteration is the second call's loop over its iterations), the time
+after it, and the total outside the loop.
+
 Sizes (``--sizes``; or ``USERSxITEMSxNNZ``)::
 
     tiny     2,000 x 300, 20,000 ratings (for CI)
@@ -31,6 +41,7 @@ Usage::
     python benchmarks/sparse_scale.py --sizes netflix --K 12 --full-fit --max-iter 100
     python benchmarks/sparse_scale.py --sizes netflix --devices 2   # rows split over 2 CPU devices
     python benchmarks/sparse_scale.py --sizes tiny --K 2 --iters 2   # the CI smoke run
+    python benchmarks/sparse_scale.py --sizes ml10m --K 12 --iters 0 --reuse   # second calls
 
 Each (size, K) times ``--repeats`` calls of the compiled loop and reports the fastest (the
 machine is shared; the spread is in ``runs_s`` of ``--json``). Computation is float32 (JAX's
@@ -70,6 +81,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--devices", type=int, default=1, help="CPU devices to split rows over")
     parser.add_argument("--chunk-size", type=int, default=None, help="entries per chunk")
     parser.add_argument("--full-fit", action="store_true", help="also time fit_em end to end")
+    parser.add_argument(
+        "--reuse", action="store_true", help="time fit_em outside its iterations, call after call"
+    )
+    parser.add_argument("--reuse-iters", type=int, default=5, help="iterations of --reuse (5)")
     parser.add_argument("--max-iter", type=int, default=100, help="iteration cap of --full-fit")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds per run (1800)")
     parser.add_argument("--x64", action="store_true", help="float64 instead of float32")
@@ -127,6 +142,8 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
         mesh = jax.make_mesh((spec["devices"],), ("rows",))
     if spec["iters"] > 0:
         _time_iterations(S, spec, out, mesh)
+    if spec.get("reuse"):
+        _time_calls(S, spec, out, mesh)
     if spec["full_fit"]:
         t = time.perf_counter()
         res = jaxmix.fit_em(
@@ -164,7 +181,8 @@ def _time_iterations(S: Any, spec: dict[str, Any], out: dict[str, Any], mesh: An
     layout = as_data(S)
     std = Standardizer.fit(layout.summary())
     dtype = float_dtype()
-    data = layout.device(std, dtype, chunk_size=spec["chunk_size"], mesh=mesh)
+    # the layout fit_em builds (padded to size classes), kept with S for fit_em to reuse
+    data = layout.device(std, dtype, chunk_size=spec["chunk_size"], mesh=mesh, pad=True)
     chunking = layout.chunking
     out["chunk_size"], out["rows_per_chunk"] = chunking.chunk_size, data.rows_per_chunk
     out["dense_rows"] = int((chunking.dense_rows >= 0).sum())
@@ -200,6 +218,60 @@ def _time_iterations(S: Any, spec: dict[str, Any], out: dict[str, Any], mesh: An
     hist = np.asarray(final.history)[0, :it]
     out["log_likelihood"] = float(hist[-1])
     out["monotone"] = bool(np.all(np.diff(hist) >= -1e-5 * np.abs(hist[1:])))
+
+
+def _time_calls(S: Any, spec: dict[str, Any], out: dict[str, Any], mesh: Any) -> None:
+    """``fit_em`` three times on ``S`` (seeds 0, 0, 1): the time before, in and after its loop."""
+    import jax
+
+    import jaxmix
+    from jaxmix.data import layout_cache
+    from jaxmix.inference import em
+
+    layout_cache.clear()  # a true first call: nothing kept from the timings above
+    loop = em.run_restarts
+    marks: dict[str, float] = {}
+
+    def timed(*args: Any, **kw: Any) -> Any:  # fit_em's call of the compiled loop
+        marks["enter"] = time.perf_counter()
+        final = loop(*args, **kw)
+        jax.block_until_ready(final)
+        marks["leave"] = time.perf_counter()
+        return final
+
+    em.run_restarts = timed
+    calls = []
+    try:
+        for seed in (0, 0, 1):
+            t, cpu = time.perf_counter(), time.process_time()
+            res = jaxmix.fit_em(
+                S,
+                spec["K"],
+                seed=seed,
+                tol=0.0,
+                max_iter=spec["reuse_iters"],
+                chunk_size=spec["chunk_size"],
+                mesh=mesh,
+                covariance=spec["covariance"],
+                rank=spec.get("rank"),
+            )
+            end = time.perf_counter()
+            calls.append(
+                {
+                    "seed": seed,
+                    "total_s": end - t,
+                    "cpu_s": time.process_time() - cpu,
+                    "before_loop_s": marks["enter"] - t,
+                    "loop_s": marks["leave"] - marks["enter"],
+                    "after_loop_s": end - marks["leave"],
+                    "outside_s": (end - t) - (marks["leave"] - marks["enter"]),
+                    "n_iter": res.n_iter,
+                }
+            )
+    finally:
+        em.run_restarts = loop
+    out["calls"] = calls
+    out["reuse_s_per_iter"] = calls[1]["loop_s"] / calls[1]["n_iter"]
 
 
 def _spawn(spec: dict[str, Any], timeout: float) -> dict[str, Any]:
@@ -277,6 +349,22 @@ def report(results: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def reuse_report(r: dict[str, Any]) -> list[str]:
+    """The ``--reuse`` lines of one run: fit_em's time outside its loop, call after call."""
+    lines = []
+    for i, c in enumerate(r.get("calls", [])):
+        what = ("first call", "second call, same arguments", "third call, another seed")[i]
+        lines.append(
+            f"  fit_em {what}: total {c['total_s']:.2f} s (CPU {c['cpu_s']:.2f} s), before the "
+            f"loop {c['before_loop_s']:.2f} s, loop {c['loop_s']:.2f} s for {c['n_iter']} "
+            f"iterations{' (with its compilation)' if i == 0 else ''}, after it "
+            f"{c['after_loop_s']:.2f} s: outside the iterations {c['outside_s']:.2f} s"
+        )
+    if "reuse_s_per_iter" in r:
+        lines.append(f"  time per iteration (second call): {r['reuse_s_per_iter']:.3f} s")
+    return lines
+
+
 def main(args: argparse.Namespace) -> list[dict[str, Any]]:
     """Run every (size, K) in a subprocess and print the report."""
     if args.child is not None:
@@ -301,10 +389,14 @@ def main(args: argparse.Namespace) -> list[dict[str, Any]]:
                 "repeats": args.repeats,
                 "covariance": args.covariance,
                 "rank": args.rank,
+                "reuse": args.reuse,
+                "reuse_iters": args.reuse_iters,
             }
             result = _spawn(spec, args.timeout)
             results.append(result)
             print(report([result])[-1], flush=True)
+            for line in reuse_report(result):
+                print(line, flush=True)
     print()
     print("\n".join(report(results)))
     if args.json is not None:

@@ -33,6 +33,7 @@ The public API::
     load_ids, IdMaps               the user and item ids saved with a fit (save(..., ids=S))
     UnknownIdError                 an id not in the data (a KeyError and a ValueError)
     as_data, FAMILIES              the data layouts and the covariance families
+    enable_compilation_cache       opt in to JAX's persistent compilation cache (across processes)
     MixtureParams, EMResult, KMeansResult, SVIResult
 
 jaxmix never changes JAX's global settings: it computes in float32 unless you enable float64 with
@@ -40,6 +41,7 @@ jaxmix never changes JAX's global settings: it computes in float32 unless you en
 ARCHITECTURE.md.
 """
 
+from jaxmix._compilation import enable_compilation_cache
 from jaxmix._validate import (
     ColumnScaleWarning,
     DataWarning,
@@ -122,6 +124,7 @@ __all__ = [
     "compare_em_svi",
     "complete",
     "diagnose",
+    "enable_compilation_cache",
     "fit_em",
     "fit_mcmc",
     "fit_svi",

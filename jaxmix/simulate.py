@@ -209,6 +209,8 @@ def simulate_sparse_ratings(
         vals[filled : filled + m] = x
         filled += m
         u0 = u1
+    for a in (rows, cols, vals):  # ours alone: read-only views, not copies
+        a.flags.writeable = False
     S = SparseRatings(rows[:filled], cols[:filled], vals[:filled], (n_users, n_items))
     return SimulatedSparseRatings(
         S=S,

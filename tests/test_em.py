@@ -461,9 +461,13 @@ def test_same_shapes_do_not_recompile():
             X2, 3, n_init=2, max_iter=53, seed=5, init="random_rows", tol=1e-5, min_var=0.1
         )
     assert traces["em"] == 0
-    # a different shape does retrace (the counter works)
+    # another number of rows pads to the same size class: no new program either
     with count_traces() as traces:
         jaxmix.fit_em(make_data(43, 13, 3, 0.3, seed=3), 3, n_init=2, max_iter=53)
+    assert traces["em"] == traces["seed"] == 0
+    # a different number of columns does retrace (the counter works)
+    with count_traces() as traces:
+        jaxmix.fit_em(make_data(43, 14, 3, 0.3, seed=3), 3, n_init=2, max_iter=53)
     assert traces["em"] == 1
 
 

@@ -234,6 +234,74 @@ def test_fit_invariants_and_dense_equals_triples(rng, case, prior):
     assert jaxmix.bic(X, a) == pytest.approx(a.log_likelihood - 0.5 * p * np.log(n))
 
 
+def _unpadded(monkeypatch):
+    """``fit_em`` and completion without the size classes: every array of the matrix's size."""
+    from jaxmix.data import dense, triples
+    from jaxmix.inference import init
+
+    monkeypatch.setattr(dense, "padded_rows", lambda n, d: n)
+    monkeypatch.setattr(init, "padded_rows", lambda n, d: n)
+    monkeypatch.setattr(init, "size_class", lambda n, unit=1: n)
+    monkeypatch.setattr(init, "_seed_components", lambda K, trials, data: (K, trials))
+    monkeypatch.setattr(triples, "size_class", lambda n, unit=1: n)
+
+
+def _same_fit(a, b):
+    assert a.n_iter == b.n_iter and a.best_restart == b.best_restart
+    assert a.resp.shape == b.resp.shape
+    assert a.log_likelihood == pytest.approx(b.log_likelihood, rel=1e-12)
+    np.testing.assert_allclose(a.history, b.history, rtol=1e-12)
+    for name, p, q in (
+        ("params", a.params, b.params),
+        ("resp", a.resp, b.resp),
+        ("estimation_cov", a.estimation_cov, b.estimation_cov),
+    ):
+        for x, y in zip(jax.tree.leaves(p), jax.tree.leaves(q), strict=True):
+            np.testing.assert_allclose(x, y, rtol=1e-9, atol=1e-12, err_msg=name)
+
+
+PAD_FAST = [("spherical", None), ("diag", "default")]  # the others (factor too): slow
+
+
+@pytest.mark.parametrize(
+    "case, prior",
+    [c if c in PAD_FAST else pytest.param(*c, marks=pytest.mark.slow) for c in FIT_CONFIGS],
+)
+def test_padding_to_size_classes_changes_nothing(rng, monkeypatch, case, prior):
+    # fits pad the rows (and the triples' chunks) to size classes, so that matrices of nearby
+    # sizes share their programs; the padding carries no weight: the same fit, responsibilities
+    # and completion as without it, on both layouts
+    from jaxmix.data import Standardizer, as_data
+
+    family = _family(case)
+    X = _data(rng, n=37)
+    n, d = X.shape
+    prior = None if prior is None else jaxmix.Prior()
+    kw = dict(n_init=2, prior=prior, min_var=0.05, tol=1e-9, **_options(family))
+    sparse = dict(chunk_size=64, dense_row_density=0.5)
+    std = Standardizer.fit(as_data(X).summary())
+    assert as_data(X).device(std, pad=True).n_slots > n  # the padding is there
+
+    def run(S):
+        out = [jaxmix.fit_em(X, 3, method="dense", **kw), jaxmix.fit_em(S, 3, **kw, **sparse)]
+        for res in out[:]:
+            out.append(jaxmix.responsibilities(X, res))
+            out.append(jaxmix.complete(S, res, return_std=True))
+        return out
+
+    padded = run(jaxmix.sparse_ratings(X))
+    with monkeypatch.context() as m:
+        _unpadded(m)
+        assert as_data(X).device(std, pad=True).n_slots == n
+        plain = run(jaxmix.sparse_ratings(X))  # a new matrix: its own layouts
+    for a, b in zip(padded[:2], plain[:2], strict=True):
+        _same_fit(a, b)
+        assert a.resp.shape == (n, 3)
+    for a, b in zip(padded[2:], plain[2:], strict=True):
+        for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+            np.testing.assert_allclose(x, y, rtol=1e-9, atol=1e-12)
+
+
 def test_parameter_counts():
     K, d = 4, 7
     assert jaxmix.n_parameters(K, d, "spherical") == K * d + K + K - 1

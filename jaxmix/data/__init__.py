@@ -9,6 +9,12 @@ with the same protocol (:mod:`jaxmix.data.base`):
   ``O(nnz)`` and can be split over several devices.
 
 A new layout is one module here implementing the same protocol.
+
+A :class:`~jaxmix.SparseRatings` is immutable, so what its layout derives from it (the column
+summary, the chunked triples on the device, the seeding's copy) is built once and reused by every
+later fit, completion and summary of the same matrix (:data:`layout_cache`, :mod:`.cache`).
+Device arrays are padded to size classes (:func:`size_class`) with entries that carry no weight,
+so fits of matrices of nearby sizes share their compiled programs.
 """
 
 from __future__ import annotations
@@ -23,7 +29,9 @@ from jaxmix.data.base import (
     RowInfo,
     Standardizer,
     default_min_var,
+    size_class,
 )
+from jaxmix.data.cache import LayoutCache, layout_cache
 from jaxmix.data.dense import DenseArrays, DenseLayout, float_dtype, validate_matrix
 from jaxmix.data.io import load_ratings, save_ratings
 from jaxmix.data.ratings import (
@@ -45,6 +53,7 @@ __all__ = [
     "DenseLayout",
     "EStep",
     "IdMaps",
+    "LayoutCache",
     "MAX_DENSE_ENTRIES",
     "METHODS",
     "REFERENCE_MIN_VAR",
@@ -57,10 +66,12 @@ __all__ = [
     "as_data",
     "default_min_var",
     "float_dtype",
+    "layout_cache",
     "load_ratings",
     "load_sparse_ratings",
     "sample_path",
     "save_ratings",
+    "size_class",
     "sparse_ratings",
     "validate_matrix",
 ]

@@ -42,7 +42,44 @@ __all__ = [
     "default_min_var",
     "expand",
     "prefix_add",
+    "size_class",
 ]
+
+#: Below this many entries (an axis' length times ``unit`` in :func:`size_class`) the classes are
+#: powers of two: a fit of that size costs far less than compiling its programs anew.
+SMALL_ENTRIES = 1 << 20
+
+
+def size_class(n: int, unit: int = 1) -> int:
+    """The length an axis of length ``n`` is padded to, so that fits of nearby sizes share their
+    compiled programs (a compiled XLA program is specific to its array shapes).
+
+    The classes are the powers of two while ``size_class(n) * unit`` stays within
+    :data:`SMALL_ENTRIES` (``unit``: the entries per element of the axis, e.g. a dense matrix's
+    columns), then sixteen per octave (``2^k (1 + j / 16)``: less than 6.25 % padding, so a
+    large fit pays little for it); up to 15 every length is its own class.
+
+    Args:
+        n: The length (at least 0).
+        unit: Entries per element of the axis (at least 1).
+
+    Returns:
+        The padded length, ``>= n``.
+
+    Example:
+        >>> [size_class(n) for n in (5, 200, 613, 3000)]
+        [5, 256, 1024, 4096]
+        >>> [size_class(n, unit=1024) for n in (1100, 1200, 3000)]
+        [1152, 1216, 3072]
+    """
+    n, unit = max(int(n), 0), max(int(unit), 1)
+    if n < 16:
+        return n
+    pow2 = 1 << (n - 1).bit_length()
+    if pow2 * unit <= SMALL_ENTRIES:
+        return pow2
+    granule = 1 << max(n.bit_length() - 5, 0)
+    return -(-n // granule) * granule
 
 
 class RowTables(NamedTuple):

@@ -25,15 +25,25 @@ import numpy as np
 from jax import Array, lax
 from jax.scipy.special import logsumexp
 
-from jaxmix.data.base import ColumnSummary, EStep, RowInfo, Standardizer, expand, prefix_add
+from jaxmix.data.base import (
+    ColumnSummary,
+    EStep,
+    RowInfo,
+    Standardizer,
+    expand,
+    prefix_add,
+    size_class,
+)
 
 __all__ = [
     "LOOP_TRANSPOSE_MAX_ENTRIES",
+    "PAD_MIN_ENTRIES",
     "DenseArrays",
     "DenseLayout",
     "as_array",
     "dense_pass",
     "float_dtype",
+    "padded_rows",
     "validate_matrix",
 ]
 
@@ -42,6 +52,17 @@ _HI = lax.Precision.HIGHEST
 #: Dense blocks of at most this many entries get transposed copies for an iterative loop on the
 #: CPU (:func:`loop_transposes`): 2^26 entries, 512 MiB per float64 copy.
 LOOP_TRANSPOSE_MAX_ENTRIES = 1 << 26
+
+#: A padded dense matrix has at least this many entries (rows x columns): below it a fit costs
+#: next to nothing, so the small matrices of a cross-validation or bootstrap loop share one size
+#: class (up to 1024 rows of 10 columns all become 1024 rows).
+PAD_MIN_ENTRIES = 1 << 13
+
+
+def padded_rows(n: int, d: int) -> int:
+    """The rows a dense ``(n, d)`` matrix is padded to: the :func:`~jaxmix.data.base.size_class`
+    of ``n`` (columns as its unit), at least :data:`PAD_MIN_ENTRIES` entries."""
+    return size_class(max(n, -(-PAD_MIN_ENTRIES // max(d, 1))), unit=d)
 
 
 def float_dtype() -> np.dtype:
@@ -265,12 +286,19 @@ def dense_pass(
 class DenseArrays:
     """A standardised dense matrix on the device (a JAX pytree).
 
+    Built with ``pad=True`` (:meth:`DenseLayout.device`) the rows are padded to a size class
+    (:func:`padded_rows`) with rows that carry no weight: nothing observed, responsibilities and
+    log-likelihood zero (``valid``), and ``n_rows`` counts only the real rows, so they change no
+    statistic and no objective, and fits of matrices of nearby sizes share their compiled programs.
+
     Attributes:
-        x: Values, zero where missing, ``(n, d)``.
+        x: Values, zero where missing, ``(n, d)`` (``n`` padded or not).
         mask: 1.0 where observed, 0.0 where missing, ``(n, d)``.
         n_obs: ``|C_u|``, ``(n,)``.
         sq_norm: ``|x_{u,C_u}|^2``, ``(n,)``.
         transposed: ``(x^T, mask^T)`` for a loop (:meth:`for_loop`), or ``None``.
+        valid: 1.0 for a real row, 0.0 for padding, ``(n,)``; ``None``: no padding.
+        n_rows: The number of real rows (a scalar array); ``None``: no padding.
     """
 
     x: Array
@@ -278,11 +306,19 @@ class DenseArrays:
     n_obs: Array
     sq_norm: Array
     transposed: tuple[Array, Array] | None = None
+    valid: Array | None = None
+    n_rows: Array | None = None
 
     @property
     def n_slots(self) -> int:
-        """Rows of the responsibilities the E-step returns (the matrix's rows)."""
+        """Rows of the responsibilities the E-step returns (the matrix's rows, padding
+        included)."""
         return self.x.shape[0]
+
+    def _n_rows(self) -> Array:
+        if self.n_rows is not None:
+            return self.n_rows
+        return jnp.asarray(self.x.shape[0], self.x.dtype)
 
     @property
     def dtype(self) -> Any:
@@ -319,12 +355,11 @@ class DenseArrays:
         not split over devices).
         """
         resp, row_ll, cols, totals, aux_totals, aux = dense_pass(
-            params, family, self.x, self.mask, self.rows, None, with_stats, self.transposed
+            params, family, self.x, self.mask, self.rows, self.valid, with_stats, self.transposed
         )
         stats = None
         if with_stats:
-            n_rows = jnp.asarray(self.x.shape[0], self.x.dtype)
-            stats = family.suff_stats(cols, totals, n_rows, aux_totals)
+            stats = family.suff_stats(cols, totals, self._n_rows(), aux_totals)
         return EStep(resp, row_ll, jnp.sum(row_ll), stats, aux if with_aux else None)
 
     def log_joint(self, params: Any, family: Any) -> tuple[Array, Any]:
@@ -338,10 +373,11 @@ class DenseArrays:
         """The family's statistics of given responsibilities ``(n, K)`` (and the family's
         per-row ``aux`` from its ``log_joint``, where it needs one): the M-step's input for any
         ``resp``, not only an E-step's."""
+        if self.valid is not None:
+            resp = resp * self.valid[:, None]
         cols = col_sums(family.stat_weights(resp, aux), self.x, self.mask, self.transposed)
-        n_rows = jnp.asarray(self.x.shape[0], self.x.dtype)
         totals = family.row_totals(resp, self.rows)
-        return family.suff_stats(cols, totals, n_rows, family.aux_totals(resp, aux))
+        return family.suff_stats(cols, totals, self._n_rows(), family.aux_totals(resp, aux))
 
     def distribute(self, fn: Any, args: tuple, out_specs: Any = None) -> Any:
         """Run ``fn(self, *args, axis_name=None)`` (a dense matrix stays on one device)."""
@@ -353,7 +389,9 @@ class DenseArrays:
 
 
 jax.tree_util.register_dataclass(
-    DenseArrays, data_fields=["x", "mask", "n_obs", "sq_norm", "transposed"], meta_fields=[]
+    DenseArrays,
+    data_fields=["x", "mask", "n_obs", "sq_norm", "transposed", "valid", "n_rows"],
+    meta_fields=[],
 )
 
 
@@ -439,20 +477,46 @@ class DenseLayout:
         cols = np.flatnonzero(self.observed[i])
         return cols, self.values[i, cols]
 
-    def device(self, std: Standardizer, dtype: Any = None, **_: Any) -> DenseArrays:
-        """The standardised matrix as :class:`DenseArrays` in ``dtype`` (JAX's default)."""
+    def device(
+        self, std: Standardizer, dtype: Any = None, *, pad: bool = False, **_: Any
+    ) -> DenseArrays:
+        """The standardised matrix as :class:`DenseArrays` in ``dtype`` (JAX's default).
+
+        With ``pad``, the rows are padded to :func:`padded_rows` with rows that carry no weight
+        (see :class:`DenseArrays`); :meth:`rows_from_slots` drops them from per-row results.
+        """
         dtype = float_dtype() if dtype is None else dtype
-        x = np.where(self.observed, (self.values - std.offset) / std.scale, 0.0)
+        n, d = self.shape
+        rows = padded_rows(n, d) if pad else n
+        x = np.zeros((rows, d))
+        x[:n] = np.where(self.observed, (self.values - std.offset) / std.scale, 0.0)
+        mask = np.zeros((rows, d), bool)
+        mask[:n] = self.observed
+        valid = n_rows = None
+        if pad:
+            valid = jnp.asarray(np.arange(rows) < n, dtype=dtype)
+            n_rows = jnp.asarray(n, dtype=dtype)
         return DenseArrays(
             x=jnp.asarray(x, dtype=dtype),
-            mask=jnp.asarray(self.observed, dtype=dtype),
-            n_obs=jnp.asarray(self.observed.sum(axis=1), dtype=dtype),
+            mask=jnp.asarray(mask, dtype=dtype),
+            n_obs=jnp.asarray(mask.sum(axis=1), dtype=dtype),
             sq_norm=jnp.asarray((x * x).sum(axis=1), dtype=dtype),
+            valid=valid,
+            n_rows=n_rows,
         )
 
     def rows_from_slots(self, values: Any, axis: int = -2) -> np.ndarray:
-        """Per-slot results as per-row results (the identity here)."""
-        return np.asarray(values)
+        """Per-slot results (slot axis ``axis``) as per-row results: the rows of the matrix,
+        without the padding of a ``pad=True`` build."""
+        values = np.asarray(values)
+        n = self.shape[0]
+        return values if values.shape[axis] == n else np.take(values, np.arange(n), axis=axis)
+
+    def memo(self, kind: str, key: Any, build: Any) -> Any:
+        """``build()``: a dense matrix is the caller's array, which may change between calls,
+        so nothing derived from it is kept (see :meth:`TriplesLayout.memo
+        <jaxmix.data.triples.TriplesLayout.memo>`)."""
+        return build()
 
     def to_dense(self) -> np.ndarray:
         """The ``(n, d)`` float64 matrix, ``NaN`` where missing (a copy)."""

@@ -75,6 +75,14 @@ class SparseRatings:
     Build it with :func:`sparse_ratings` or :func:`load_sparse_ratings`, which validate and sort
     the triples; the constructor itself only checks types and lengths.
 
+    It is immutable: ``rows``, ``cols`` and ``values`` are read-only arrays that nothing else can
+    write to (the constructor copies an array that is writeable, or a view of one, and keeps one
+    that is read-only all the way down), so what the layouts derive from it (the column summary,
+    the chunked layout on the device: :data:`jaxmix.data.layout_cache`) is built once and reused
+    by every later :func:`~jaxmix.fit_em`, :func:`~jaxmix.complete`,
+    :func:`~jaxmix.responsibilities` and :func:`~jaxmix.predictive_summary` call. A changed
+    matrix is a new object (:meth:`select`, :func:`sparse_ratings`, ``dataclasses.replace``).
+
     Attributes:
         rows: Row index of every observed entry, ``int32`` ``(nnz,)``, non-decreasing.
         cols: Column index of every observed entry, ``int32`` ``(nnz,)``, increasing within a row.
@@ -118,6 +126,15 @@ class SparseRatings:
         for ids, size, name in ((self.row_ids, n, "row_ids"), (self.col_ids, d, "col_ids")):
             if ids is not None and np.shape(ids) != (size,):
                 raise ValueError(f"SparseRatings.{name} must have shape ({size},)")
+        for name in ("rows", "cols", "values"):  # immutable: the layouts' caches rely on it
+            object.__setattr__(self, name, _read_only(getattr(self, name)))
+
+    def __reduce__(self) -> Any:
+        # unpickled and deep-copied arrays are new: made read-only in place, not copied again
+        return (
+            _rebuild,
+            (self.rows, self.cols, self.values, self.shape, self.row_ids, self.col_ids),
+        )
 
     # ------------------------------------------------------------------ sizes
 
@@ -208,9 +225,9 @@ class SparseRatings:
         else:
             index = np.unique(index)
         return SparseRatings(
-            self.rows[index],
-            self.cols[index],
-            self.values[index],
+            _lock(self.rows[index]),
+            _lock(self.cols[index]),
+            _lock(self.values[index]),
             self.shape,
             self.row_ids,
             self.col_ids,
@@ -333,6 +350,38 @@ class SparseRatings:
         for s in spans(self.nnz):
             total += np.bincount(self.rows[s], weights=self.values[s], minlength=n)
         return self.row_counts().astype(np.float64), total
+
+
+def _lock(a: np.ndarray) -> np.ndarray:
+    """Make a new array, owned by the caller alone, read-only in place (no copy)."""
+    a.flags.writeable = False
+    return a
+
+
+def _read_only(a: np.ndarray) -> np.ndarray:
+    """``a`` if it and every array it is a view of are read-only, else a read-only copy."""
+    x: Any = a
+    while isinstance(x, np.ndarray):
+        if x.flags.writeable:
+            return _lock(np.array(a, copy=True))
+        x = x.base
+    return a
+
+
+def _rebuild(rows, cols, values, shape, row_ids, col_ids) -> SparseRatings:
+    """Unpickling and deep copies: the arrays are new, so they are locked rather than copied."""
+    fresh = [_lock(a) if a.base is None else a for a in (rows, cols, values)]
+    return SparseRatings(*fresh, shape, row_ids, col_ids)
+
+
+def _lock_new(a: np.ndarray, *given: Any) -> np.ndarray:
+    """Lock ``a`` in place when it is an array of its own, sharing no memory with the arrays the
+    caller gave (``given``); otherwise leave it to the constructor, which copies it."""
+    if a.base is None and not any(
+        isinstance(g, np.ndarray) and np.may_share_memory(a, g) for g in given
+    ):
+        return _lock(a)
+    return a
 
 
 # ---------------------------------------------------------------------------- identifiers
@@ -594,8 +643,9 @@ def sparse_ratings(
     * ``sparse_ratings(X)``: the observed entries of a dense ``(n, d)`` array with ``NaN`` at the
       missing entries (or ``mask`` True = observed).
 
-    The triples are sorted by row, then column (already sorted input is not copied beyond the
-    dtype conversion).
+    The triples are sorted by row, then column. The result owns its arrays (read-only: a
+    :class:`SparseRatings` is immutable): input already sorted and of the right dtypes is copied
+    once, so changing the caller's arrays later never changes the matrix.
 
     Args:
         rows: Row indices (or identifiers with ``reindex``), or the dense matrix.
@@ -674,9 +724,11 @@ def sparse_ratings(
                 f"values[{bad}] = {vals[bad]} is not finite (row {int(r[bad])}, column "
                 f"{int(c[bad])}); leave missing entries out instead of storing NaN"
             )
+    given = (vals,) if reindex else (r, c, vals)  # possibly the caller's own arrays
     r = r.astype(np.int32, copy=False)
     c = c.astype(np.int32, copy=False)
     r, c, vals = _canonical(r, c, vals, d, duplicates)
+    r, c, vals = (_lock_new(a, *given) for a in (r, c, vals))
     return SparseRatings(r, c, vals, (n, d), row_ids, col_ids)
 
 
@@ -743,7 +795,7 @@ def triples_of(values: np.ndarray, observed: np.ndarray, dtype: Any = None) -> S
     _check_shape((n, d))
     r, c = np.nonzero(observed)
     vals = values[r, c].astype(np.float64 if dtype is None else np.dtype(dtype))
-    return SparseRatings(r.astype(np.int32), c.astype(np.int32), vals, (n, d))
+    return SparseRatings(_lock(r.astype(np.int32)), _lock(c.astype(np.int32)), _lock(vals), (n, d))
 
 
 # ---------------------------------------------------------------------------- files

@@ -447,6 +447,18 @@ def fit_em(
     ``history`` are in data units: ``objective == log_objective(X, params_before_last_M_step,
     prior=result.prior)``.
 
+    Reuse: the compiled programs are specific to array shapes, so the data's arrays are padded
+    to size classes (:func:`jaxmix.data.size_class`) with rows (and, on triples, entries and
+    chunks) that carry no weight: fits of matrices of nearby sizes (a cross-validation or
+    bootstrap loop) reuse the compiled programs, once per size class and ``K``; the padding
+    never appears in the result. A :class:`~jaxmix.SparseRatings` is immutable, and what its
+    layout derives from it (summary, chunked triples on the device, the k-means++ seeding's copy
+    and result) is built on the first call and kept with it (:data:`jaxmix.data.layout_cache`),
+    so a second call on the same matrix (and :func:`~jaxmix.complete`,
+    :func:`~jaxmix.responsibilities`, :func:`~jaxmix.predictive_summary`) skips that work.
+    Across processes, :func:`jaxmix.enable_compilation_cache` keeps the compiled programs on
+    disk.
+
     Args:
         X: Array-like ``(n, d)``; ``NaN`` marks a missing entry. Rows with no observed entry are
             allowed (their responsibilities are the weights). Or a :class:`~jaxmix.SparseRatings`.
@@ -562,7 +574,7 @@ def fit_em(
     std = Standardizer.fit(summary)
     dtype = float_dtype()
     data = layout.device(
-        std, dtype, chunk_size=chunk_size, mesh=mesh, dense_row_density=dense_row_density
+        std, dtype, chunk_size=chunk_size, mesh=mesh, dense_row_density=dense_row_density, pad=True
     )
     prior_internal, prior_shift = None, 0.0
     if prior is not None:

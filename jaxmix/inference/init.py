@@ -28,7 +28,8 @@ from jax import Array, lax
 
 from jaxmix import _tracing
 from jaxmix.data import Standardizer
-from jaxmix.data.dense import float_dtype
+from jaxmix.data.base import SMALL_ENTRIES, size_class
+from jaxmix.data.dense import PAD_MIN_ENTRIES, float_dtype, padded_rows
 from jaxmix.models.families import as_params, get_family
 from jaxmix.params import MixtureParams
 
@@ -154,6 +155,9 @@ class SeedArrays(NamedTuple):
         cols: Column of every entry, ``int32`` ``(n_chunks, chunk)`` (triples) or ``None``.
         vals: Value of every entry, ``(n_chunks, chunk)`` (triples) or ``None``.
         start: Position of every row's first entry in the flattened triples, ``int32`` ``(n,)``.
+        n_rows: The number of real rows (a scalar): the rows are padded to a size class
+            (:func:`~jaxmix.data.base.size_class`) with rows without entries, never drawn, so
+            matrices of nearby sizes share the compiled seeding; ``None``: no padding.
     """
 
     n_obs: Array
@@ -164,39 +168,67 @@ class SeedArrays(NamedTuple):
     cols: Array | None = None
     vals: Array | None = None
     start: Array | None = None
+    n_rows: Array | None = None
 
 
 def seed_arrays(data: Any, std: Standardizer, dtype: Any = None) -> tuple[SeedArrays, int]:
     """The layout ``data`` standardised by ``std`` as :class:`SeedArrays`, and the longest row's
-    number of entries (static for the triples' row access)."""
-    dtype = float_dtype() if dtype is None else dtype
+    number of entries (static for the triples' row access; rounded up to a size class).
+
+    The rows (and the triples' chunks) are padded to size classes; a matrix given as a
+    :class:`~jaxmix.SparseRatings` keeps its arrays for later calls (the layout's ``memo``).
+    """
+    dtype = np.dtype(float_dtype() if dtype is None else dtype)
+    key = (std.scale, std.offset.tobytes(), dtype.name, jax.config.jax_default_device)
+    return data.memo("seed", key, lambda: _seed_arrays(data, std, dtype))
+
+
+def _seed_arrays(data: Any, std: Standardizer, dtype: Any) -> tuple[SeedArrays, int]:
     n, d = data.shape
     counts = np.asarray(data.row_counts(), np.int64)
     if data.kind == "dense":
-        dense = data.device(std, dtype)
-        arrays = SeedArrays(dense.n_obs, dense.sq_norm, x=dense.x, mask=dense.mask)
+        rows = padded_rows(n, d)
+        x = np.zeros((rows, d))
+        x[:n] = np.where(data.observed, (data.values - std.offset) / std.scale, 0.0)
+        mask = np.zeros((rows, d), bool)
+        mask[:n] = data.observed
+        arrays = SeedArrays(
+            n_obs=jnp.asarray(mask.sum(axis=1), dtype),
+            sq_norm=jnp.asarray((x * x).sum(axis=1), dtype),
+            x=jnp.asarray(x, dtype),
+            mask=jnp.asarray(mask, dtype),
+            n_rows=jnp.asarray(n, jnp.int32),
+        )
         return arrays, d
     rows, cols, values = data.entries()
     z = (np.asarray(values, np.float64) - std.offset[cols]) / std.scale
     nnz = z.size
-    chunk = min(_CHUNK, max(8, -(-nnz // 8) * 8))
-    size = -(-max(nnz, 1) // chunk) * chunk
+    chunk = min(_CHUNK, size_class(max(PAD_MIN_ENTRIES, nnz)))
+    n_chunks = -(-max(nnz, 1) // chunk)
+    n_pad = n
+    if size_class(n_chunks, unit=chunk) * chunk <= SMALL_ENTRIES:  # small: share one program
+        n_chunks = size_class(n_chunks, unit=chunk)
+        n_pad = size_class(max(n, PAD_MIN_ENTRIES // 16))
+    size = n_chunks * chunk  # large: no padding chunk (each would cost a pass in every step)
 
-    def padded(a: np.ndarray, fill: Any, kind: Any) -> Array:
-        out = np.full(size, fill, kind)
-        out[:nnz] = a
-        return jnp.asarray(out.reshape(-1, chunk))
+    def padded(a: np.ndarray, fill: Any, kind: Any, length: int = size) -> Array:
+        out = np.full(length, fill, kind)
+        out[: a.size] = a
+        return out
 
     start = np.concatenate([[0], np.cumsum(counts)[:-1]])
     arrays = SeedArrays(
-        n_obs=jnp.asarray(counts, dtype),
-        sq_norm=jnp.asarray(np.bincount(rows, weights=z * z, minlength=n), dtype),
-        rows=padded(rows, n, np.int32),
-        cols=padded(cols, 0, np.int32),
-        vals=jnp.asarray(padded(z, 0.0, np.float64), dtype),
-        start=jnp.asarray(start, jnp.int32),
+        n_obs=jnp.asarray(padded(counts, 0, np.int64, n_pad), dtype),
+        sq_norm=jnp.asarray(
+            padded(np.bincount(rows, weights=z * z, minlength=n), 0.0, np.float64, n_pad), dtype
+        ),
+        rows=jnp.asarray(padded(rows, n_pad, np.int32).reshape(-1, chunk)),
+        cols=jnp.asarray(padded(cols, 0, np.int32).reshape(-1, chunk)),
+        vals=jnp.asarray(padded(z, 0.0, np.float64).reshape(-1, chunk), dtype),
+        start=jnp.asarray(padded(start, nnz, np.int64, n_pad), jnp.int32),
+        n_rows=jnp.asarray(n, jnp.int32),
     )
-    return arrays, max(int(counts.max()), 1)
+    return arrays, min(size_class(max(int(counts.max()), 64)), d)
 
 
 def _sq_dist(data: SeedArrays, centres: Array) -> Array:
@@ -260,27 +292,51 @@ class _Seeding(NamedTuple):
     K: int
     trials: int
     lloyd_steps: int
-    swaps: int
     max_row: int
     d: int
+    swaps: int
 
 
-def _nearest(data: SeedArrays, centres: Array) -> tuple[Array, Array]:
-    """Every row's nearest centre ``(n,)`` and the squared distances ``(n, K)``."""
+class _Sizes(NamedTuple):
+    """The traced numbers of one seeding program (a new value does not recompile).
+
+    Attributes:
+        min_var: The variance floor (standardised units).
+        moved_limit: The Lloyd steps stop once at most this many rows move
+            (:data:`LLOYD_MOVED` of the real rows).
+        n_centres: The components asked for, at most ``_Seeding.K``.
+        n_trials: The candidates of a greedy step or a swap, at most ``_Seeding.trials``.
+        n_swaps: The trial swaps asked for, at most ``_Seeding.swaps``.
+    """
+
+    min_var: Array
+    moved_limit: Array
+    n_centres: Array
+    n_trials: Array
+    n_swaps: Array
+
+
+def _nearest(data: SeedArrays, centres: Array, in_use: Array) -> tuple[Array, Array]:
+    """Every row's nearest centre among those ``in_use`` ``(n,)`` and the squared distances
+    ``(n, K)`` (those of the unused centres as computed: callers mask them)."""
     sq = _sq_dist(data, centres)
-    return jnp.argmin(sq, axis=1).astype(jnp.int32), sq
+    return jnp.argmin(jnp.where(in_use, sq, jnp.inf), axis=1).astype(jnp.int32), sq
 
 
 def _lloyd(
-    data: SeedArrays, centres: Array, steps: int, sq: Array | None = None
+    data: SeedArrays,
+    centres: Array,
+    steps: int,
+    moved_limit: Array,
+    in_use: Array,
+    sq: Array | None = None,
 ) -> tuple[Array, Array]:
     """Up to ``steps`` Lloyd steps from ``centres`` ``(K, d)`` (whose squared distances ``sq``
-    ``(n, K)`` may be given), stopping once at most a share :data:`LLOYD_MOVED` of the rows
-    changes its nearest centre.
+    ``(n, K)`` may be given), stopping once at most ``moved_limit`` rows change their nearest
+    centre; only the centres ``in_use`` take rows.
 
     Returns the centres and every row's squared distances to them, ``(n, K)``.
     """
-    n = data.n_obs.shape[0]
 
     def cond(carry):
         *_, step, changed = carry
@@ -289,13 +345,13 @@ def _lloyd(
     def body(carry):
         centres, labels, _, step, _ = carry
         centres = _cluster_means(data, labels, centres)
-        new, sq = _nearest(data, centres)
+        new, sq = _nearest(data, centres, in_use)
         moved = jnp.sum(new != labels)
-        return centres, new, sq, step + 1, moved > LLOYD_MOVED * n
+        return centres, new, sq, step + 1, moved > moved_limit
 
     if sq is None:
         sq = _sq_dist(data, centres)
-    labels = jnp.argmin(sq, axis=1).astype(jnp.int32)
+    labels = jnp.argmin(jnp.where(in_use, sq, jnp.inf), axis=1).astype(jnp.int32)
     carry = (centres, labels, sq, jnp.asarray(0), jnp.asarray(steps > 0))
     centres, _, sq, _, _ = lax.while_loop(cond, body, carry)
     return centres, sq
@@ -317,19 +373,30 @@ def _seed_one(
     draws: Array,
     swap_draws: Array,
     data: SeedArrays,
-    min_var: Array,
+    sizes: _Sizes,
     opts: _Seeding,
 ) -> tuple:
     """Greedy k-means++, Lloyd steps and trial swaps for one restart (standardised units), from
     its first row ``first``, the uniforms of its greedy steps ``(K, trials)`` and of its swaps
     ``(swaps, trials)`` in ``[0, 1)``.
 
+    ``opts.K``, ``opts.trials`` and ``opts.swaps`` may exceed the ``sizes.n_centres``
+    components, ``sizes.n_trials`` candidates and ``sizes.n_swaps`` swaps asked for (padding, so
+    that several K share one compiled program): the centres past ``n_centres`` are never chosen
+    or swapped, no row is assigned to them and their weight is 0; the candidates past
+    ``n_trials`` are never taken; the swaps past ``n_swaps`` do not run.
+
     Returns ``(centres (K, d), var (K,), weights (K,), chosen (K,))`` with ``chosen`` the rows
-    the seeding picked.
+    the greedy seeding picked.
     """
     K = opts.K
+    min_var, moved_limit, n_centres, n_trials, n_swaps = sizes
+    in_use = jnp.arange(K) < n_centres
+    candidate = jnp.arange(opts.trials) < n_trials
     n_obs = data.n_obs
-    n = n_obs.shape[0]
+    n = n_obs.shape[0]  # padded: the rows past n_rows have no entry and are never drawn
+    n_real = n if data.n_rows is None else data.n_rows
+    real = jnp.arange(n) < n_real
     dtype = data.sq_norm.dtype
     per_entry = jnp.where(n_obs > 0, 1.0 / jnp.where(n_obs > 0, n_obs, 1.0), 0.0)
 
@@ -348,11 +415,12 @@ def _seed_one(
     def greedy(k, carry):
         centres, chosen, taken, best = carry
         # D^2 sampling; when every row sits on a chosen centre, uniformly among the others
-        w = jnp.where(jnp.sum(best) > 0, best, jnp.where(taken, 0.0, 1.0).astype(dtype))
+        w = jnp.where(jnp.sum(best) > 0, best, jnp.where(taken | ~real, 0.0, 1.0).astype(dtype))
         cand = _d2_sample(w, draws[k])
         cands = jax.vmap(centre)(cand)  # (trials, d)
         reduced = jnp.minimum(best[:, None], dist(cands))  # (n, trials)
-        b = jnp.argmin(jnp.sum(reduced, axis=0))  # the candidate that most lowers the potential
+        potential = jnp.where(candidate, jnp.sum(reduced, axis=0), jnp.inf)
+        b = jnp.argmin(potential)  # the candidate that most lowers the potential
         return (
             centres.at[k].set(cands[b]),
             chosen.at[k].set(cand[b]),
@@ -360,39 +428,48 @@ def _seed_one(
             reduced[:, b],
         )
 
-    centres, chosen, taken, best = lax.fori_loop(1, K, greedy, (centres, chosen, taken, best))
-    centres, sq = _lloyd(data, centres, opts.lloyd_steps)
+    centres, chosen, taken, best = lax.fori_loop(
+        1, n_centres, greedy, (centres, chosen, taken, best)
+    )
+    centres, sq = _lloyd(data, centres, opts.lloyd_steps, moved_limit, in_use)
 
     def swap(z, carry):
         # The potential is the Lloyd steps' objective: the sum over the observed entries of the
         # squared residuals to the nearest centre. Candidates are D^2-sampled rows; the pair
         # (centre out, candidate in) that most lowers the potential is tried with Lloyd steps
-        # and kept if the potential drops.
+        # and kept if the potential drops. Unused centres count as infinitely far (finite
+        # stand-in, so that a product with a zero one-hot stays 0).
         centres, sq = carry
-        labels = jnp.argmin(sq, axis=1)
+        far = jnp.asarray(jnp.finfo(dtype).max / 8, dtype)
+        used_sq = jnp.where(in_use, sq, far)
+        labels = jnp.argmin(used_sq, axis=1)
         onehot = jax.nn.one_hot(labels, K, dtype=dtype)
-        nearest = jnp.min(sq, axis=1)
-        second = jnp.min(jnp.where(onehot > 0, jnp.inf, sq), axis=1)
+        nearest = jnp.min(used_sq, axis=1)
+        second = jnp.min(jnp.where(onehot > 0, far, used_sq), axis=1)
         cand = _d2_sample(nearest * per_entry, swap_draws[z])
         cands = jax.vmap(centre)(cand)  # (trials, d)
         to_cand = _sq_dist(data, cands)  # (n, trials)
         keep = jnp.minimum(to_cand, nearest[:, None])  # every centre stays, the candidate joins
         lose = jnp.minimum(to_cand, second[:, None]) - keep  # ... if the row's centre leaves
         after = jnp.sum(keep, axis=0)[None, :] + jnp.matmul(onehot.T, lose, precision=_HI)
+        after = jnp.where(in_use[:, None] & candidate[None, :], after, jnp.inf)
         out, b = jnp.unravel_index(jnp.argmin(after), after.shape)  # (K, trials)
         trial, trial_sq = _lloyd(
             data,
             centres.at[out].set(cands[b]),
             SWAP_LLOYD_STEPS,
+            moved_limit,
+            in_use,
             sq.at[:, out].set(to_cand[:, b]),
         )
         before = jnp.sum(nearest)
-        better = jnp.sum(jnp.min(trial_sq, axis=1)) < (1.0 - SWAP_GAIN) * before
+        after_trial = jnp.sum(jnp.min(jnp.where(in_use, trial_sq, far), axis=1))
+        better = after_trial < (1.0 - SWAP_GAIN) * before
         return jnp.where(better, trial, centres), jnp.where(better, trial_sq, sq)
 
     if K > 1 and opts.swaps > 0:
-        centres, sq = lax.fori_loop(0, opts.swaps, swap, (centres, sq))
-    labels = jnp.argmin(sq, axis=1)
+        centres, sq = lax.fori_loop(0, n_swaps, swap, (centres, sq))
+    labels = jnp.argmin(jnp.where(in_use, sq, jnp.inf), axis=1)
     onehot = jax.nn.one_hot(labels, K, dtype=dtype) * (n_obs > 0)[:, None]
     sse = jnp.sum(onehot * sq, axis=0)
     members = jnp.sum(onehot, axis=0)
@@ -402,7 +479,7 @@ def _seed_one(
     var = jnp.where(ok, sse / jnp.where(ok, m_obs, 1.0), pooled)
     var = jnp.maximum(var, min_var)
     var = jnp.where(var > 0, var, 1.0)
-    share = jnp.maximum(members, 1.0)
+    share = jnp.where(in_use, jnp.maximum(members, 1.0), 0.0)
     return centres, var, share / jnp.sum(share), chosen
 
 
@@ -412,27 +489,41 @@ def _seed_batched(
     draws: Array,
     swap_draws: Array,
     data: SeedArrays,
-    min_var: Array,
+    sizes: _Sizes,
     opts: _Seeding,
 ) -> tuple:
     _tracing.note("seed")
     run = jax.vmap(_seed_one, in_axes=(0, 0, 0, None, None, None))
-    return run(first, draws, swap_draws, data, min_var, opts)
+    return run(first, draws, swap_draws, data, sizes, opts)
 
 
-def _restart_draws(n: int, opts: _Seeding, seed: int, n_init: int) -> tuple:
+def _seed_components(K: int, trials: int, swaps: int, data: SeedArrays) -> tuple[int, int, int]:
+    """The components, candidates and swaps the compiled seeding is built for: on a small
+    matrix (at most :data:`~jaxmix.data.base.SMALL_ENTRIES` padded entries) a power of two
+    components, at least 8, at least its :func:`greedy_trials` candidates and at least its
+    :func:`swap_attempts` swaps, so that a loop over ``K`` shares one program (the unused
+    centres, candidates and swaps cost next to nothing there); on a larger one ``K``,
+    ``trials`` and ``swaps`` themselves (there every centre costs a pass over the data)."""
+    entries = data.x.size if data.x is not None else data.vals.size
+    if entries > SMALL_ENTRIES:
+        return K, trials, swaps
+    K_pad = max(8, 1 << (K - 1).bit_length())
+    return K_pad, max(trials, greedy_trials(K_pad)), max(swaps, swap_attempts(K_pad))
+
+
+def _restart_draws(n: int, K: int, trials: int, swaps: int, seed: int, n_init: int) -> tuple:
     """Every restart's random numbers, from ``numpy.random.default_rng(seed + r)``: the first
     row ``(R,)``, the uniforms of the greedy steps ``(R, K, trials)`` and those of the swaps
     ``(R, swaps, trials)``, in this order (a few numbers per restart, drawn on the host: the
     same in float32 and float64, for any size of seed)."""
     first = np.empty(n_init, np.int32)
-    draws = np.empty((n_init, opts.K, opts.trials))
-    swap_draws = np.empty((n_init, opts.swaps, opts.trials))
+    draws = np.empty((n_init, K, trials))
+    swap_draws = np.empty((n_init, swaps, trials))
     for r in range(n_init):
         rng = np.random.default_rng(seed + r)
         first[r] = rng.integers(n)
-        draws[r] = rng.random((opts.K, opts.trials))
-        swap_draws[r] = rng.random((opts.swaps, opts.trials))
+        draws[r] = rng.random((K, trials))
+        swap_draws[r] = rng.random((swaps, trials))
     return first, draws, swap_draws
 
 
@@ -483,7 +574,14 @@ def kmeans_plus_plus_batched(
     runs in JAX's float dtype on the standardised data, one compiled program ``vmap``-ped over
     the restarts: matrix products on a dense layout, a chunked pass over the observed entries
     on triples. A swap costs about two Lloyd steps, so the swaps cost about ``2 K`` Lloyd steps
-    (``4 K`` passes over the data).
+    (``4 K`` passes over the data). The rows are padded to a size class, and on a small matrix
+    the components to a power of two (at least 8), the candidates to that number's
+    :func:`greedy_trials` and the swaps to its :func:`swap_attempts`, with rows, centres,
+    candidates and swaps that are never used, so that matrices of nearby sizes and a
+    loop over ``K`` share one compiled program. On a
+    :class:`~jaxmix.SparseRatings` the standardised copy of the triples and the result are kept
+    with the matrix (:data:`jaxmix.data.layout_cache`): a second call with the same arguments
+    returns at once, one with another ``K`` or seed skips the copy.
 
     Args:
         data: A layout (:func:`jaxmix.data.as_data`).
@@ -510,37 +608,86 @@ def kmeans_plus_plus_batched(
         >>> mu.shape, np.sort(w[0]).tolist()
         ((3, 2, 2), [0.5, 0.5])
     """
-    n, d = data.shape
     std = Standardizer.fit(data.summary())
+    K = int(K)
+    trials = greedy_trials(K) if trials is None else int(trials)
+    lloyd_steps = LLOYD_STEPS if lloyd_steps is None else int(lloyd_steps)
+    swaps = swap_attempts(K) if swaps is None else int(swaps)
+    # deterministic: a matrix given as a SparseRatings keeps the result for a call with the
+    # same arguments (another family, prior or tolerance on the same K and seed)
+    key = (
+        K,
+        int(seed),
+        int(n_init),
+        float(min_var),
+        trials,
+        lloyd_steps,
+        swaps,
+        LLOYD_MOVED,
+        SWAP_LLOYD_STEPS,
+        SWAP_GAIN,
+        std.scale,
+        std.offset.tobytes(),
+        np.dtype(float_dtype()).name,
+        jax.config.jax_default_device,
+    )
+    out = data.memo(
+        "start",
+        key,
+        lambda: _seeding(data, std, K, seed, n_init, min_var, trials, lloyd_steps, swaps),
+    )
+    mu, var, weights, chosen = (a.copy() for a in out)
+    if with_rows:
+        return mu, var, weights, chosen
+    return mu, var, weights
+
+
+def _seeding(
+    data: Any,
+    std: Standardizer,
+    K: int,
+    seed: int,
+    n_init: int,
+    min_var: float,
+    trials: int,
+    lloyd_steps: int,
+    swaps: int,
+) -> tuple[np.ndarray, ...]:
+    """:func:`kmeans_plus_plus_batched` on the device: ``(mu, var, weights, chosen)``."""
+    n, d = data.shape
     arrays, max_row = seed_arrays(data, std)
+    K_pad, trials_pad, swaps_pad = _seed_components(K, trials, swaps, arrays)
     opts = _Seeding(
-        K=int(K),
-        trials=greedy_trials(K) if trials is None else int(trials),
-        lloyd_steps=LLOYD_STEPS if lloyd_steps is None else int(lloyd_steps),
-        swaps=swap_attempts(K) if swaps is None else int(swaps),
-        max_row=max_row,
-        d=d,
+        K=K_pad, trials=trials_pad, lloyd_steps=lloyd_steps, max_row=max_row, d=d, swaps=swaps_pad
     )
     dtype = arrays.sq_norm.dtype
-    floor = jnp.asarray(std.internal_min_var(min_var, dtype), dtype)
-    first, draws, swap_draws = _restart_draws(n, opts, seed, n_init)
+    first, draws, swap_draws = _restart_draws(n, K, trials, swaps, seed, n_init)
+    padded = np.zeros((n_init, K_pad, trials_pad))
+    padded[:, :K, :trials] = draws
+    swaps_padded = np.zeros((n_init, swaps_pad, trials_pad))
+    swaps_padded[:, :swaps, :trials] = swap_draws
+    sizes = _Sizes(
+        min_var=jnp.asarray(std.internal_min_var(min_var, dtype), dtype),
+        moved_limit=jnp.asarray(LLOYD_MOVED * n, dtype),
+        n_centres=jnp.asarray(K, jnp.int32),
+        n_trials=jnp.asarray(trials, jnp.int32),
+        n_swaps=jnp.asarray(swaps, jnp.int32),
+    )
     out = _seed_batched(
         jnp.asarray(first),
-        jnp.asarray(draws, dtype),
-        jnp.asarray(swap_draws, dtype),
+        jnp.asarray(padded, dtype),
+        jnp.asarray(swaps_padded, dtype),
         arrays,
-        floor,
+        sizes,
         opts,
     )
     out = jax.device_get(out)
-    centres, var, weights, chosen = (np.asarray(a) for a in out)
+    centres, var, weights, chosen = (np.asarray(a)[:, :K] for a in out)
     mu = centres.astype(np.float64) * std.scale + std.offset
     var = var.astype(np.float64) * std.scale**2
     weights = weights.astype(np.float64)
     weights = weights / weights.sum(axis=1, keepdims=True)
-    if with_rows:
-        return mu, var, weights, chosen.astype(np.int64)
-    return mu, var, weights
+    return mu, var, weights, chosen.astype(np.int64)
 
 
 def kmeans_plus_plus(

@@ -107,7 +107,7 @@ def row_posterior(
     check_fit(params, d)
     std = Standardizer.fit(layout.summary()) if layout.nnz else Standardizer.identity(d)
     dtype = float_dtype()
-    data = layout.device(std, dtype)
+    data = layout.device(std, dtype, pad=True)  # the layout fit_em builds: reused, same programs
     internal = to_internal(params, std)
     resp, aux = _e_step(as_device(internal, dtype), data.local(), with_aux)
     resp = np.asarray(layout.rows_from_slots(resp), np.float64)
