@@ -242,7 +242,7 @@ def _unpadded(monkeypatch):
     monkeypatch.setattr(dense, "padded_rows", lambda n, d: n)
     monkeypatch.setattr(init, "padded_rows", lambda n, d: n)
     monkeypatch.setattr(init, "size_class", lambda n, unit=1: n)
-    monkeypatch.setattr(init, "_seed_components", lambda K, trials, data: (K, trials))
+    monkeypatch.setattr(init, "_seed_components", lambda K, trials, swaps, data: (K, trials, swaps))
     monkeypatch.setattr(triples, "size_class", lambda n, unit=1: n)
 
 
