@@ -20,7 +20,9 @@ from scipy.stats import norm
 import jaxmix
 from jaxmix import MixtureParams
 from jaxmix.data import Standardizer, as_data
+from jaxmix.inference import em as em_module
 from jaxmix.inference.em import (
+    COMPACT_MIN_ENTRIES,
     EMConstants,
     batch_sizes,
     e_step,
@@ -399,6 +401,9 @@ def test_batch_sizes_and_executed_iterations():
     assert batch_sizes(2) == (1, 2)
     assert batch_sizes(5) == (1, 2, 4, 5)
     assert batch_sizes(8) == (1, 2, 4, 8)
+    # small blocks are not compacted: compiling the copies would cost more than they save
+    assert batch_sizes(5, COMPACT_MIN_ENTRIES) == (5,)
+    assert batch_sizes(5, COMPACT_MIN_ENTRIES + 1) == (1, 2, 4, 5)
     # 5 running for 3 iterations, then 4 (batch 4), 3 (batch 4), 1 (batch 1)
     assert executed_iterations([3, 4, 5, 5, 9]) == 3 * 5 + 4 + 4 + 4 * 1
     assert executed_iterations([7, 7, 7]) == 21
@@ -413,11 +418,13 @@ def test_batch_sizes_and_executed_iterations():
     ],
 )
 def test_restarts_of_very_different_lengths_each_equal_a_single_run(
-    method, prior, covariance, seeds
+    monkeypatch, method, prior, covariance, seeds
 ):
     """Restarts leave the batch as they stop (the batch shrinks 5 -> 4 -> 4 with a finished
     restart as padding -> 2 -> 1): every restart still follows its single-run trajectory.
-    Four starts run 13 to 52 iterations, the fifth starts at a converged fit and runs 2."""
+    Four starts run 13 to 52 iterations, the fifth starts at a converged fit and runs 2. (The
+    matrix is small: compaction is forced, as on a large one.)"""
+    monkeypatch.setattr(em_module, "COMPACT_MIN_ENTRIES", 0)
     X = make_data(60, 6, 4, 0.3, seed=10, empty_rows=1)
     kw = dict(prior=prior, covariance=covariance, method=method, min_var=0.1, tol=1e-8)
 
@@ -432,7 +439,9 @@ def test_restarts_of_very_different_lengths_each_equal_a_single_run(
     starts.append(MixtureParams(converged.mu, np.asarray(converged.var), converged.weights))
     singles.append(jaxmix.fit_em(X, 4, init=starts[-1], **kw))
     stacked = MixtureParams(*(np.stack(p) for p in zip(*starts, strict=True)))
-    batched = jaxmix.fit_em(X, 4, init=stacked, **kw)
+    with count_traces() as traces:
+        batched = jaxmix.fit_em(X, 4, init=stacked, **kw)
+    assert traces["em-batches[4]"] == 1  # compiled with the batch sizes 1, 2, 4, 5
     n_iter = batched.restart_n_iter
     assert len(set(n_iter.tolist())) == 5 and n_iter.max() >= 5 * n_iter.min(), n_iter
     assert executed_iterations(n_iter) < 5 * n_iter.max()

@@ -315,6 +315,11 @@ class DenseArrays:
         included)."""
         return self.x.shape[0]
 
+    @property
+    def n_entries(self) -> int:
+        """Entry slots of the block (static): rows times columns, padding included."""
+        return int(self.x.size)
+
     def _n_rows(self) -> Array:
         if self.n_rows is not None:
             return self.n_rows

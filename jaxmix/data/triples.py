@@ -159,6 +159,13 @@ class ChunkedTriples:
         dense = 0 if self.dense is None else self.dense.x.shape[-2]
         return dense + self.n_obs.shape[-1]
 
+    @property
+    def n_entries(self) -> int:
+        """Entry slots of the block (static): the chunks' entries (padding included) and the
+        dense rows' ``rows x columns``."""
+        dense = 0 if self.dense is None else int(self.dense.x.size)
+        return int(self.val.size) + dense
+
     def local(self) -> ChunkedTriples:
         """This device's block: every array without its leading device axis (of size 1 here, or
         under ``shard_map``)."""

@@ -86,6 +86,7 @@ from jaxmix.params import MixtureParams
 from jaxmix.results import EMResult
 
 __all__ = [
+    "COMPACT_MIN_ENTRIES",
     "EMConstants",
     "EMState",
     "advance",
@@ -103,6 +104,13 @@ __all__ = [
     "step",
     "suff_stats",
 ]
+
+
+#: Restarts are compacted (:func:`loop_restarts`) only on a block of more than this many entry
+#: slots. Each batch size is a compiled copy of the iteration: on a small matrix compiling them
+#: costs more than the iterations they save (5 restarts on 300 x 12: about 2x the compile time;
+#: 10 restarts: 4-5x), on the course's 1200 x 1200 matrix an iteration is worth it.
+COMPACT_MIN_ENTRIES = 1 << 20
 
 
 class EMState(NamedTuple):
@@ -258,12 +266,15 @@ def loop(one: Any, state: EMState, max_iter: int, progress: bool = False, key: A
     return lax.while_loop(cond, body, one(state))
 
 
-def batch_sizes(n_restarts: int) -> tuple[int, ...]:
+def batch_sizes(n_restarts: int, n_entries: int | None = None) -> tuple[int, ...]:
     """The batch sizes :func:`loop_restarts` compiles for ``n_restarts`` restarts: the powers of
     two below ``n_restarts``, and ``n_restarts`` itself (``(1, 2, 4, 5)`` for 5), so that at
     most ``1 + ceil(log2 R)`` copies of the iteration are compiled and a batch is never more
-    than twice the number of restarts still running."""
+    than twice the number of restarts still running. On a block of ``n_entries`` entry slots
+    (given) of at most :data:`COMPACT_MIN_ENTRIES`, only ``n_restarts`` (no compaction)."""
     n_restarts = int(n_restarts)
+    if n_entries is not None and n_entries <= COMPACT_MIN_ENTRIES:
+        return (n_restarts,)
     sizes = {n_restarts}
     size = 1
     while size < n_restarts:
@@ -282,7 +293,13 @@ def executed_iterations(n_iter: Any) -> int:
     return int(sizes[np.searchsorted(sizes, active)].sum())
 
 
-def loop_restarts(one: Any, state: EMState, max_iter: int, progress: bool = False) -> EMState:
+def loop_restarts(
+    one: Any,
+    state: EMState,
+    max_iter: int,
+    progress: bool = False,
+    sizes: tuple[int, ...] | None = None,
+) -> EMState:
     """Run a batch of restarts (``state`` with a leading restart axis ``R``), each as
     :func:`loop` would run it alone, at a cost that grows with the restarts' own iterations.
 
@@ -300,12 +317,15 @@ def loop_restarts(one: Any, state: EMState, max_iter: int, progress: bool = Fals
         state: The restarts' states before their first iteration (leading axis ``R``).
         max_iter: Iteration cap per restart.
         progress: Report the iterations to :mod:`jaxmix._progress`.
+        sizes: The batch sizes (default :func:`batch_sizes` of ``R``); ``(R,)`` runs every
+            restart at every iteration, a finished one frozen.
 
     Returns:
         The restarts' final states (leading axis ``R``, in their order).
     """
     R = state.n_iter.shape[0]
-    sizes = batch_sizes(R)
+    sizes = batch_sizes(R) if sizes is None else tuple(sizes)
+    _tracing.note(f"em-batches[{len(sizes)}]")
 
     def lane(s, key):
         go_on = is_running(s, max_iter)
@@ -342,7 +362,7 @@ def loop_restarts(one: Any, state: EMState, max_iter: int, progress: bool = Fals
     return lax.while_loop(lambda s: jnp.any(is_running(s, max_iter)), body, state)
 
 
-@functools.partial(jax.jit, static_argnames=("family", "max_iter", "progress"))
+@functools.partial(jax.jit, static_argnames=("family", "max_iter", "progress", "sizes"))
 def run_restarts(
     start: MixtureParams,
     data: Any,
@@ -351,14 +371,16 @@ def run_restarts(
     family: Family,
     max_iter: int,
     progress: bool = False,
+    sizes: tuple[int, ...] | None = None,
 ) -> EMState:
     """Every restart to convergence, in one compiled program: the core of :func:`fit_em`.
 
     The restarts run in :func:`loop_restarts` (each iteration steps only those still running),
     on the layout's arrays prepared once for the loop (``for_loop``: on the CPU the dense rows'
     transposes, so the M-step's column sums are plain matrix products). The program holds one
-    copy of the iteration per batch size of :func:`batch_sizes` (``1 + ceil(log2 R)``); a second
-    call with same-shaped data reuses it.
+    copy of the iteration per batch size of :func:`batch_sizes` (``1 + ceil(log2 R)``; one on a
+    block of at most :data:`COMPACT_MIN_ENTRIES` entry slots); a second call with same-shaped
+    data reuses it.
 
     Args:
         start: Starting parameters with a leading restart axis ``R``, in the units of ``data``.
@@ -369,6 +391,8 @@ def run_restarts(
         family: The covariance family (static).
         max_iter: Iteration cap (static).
         progress: Report the iterations to :mod:`jaxmix._progress` (static).
+        sizes: The batch sizes of :func:`loop_restarts` (static; default :func:`batch_sizes` of
+            ``R`` and the block's entry slots).
 
     Returns:
         The final :class:`EMState` of every restart (leading axis ``R``; ``resp`` per row slot of
@@ -383,7 +407,11 @@ def run_restarts(
         if axis_name is not None:
             state = state._replace(resp=lax.pcast(state.resp, axis_name, to="varying"))
         return loop_restarts(
-            lambda s: step(s, block, family, consts, axis_name), state, max_iter, progress
+            lambda s: step(s, block, family, consts, axis_name),
+            state,
+            max_iter,
+            progress,
+            batch_sizes(start.weights.shape[0], block.n_entries) if sizes is None else sizes,
         )
 
     rep = jax.sharding.PartitionSpec()
@@ -596,6 +624,7 @@ def fit_em(
             family=family,
             max_iter=max_iter,
             progress=progress,
+            sizes=batch_sizes(R, data.n_entries),
         )
         resp = layout.rows_from_slots(final.resp)
         final = jax.device_get(final._replace(resp=jnp.zeros(())))._replace(resp=resp)
