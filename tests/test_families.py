@@ -487,8 +487,10 @@ def test_factor_family_without_factors_or_offset_is_the_diag_family(rng):
     b = jaxmix.fit_em(X, 3, covariance="diag", **kw)
     assert a.params.cov.loadings.shape == (3, X.shape[1], 0)
     assert a.objective == pytest.approx(b.objective, rel=1e-10)
-    np.testing.assert_allclose(a.mu, b.mu, rtol=1e-8)
-    np.testing.assert_allclose(a.var, b.var, rtol=1e-8)
+    # restart by restart (when both restarts reach one optimum, which wins is a rounding tie)
+    np.testing.assert_allclose(a.restart_objectives, b.restart_objectives, rtol=1e-10)
+    np.testing.assert_allclose(a.restart_params.mu, b.restart_params.mu, rtol=1e-8)
+    np.testing.assert_allclose(a.restart_params.var, b.restart_params.var, rtol=1e-8)
     assert jaxmix.log_objective(X, a.params, prior=a.prior) == pytest.approx(
         jaxmix.log_objective(X, b.params, prior=b.prior), rel=1e-10
     )
