@@ -39,9 +39,19 @@ SCRIPT = textwrap.dedent(
     mesh4 = jax.make_mesh((4,), ("rows",))
 
     def same(a, b, rtol):
-        assert a.n_iter == b.n_iter and a.best_restart == b.best_restart, (a.n_iter, b.n_iter)
+        # restart by restart; the winners' results when the same restart wins (two restarts
+        # that reach one optimum tie, and which one wins is then a matter of rounding)
         assert np.array_equal(a.restart_n_iter, b.restart_n_iter)
         np.testing.assert_allclose(a.restart_objectives, b.restart_objectives, rtol=rtol)
+        for p, q in zip(jax.tree.leaves(a.restart_params), jax.tree.leaves(b.restart_params)):
+            np.testing.assert_allclose(p, q, rtol=rtol, atol=rtol)
+        if a.best_restart != b.best_restart:
+            objectives = a.restart_objectives
+            assert abs(objectives[a.best_restart] - objectives[b.best_restart]) <= rtol * abs(
+                objectives[a.best_restart]
+            ), (a.best_restart, b.best_restart)
+            return
+        assert a.n_iter == b.n_iter, (a.n_iter, b.n_iter)
         np.testing.assert_allclose(a.history, b.history, rtol=rtol)
         for p, q in zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params)):
             np.testing.assert_allclose(p, q, rtol=rtol, atol=rtol)
