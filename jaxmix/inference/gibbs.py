@@ -27,7 +27,12 @@ assignments are the layout's column sums (``onehot^T X0``, ``onehot^T M`` with t
 component from the row sums of the new parameters (:meth:`jaxmix.data.DenseArrays.log_joint`),
 whose log-sum-exp is the log-likelihood at the new draw (for the potential energy, at no extra
 cost). The state's ``z`` was drawn given its ``params`` (at :meth:`MixtureGibbs.init` and at the
-end of every sweep), so the blocks run in the cyclic order ``z, mu, var, w, z, ...``.
+end of every sweep). Each sweep first redraws every row's component with the means integrated
+out (:func:`collapsed_assign`, one systematic scan, a partially collapsed Gibbs step: the means
+are drawn next, given the new ``z``), which removes the pull of a row's own contribution to its
+component's means (about ``|C_u| / n_k`` nats) that keeps the blocked draw from moving rows
+between similar components; the blocks run in the order ``z | var, w`` (means integrated out),
+``mu, var, w, z | params``.
 
 :class:`MixtureGibbs` is a :class:`numpyro.infer.mcmc.MCMCKernel`: ``numpyro.infer.MCMC`` runs
 it with several chains (``"sequential"`` or ``"vectorized"``), its progress bar and
@@ -67,6 +72,7 @@ __all__ = [
     "GibbsDraws",
     "GibbsState",
     "MixtureGibbs",
+    "collapsed_assign",
     "dense_arrays",
     "init_state",
     "sample_chains",
@@ -138,6 +144,137 @@ def _assign(
     return z, jnp.sum(logsumexp(log_joint, axis=1))
 
 
+#: Rows per block of :func:`collapsed_assign` (the last block overlaps the one before it).
+ROW_BLOCK = 128
+
+
+class _Predictive(NamedTuple):
+    """Per-column terms of a component's posterior predictive with its means integrated out:
+    ``inv = 1 / t``, ``loc = m / t`` and ``const = m^2 / t + log t`` (each ``(..., d)``), with
+    ``m`` and ``t`` the predictive mean and variance of an entry of the column."""
+
+    inv: Array
+    loc: Array
+    const: Array
+
+
+def _predictive(obs: Array, total: Array, var: Array, prior: Prior) -> _Predictive:
+    """The collapsed predictive terms of components with ``obs`` observed entries per column
+    summing to ``total`` (both ``(..., d)``) and variances ``var`` (broadcastable)."""
+    s0 = prior.mean_sd
+    prec = 1.0 / (s0 * s0) + obs / var
+    mean = (prior.mean / (s0 * s0) + total / var) / prec
+    t = var + 1.0 / prec
+    inv = 1.0 / t
+    return _Predictive(inv, mean * inv, mean * mean * inv + jnp.log(t))
+
+
+def collapsed_assign(
+    rng_key: Array,
+    z: Array,
+    params: MixtureParams,
+    data: DenseArrays,
+    prior: Prior,
+    family: Family,
+    block: int = ROW_BLOCK,
+) -> Array:
+    """One systematic scan over the rows, each component drawn with the means integrated out.
+
+    Row ``u`` (in order) gets a new component from its conditional given the other rows'
+    components, the variances and the weights, the means summed out (the Normal prior of every
+    ``mu_kl`` is conjugate given the variances):
+
+    .. math::
+
+        p(z_u = k \\mid z_{-u}, \\mathrm{var}, w, X) \\propto w_k \\prod_{l \\in C_u}
+        \\mathcal N\\big(x_{ul};\\ m^{-u}_{kl},\\ \\mathrm{var}_{kl} + 1 / \\lambda^{-u}_{kl}\\big),
+
+    with ``lambda^{-u}_kl = 1/s0_l^2 + N^{-u}_kl / var_kl`` and
+    ``m^{-u}_kl = (m0_l/s0_l^2 + S^{-u}_kl / var_kl) / lambda^{-u}_kl`` the conditional of
+    ``mu_kl`` (:func:`~jaxmix.models.families.base.draw_means`) given the *other* rows of
+    component ``k`` (``N`` observed entries of column ``l``, summing to ``S``). Each draw is exact
+    and the statistics follow every move, so the scan leaves ``p(z | var, w, X)`` invariant;
+    followed by a draw of the means from ``p(mu | z, var, X)`` (:func:`sweep` does that next) it
+    leaves the posterior invariant (a partially collapsed Gibbs step; van Dyk & Park 2008). Unlike
+    the blocked draw given the means, a row's own contribution to its component's means does not
+    hold it there: with ``|C_u|`` observed entries that pull is about ``|C_u| / n_k`` nats, which
+    keeps rows of two similar components from changing sides.
+
+    The rows go in blocks of ``block``: the scores of every row of the block under every
+    component are one matrix product; the first row whose draw moves it is found by one
+    vectorised pass, the move applied, the block's scores recomputed, and the pass resumes after
+    it (the same draws, in the same order, as one row at a time, with the same Gumbel noise).
+
+    Args:
+        rng_key: A PRNG key.
+        z: The rows' components, ``(n,)`` int32.
+        params: The current parameters (the variances and the weights are read).
+        data: The dense device arrays.
+        prior: A resolved prior of arrays in the units of ``data``.
+        family: A family with conjugate conditionals (:meth:`Family.conditional_var`).
+        block: Rows per block (static; at most ``n`` are used).
+
+    Returns:
+        The new components, ``(n,)`` int32.
+    """
+    x, mask = data.x, data.mask
+    n, d = x.shape
+    K = params.weights.shape[-1]
+    dtype = x.dtype
+    b = min(block, n)
+    var = jnp.broadcast_to(family.conditional_var(params.cov), (K, d)).astype(dtype)
+    log_w = jnp.log(params.weights).astype(dtype)
+    onehot = jax.nn.one_hot(z, K, dtype=dtype)
+    obs, total = onehot.T @ mask, onehot.T @ x  # (K, d)
+    idx = jnp.arange(b)
+
+    def quadratic(p, xb, xb2, mb):
+        """``-1/2 sum_l m_ul (x_ul^2 inv - 2 x_ul loc + const)`` for every row and component."""
+        return -0.5 * (xb2 @ p.inv.T - 2.0 * (xb @ p.loc.T) + mb @ p.const.T)
+
+    def own(obs, total, zb, xb, xb2, mb):
+        """Every row's score under its own component, itself removed: ``(b,)``."""
+        p = _predictive(obs[zb] - mb, total[zb] - xb, var[zb], prior)
+        return -0.5 * jnp.sum(xb2 * p.inv - 2.0 * xb * p.loc + mb * p.const, axis=1)
+
+    def one_block(i, carry):
+        z, obs, total = carry
+        start = jnp.minimum(i * b, n - b)
+        xb = lax.dynamic_slice_in_dim(x, start, b)
+        mb = lax.dynamic_slice_in_dim(mask, start, b)
+        xb2 = xb * xb
+        zb = lax.dynamic_slice_in_dim(z, start, b)
+        noise = log_w + jax.random.gumbel(jax.random.fold_in(rng_key, i), (b, K), dtype)
+        score = quadratic(_predictive(obs, total, var, prior), xb, xb2, mb)
+        score = score.at[idx, zb].set(own(obs, total, zb, xb, xb2, mb))
+
+        def next_move(carry):
+            zb, obs, total, score, pos = carry
+            draw = jnp.argmax(score + noise, axis=1).astype(zb.dtype)
+            moves = (draw != zb) & (idx >= pos)
+            r = jnp.argmax(moves)  # the first row the scan moves (0 when none)
+            found = moves[r]
+            old, new = zb[r], draw[r]
+            step = jnp.where(found, 1.0, 0.0).astype(dtype)
+            obs = obs.at[old].add(-step * mb[r]).at[new].add(step * mb[r])
+            total = total.at[old].add(-step * xb[r]).at[new].add(step * xb[r])
+            zb = zb.at[r].set(jnp.where(found, new, old))
+            # the two components' columns, then every row's own score (itself removed)
+            pair = jnp.stack([old, new])
+            cols = quadratic(_predictive(obs[pair], total[pair], var[pair], prior), xb, xb2, mb)
+            score = score.at[:, pair].set(cols)
+            score = score.at[idx, zb].set(own(obs, total, zb, xb, xb2, mb))
+            return zb, obs, total, score, jnp.where(found, r + 1, b).astype(jnp.int32)
+
+        zb, obs, total, _, _ = lax.while_loop(
+            lambda c: c[4] < b, next_move, (zb, obs, total, score, jnp.zeros((), jnp.int32))
+        )
+        return lax.dynamic_update_slice_in_dim(z, zb, start, 0), obs, total
+
+    z, _, _ = lax.fori_loop(0, -(-n // b), one_block, (z, obs, total))
+    return z
+
+
 def _potential(params: MixtureParams, log_likelihood: Array, prior: Prior) -> Array:
     return -(log_likelihood + log_prior(params, prior) + log_abs_det_jacobian(params))
 
@@ -165,7 +302,8 @@ def init_state(
 
 @functools.partial(jax.jit, static_argnames=("family",))
 def sweep(state: GibbsState, data: DenseArrays, prior: Prior, family: Family) -> GibbsState:
-    """One blocked Gibbs transition: parameters given ``z``, then ``z`` given the parameters.
+    """One Gibbs transition: ``z`` with the means integrated out (:func:`collapsed_assign`),
+    the parameters given ``z``, then ``z`` given the parameters.
 
     The statistics of the one-hot assignments are the layout's column sums (three matrix
     products ``onehot^T M``, ``onehot^T X0`` and, for ``"diag"``, ``onehot^T X0^2``); the family
@@ -182,9 +320,10 @@ def sweep(state: GibbsState, data: DenseArrays, prior: Prior, family: Family) ->
     Returns:
         The next :class:`GibbsState`.
     """
-    key, k_params, k_z = jax.random.split(state.rng_key, 3)
+    key, k_rows, k_params, k_z = jax.random.split(state.rng_key, 4)
     K = state.params.weights.shape[-1]
-    onehot = jax.nn.one_hot(state.z, K, dtype=data.dtype)
+    z = collapsed_assign(k_rows, state.z, state.params, data, prior, family)
+    onehot = jax.nn.one_hot(z, K, dtype=data.dtype)
     stats = data.suff_stats(onehot, family)
     params = family.draw_conditional(k_params, stats, state.params, prior)
     z, ll = _assign(k_z, params, data, family)
