@@ -145,28 +145,40 @@ def _assign(
 
 
 #: Rows per block of :func:`collapsed_assign` (the last block overlaps the one before it).
-ROW_BLOCK = 128
+ROW_BLOCK = 256
 
 
-class _Predictive(NamedTuple):
-    """Per-column terms of a component's posterior predictive with its means integrated out:
-    ``inv = 1 / t``, ``loc = m / t`` and ``const = m^2 / t + log t`` (each ``(..., d)``), with
-    ``m`` and ``t`` the predictive mean and variance of an entry of the column."""
+def _tables(obs: Array, total: Array, var: Array, prior: Prior) -> Array:
+    """Per-column coefficients of the collapsed predictive scores of components with ``obs``
+    observed entries per column summing to ``total`` (both ``(k, d)``) and variances ``var``.
 
-    inv: Array
-    loc: Array
-    const: Array
-
-
-def _predictive(obs: Array, total: Array, var: Array, prior: Prior) -> _Predictive:
-    """The collapsed predictive terms of components with ``obs`` observed entries per column
-    summing to ``total`` (both ``(..., d)``) and variances ``var`` (broadcastable)."""
-    s0 = prior.mean_sd
-    prec = 1.0 / (s0 * s0) + obs / var
-    mean = (prior.mean / (s0 * s0) + total / var) / prec
+    A row's score under component ``k`` (its means integrated out) is
+    ``-1/2 sum_{l in C_u} [(x_ul - m_kl)^2 / t_kl + log t_kl]``, ``m`` and ``t`` the predictive
+    mean and variance of an entry of column ``l``. For a row *outside* ``k`` they come from
+    ``(obs, total)``; for a row *in* ``k`` from ``(obs - 1, total - x_ul)``, whose mean
+    ``c_kl - x_ul / (var_kl lambda'_kl)`` is linear in ``x_ul``, so both scores are quadratics
+    ``a x^2 + b x + c`` in the entry with coefficients per component and column. Returns them
+    stacked ``(3 d, 2 k)``: rows ``[x^2 | x | 1]``, columns ``[outside | inside]``, so that
+    ``[X0^2, X0, M] @ tables`` scores every row under every component both ways.
+    """
+    s0 = 1.0 / (prior.mean_sd * prior.mean_sd)
+    var = jnp.broadcast_to(var, obs.shape)
+    prec = s0 + obs / var
+    mean = (prior.mean * s0 + total / var) / prec
     t = var + 1.0 / prec
-    inv = 1.0 / t
-    return _Predictive(inv, mean * inv, mean * mean * inv + jnp.log(t))
+    outside = jnp.stack([-0.5 / t, mean / t, -0.5 * (mean * mean / t + jnp.log(t))])
+    # inside: the row's own entry removed (columns no row of k observes are never read)
+    present = obs >= 0.5
+    prec_in = jnp.where(present, s0 + (obs - 1.0) / var, 1.0)
+    g = 1.0 + 1.0 / (var * prec_in)
+    c = (prior.mean * s0 + total / var) / prec_in
+    t_in = var + 1.0 / prec_in
+    inside = jnp.stack([-0.5 * g * g / t_in, g * c / t_in, -0.5 * (c * c / t_in + jnp.log(t_in))])
+    inside = jnp.where(present, inside, 0.0)
+    k = obs.shape[0]
+    # (3, k, d) each -> (3 d, 2 k)
+    both = jnp.concatenate([outside, inside], axis=1)  # (3, 2k, d)
+    return jnp.swapaxes(both, 1, 2).reshape(3 * obs.shape[1], 2 * k)
 
 
 def collapsed_assign(
@@ -227,47 +239,43 @@ def collapsed_assign(
     onehot = jax.nn.one_hot(z, K, dtype=dtype)
     obs, total = onehot.T @ mask, onehot.T @ x  # (K, d)
     idx = jnp.arange(b)
-
-    def quadratic(p, xb, xb2, mb):
-        """``-1/2 sum_l m_ul (x_ul^2 inv - 2 x_ul loc + const)`` for every row and component."""
-        return -0.5 * (xb2 @ p.inv.T - 2.0 * (xb @ p.loc.T) + mb @ p.const.T)
-
-    def own(obs, total, zb, xb, xb2, mb):
-        """Every row's score under its own component, itself removed: ``(b,)``."""
-        p = _predictive(obs[zb] - mb, total[zb] - xb, var[zb], prior)
-        return -0.5 * jnp.sum(xb2 * p.inv - 2.0 * xb * p.loc + mb * p.const, axis=1)
+    comps = jnp.arange(K)
 
     def one_block(i, carry):
         z, obs, total = carry
         start = jnp.minimum(i * b, n - b)
         xb = lax.dynamic_slice_in_dim(x, start, b)
         mb = lax.dynamic_slice_in_dim(mask, start, b)
-        xb2 = xb * xb
+        feats = jnp.concatenate([xb * xb, xb, mb], axis=1)  # (b, 3 d)
         zb = lax.dynamic_slice_in_dim(z, start, b)
         noise = log_w + jax.random.gumbel(jax.random.fold_in(rng_key, i), (b, K), dtype)
-        score = quadratic(_predictive(obs, total, var, prior), xb, xb2, mb)
-        score = score.at[idx, zb].set(own(obs, total, zb, xb, xb2, mb))
+        # score[:, :K]: every row outside each component; score[:, K:]: inside (itself removed)
+        score = feats @ _tables(obs, total, var, prior)
+
+        def pending(zb, score, after):
+            """The rows at or after ``after`` whose draw moves them, and every row's draw."""
+            mine = zb[:, None] == comps
+            draw = jnp.argmax(jnp.where(mine, score[:, K:], score[:, :K]) + noise, axis=1)
+            draw = draw.astype(zb.dtype)
+            return (draw != zb) & (idx >= after), draw
 
         def next_move(carry):
-            zb, obs, total, score, pos = carry
-            draw = jnp.argmax(score + noise, axis=1).astype(zb.dtype)
-            moves = (draw != zb) & (idx >= pos)
-            r = jnp.argmax(moves)  # the first row the scan moves (0 when none)
-            found = moves[r]
+            zb, obs, total, score, moves, draw = carry
+            r = jnp.argmax(moves)  # the first row the scan moves
             old, new = zb[r], draw[r]
-            step = jnp.where(found, 1.0, 0.0).astype(dtype)
-            obs = obs.at[old].add(-step * mb[r]).at[new].add(step * mb[r])
-            total = total.at[old].add(-step * xb[r]).at[new].add(step * xb[r])
-            zb = zb.at[r].set(jnp.where(found, new, old))
-            # the two components' columns, then every row's own score (itself removed)
+            obs = obs.at[old].add(-mb[r]).at[new].add(mb[r])
+            total = total.at[old].add(-xb[r]).at[new].add(xb[r])
+            zb = zb.at[r].set(new)
+            # the two components' columns, both ways: one (b, 3d) x (3d, 4) product
             pair = jnp.stack([old, new])
-            cols = quadratic(_predictive(obs[pair], total[pair], var[pair], prior), xb, xb2, mb)
-            score = score.at[:, pair].set(cols)
-            score = score.at[idx, zb].set(own(obs, total, zb, xb, xb2, mb))
-            return zb, obs, total, score, jnp.where(found, r + 1, b).astype(jnp.int32)
+            cols = feats @ _tables(obs[pair], total[pair], var[pair], prior)
+            score = score.at[:, pair].set(cols[:, :2]).at[:, K + pair].set(cols[:, 2:])
+            moves, draw = pending(zb, score, r + 1)
+            return zb, obs, total, score, moves, draw
 
-        zb, obs, total, _, _ = lax.while_loop(
-            lambda c: c[4] < b, next_move, (zb, obs, total, score, jnp.zeros((), jnp.int32))
+        moves, draw = pending(zb, score, 0)
+        zb, obs, total, _, _, _ = lax.while_loop(
+            lambda c: jnp.any(c[4]), next_move, (zb, obs, total, score, moves, draw)
         )
         return lax.dynamic_update_slice_in_dim(z, zb, start, 0), obs, total
 

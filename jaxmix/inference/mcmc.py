@@ -83,7 +83,13 @@ from jaxmix.data import Standardizer, as_data, float_dtype
 from jaxmix.inference import gibbs
 from jaxmix.inference.em import fit_em
 from jaxmix.models.families import Family, as_params, family_of, get_family
-from jaxmix.models.mixture import as_device, relabel, to_data, to_internal
+from jaxmix.models.mixture import (
+    as_device,
+    match_responsibilities,
+    permute_components,
+    to_data,
+    to_internal,
+)
 from jaxmix.models.numpyro_model import mixture_model
 from jaxmix.models.prior import Prior, resolve_prior, standardize_prior
 from jaxmix.models.variational import constrain, unconstrain
@@ -442,7 +448,7 @@ def fit_mcmc(
     starts = _chain_starts(to_internal(reference, std), num_chains, jitter, seed, dtype)
     keys = jax.random.split(jax.random.PRNGKey(seed), num_chains)
     total = num_chains * (num_warmup + num_samples)
-    settings = (std, reference, prior, family, num_warmup, init_name, jitter, seed)
+    settings = (data, std, reference, prior, family, num_warmup, init_name, jitter, seed)
 
     if kernel == "gibbs":
         # the same chains, started from the same (constrained) points, by conjugate sweeps
@@ -484,6 +490,7 @@ def _gibbs_result(out: gibbs.GibbsDraws, *settings: Any) -> MCMCResult:
 
 def _to_result(
     out: ChainDraws,
+    data: Any,
     std: Standardizer,
     reference: MixtureParams,
     prior: Prior,
@@ -493,9 +500,11 @@ def _to_result(
     jitter: float,
     seed: int,
 ) -> MCMCResult:
-    """The sampler's output in data units, relabelled to ``reference``, as an MCMCResult."""
+    """The sampler's output in data units, relabelled to ``reference`` by the data's
+    responsibilities (on the standardised ``data``), as an MCMCResult."""
     K = reference.n_components
-    draws, perm = relabel(to_data(out.params, std), reference)
+    perm = match_responsibilities(out.params, to_internal(reference, std), data)
+    draws = permute_components(to_data(out.params, std), perm)
     n_relabelled = int(np.any(perm != np.arange(K), axis=-1).sum())
     n_leapfrog = np.asarray(out.n_leapfrog).astype(np.int64)
     return MCMCResult(
