@@ -21,18 +21,23 @@ the covariance family (:meth:`Family.draw_conditional
 ``"shared"`` one for all. The factor family has no conjugate conditional and is refused
 (:data:`GIBBS_COVARIANCES`).
 
-One transition (:func:`sweep`) costs about one EM iteration: the statistics of the one-hot
-assignments are the layout's column sums (``onehot^T X0``, ``onehot^T M`` with the mask ``M``:
-:meth:`jaxmix.data.DenseArrays.suff_stats`), then the parameters are drawn, then every row's
-component from the row sums of the new parameters (:meth:`jaxmix.data.DenseArrays.log_joint`),
-whose log-sum-exp is the log-likelihood at the new draw (for the potential energy, at no extra
-cost). The state's ``z`` was drawn given its ``params`` (at :meth:`MixtureGibbs.init` and at the
-end of every sweep). Each sweep first redraws every row's component with the means integrated
-out (:func:`collapsed_assign`, one systematic scan, a partially collapsed Gibbs step: the means
-are drawn next, given the new ``z``), which removes the pull of a row's own contribution to its
-component's means (about ``|C_u| / n_k`` nats) that keeps the blocked draw from moving rows
-between similar components; the blocks run in the order ``z | var, w`` (means integrated out),
-``mu, var, w, z | params``.
+One transition (:func:`sweep`) costs a few EM iterations. Its blocked part: the statistics of
+the one-hot assignments are the layout's column sums (``onehot^T X0``, ``onehot^T M`` with the
+mask ``M``: :meth:`jaxmix.data.DenseArrays.suff_stats`), then the parameters are drawn, then every
+row's component from the row sums of the new parameters
+(:meth:`jaxmix.data.DenseArrays.log_joint`), whose log-sum-exp is the log-likelihood at the new
+draw (for the potential energy, at no extra cost). The state's ``z`` was drawn given its
+``params`` (at :meth:`MixtureGibbs.init` and at the end of every sweep). Each sweep first redraws
+every row's component with the means integrated out (:func:`collapsed_assign`, one systematic
+scan, a partially collapsed Gibbs step, van Dyk & Park 2008, "Partially collapsed Gibbs
+samplers", JASA 103: the means are drawn next, given the new ``z``), which removes the pull of a
+row's own contribution to its component's means (about ``|C_u| / n_k`` nats) that keeps the
+blocked draw from moving rows between similar components; the blocks run in the order
+``z | var, w`` (means integrated out), ``mu, var, w, z | params``. The scan scores every row of a
+block of :data:`ROW_BLOCK` rows under every component, inside and outside, with one matrix product
+(:meth:`Family.conditional_var <jaxmix.models.families.base.Family.conditional_var>` gives the
+variances it reads) and rescores a move with one more. On the course subset (1200 x 1200,
+K = 12, 2 CPU cores) a sweep takes about 25 ms (the scan about 16 ms) and moves about 9 rows.
 
 :class:`MixtureGibbs` is a :class:`numpyro.infer.mcmc.MCMCKernel`: ``numpyro.infer.MCMC`` runs
 it with several chains (``"sequential"`` or ``"vectorized"``), its progress bar and
@@ -212,10 +217,14 @@ def collapsed_assign(
     hold it there: with ``|C_u|`` observed entries that pull is about ``|C_u| / n_k`` nats, which
     keeps rows of two similar components from changing sides.
 
-    The rows go in blocks of ``block``: the scores of every row of the block under every
-    component are one matrix product; the first row whose draw moves it is found by one
-    vectorised pass, the move applied, the block's scores recomputed, and the pass resumes after
-    it (the same draws, in the same order, as one row at a time, with the same Gumbel noise).
+    The rows go in blocks of ``block``. A row's score under a component it is not in uses that
+    component's statistics; under its own component, the statistics without it, whose
+    predictive mean is linear in the row's entry: both are quadratics in the entries with
+    coefficients per component and column, so the scores of every row of the block under every
+    component, both ways, are one matrix product ``[X0^2, X0, M] @ tables``. The first row whose
+    draw moves it is found by one vectorised pass, the move applied, the two components' columns
+    rescored (one ``(block, 3d) x (3d, 4)`` product), and the pass resumes after it (the same
+    draws, in the same order, as one row at a time, with the same Gumbel noise).
 
     Args:
         rng_key: A PRNG key.

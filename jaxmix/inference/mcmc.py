@@ -29,10 +29,15 @@ Three choices are worth knowing:
   every returned array is in data units. ``potential_energy`` is that of the standardised
   parametrisation (it differs from the data-unit one by a constant).
 * **Labels.** The posterior is invariant under permutations of the components, so a chain may
-  swap labels. Every draw is relabelled to the reference solution (the MAP) by optimal matching
-  (:func:`jaxmix.relabel`, :func:`jaxmix.models.mixture.relabel`); the permutations and their
-  count are returned and every summary (``params``, :func:`jaxmix.diagnose`,
-  :func:`jaxmix.to_inference_data`) uses relabelled draws.
+  swap labels. Every draw is relabelled to the reference solution (the MAP) by the rows its
+  components explain: the draw's component ``j`` is matched to the reference's ``k`` by the
+  permutation of least total ``-sum_u r_uk log p(z_u = j | x_u, draw)``, ``r`` the reference's
+  responsibilities (Hungarian algorithm; :func:`jaxmix.relabel` with ``X``,
+  :func:`jaxmix.models.mixture.responsibility_costs`: one E-step per draw on the device, in
+  chunks of draws). A component that explains no row in the draw (an emptied one, whose
+  parameters are draws of the prior) cannot displace one that does, as it can when matching
+  means. The permutations and their count are returned and every summary (``params``,
+  :func:`jaxmix.diagnose`, :func:`jaxmix.to_inference_data`) uses relabelled draws.
 
 Every covariance family works (:data:`jaxmix.models.families.FAMILIES`): the family names the
 model's covariance sites and their supports, and the unconstrained coordinates of a start and the
