@@ -375,3 +375,17 @@ def test_collapsed_row_scan_leaves_the_exact_conditional_invariant(covariance):
     observed = np.append(counts[keep], counts[~keep].sum())
     expected, observed = expected[expected > 0], observed[expected > 0]
     assert stats.chisquare(observed, expected).pvalue > 1e-3
+
+
+def test_warmup_flattens_the_scan_in_its_first_half_only():
+    """warmup_beta rises linearly from WARMUP_BETA to 1 over the first half of the warm-up and is
+    1 from then on (every kept draw comes from the exact kernel); no warm-up, no flattening."""
+    from jaxmix.inference.gibbs import WARMUP_BETA, warmup_beta
+
+    betas = np.array([float(warmup_beta(i, 500)) for i in (0, 125, 249, 250, 499, 500, 1499)])
+    np.testing.assert_allclose(
+        betas,
+        [WARMUP_BETA, (1 + WARMUP_BETA) / 2, 1 - (1 - WARMUP_BETA) / 250, 1, 1, 1, 1],
+        rtol=1e-6,
+    )
+    assert float(warmup_beta(0, 0)) == 1.0 and float(warmup_beta(0, 1)) == 1.0

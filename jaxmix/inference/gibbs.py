@@ -39,6 +39,14 @@ block of :data:`ROW_BLOCK` rows under every component, inside and outside, with 
 variances it reads) and rescores a move with one more. On the course subset (1200 x 1200,
 K = 12, 2 CPU cores) a sweep takes about 25 ms (the scan about 16 ms) and moves about 9 rows.
 
+Warm-up: a chain started at the MAP can sit in an assignment of little posterior mass that
+rows leave only one at a time, each move unlikely while the others stay. During the first half
+of the warm-up the collapsed scan draws from its conditional with the likelihood raised to a
+power ``beta`` rising from :data:`WARMUP_BETA` to 1 (:func:`warmup_beta`; an annealed burn-in);
+the second half and every kept draw use the exact kernel. On the course subset this moved every
+chain to the posterior's assignment within 100 sweeps, where the exact kernel alone took 100 to
+1,500.
+
 :class:`MixtureGibbs` is a :class:`numpyro.infer.mcmc.MCMCKernel`: ``numpyro.infer.MCMC`` runs
 it with several chains (``"sequential"`` or ``"vectorized"``), its progress bar and
 ``get_samples()`` (the draws are :class:`~jaxmix.MixtureParams`). :func:`jaxmix.fit_mcmc` with
@@ -82,6 +90,7 @@ __all__ = [
     "init_state",
     "sample_chains",
     "sweep",
+    "warmup_beta",
 ]
 
 #: The covariance families with conjugate conditionals (``Family.conjugate``: they implement
@@ -100,6 +109,8 @@ class GibbsState(NamedTuple):
             log-likelihood, :func:`jaxmix.models.prior.log_prior` and
             :func:`jaxmix.models.variational.log_abs_det_jacobian`), the quantity NUTS reports.
         rng_key: The chain's PRNG key.
+        iteration: Sweeps done since :func:`init_state`, int32 (the warm-up's schedule,
+            :func:`warmup_beta`, reads it).
     """
 
     params: MixtureParams
@@ -107,6 +118,7 @@ class GibbsState(NamedTuple):
     log_likelihood: Array
     potential_energy: Array
     rng_key: Array
+    iteration: Array
 
 
 class GibbsDraws(NamedTuple):
@@ -151,6 +163,9 @@ def _assign(
 
 #: Rows per block of :func:`collapsed_assign` (the last block overlaps the one before it).
 ROW_BLOCK = 256
+#: The power of the likelihood in the collapsed scan at the first warm-up sweep
+#: (:func:`warmup_beta`).
+WARMUP_BETA = 0.3
 
 
 def _tables(obs: Array, total: Array, var: Array, prior: Prior) -> Array:
@@ -194,6 +209,7 @@ def collapsed_assign(
     prior: Prior,
     family: Family,
     block: int = ROW_BLOCK,
+    beta: Any = 1.0,
 ) -> Array:
     """One systematic scan over the rows, each component drawn with the means integrated out.
 
@@ -234,6 +250,8 @@ def collapsed_assign(
         prior: A resolved prior of arrays in the units of ``data``.
         family: A family with conjugate conditionals (:meth:`Family.conditional_var`).
         block: Rows per block (static; at most ``n`` are used).
+        beta: The power of the likelihood terms (traceable): ``1`` is the conditional above;
+            below 1 a flattened one, for the warm-up only (:func:`warmup_beta`).
 
     Returns:
         The new components, ``(n,)`` int32.
@@ -264,7 +282,7 @@ def collapsed_assign(
         def pending(zb, score, after):
             """The rows at or after ``after`` whose draw moves them, and every row's draw."""
             mine = zb[:, None] == comps
-            draw = jnp.argmax(jnp.where(mine, score[:, K:], score[:, :K]) + noise, axis=1)
+            draw = jnp.argmax(beta * jnp.where(mine, score[:, K:], score[:, :K]) + noise, axis=1)
             draw = draw.astype(zb.dtype)
             return (draw != zb) & (idx >= after), draw
 
@@ -314,11 +332,38 @@ def init_state(
     """
     key, k_z = jax.random.split(rng_key)
     z, ll = _assign(k_z, params, data, family)
-    return GibbsState(params, z, ll, _potential(params, ll, prior), key)
+    zero = jnp.zeros((), jnp.int32)
+    return GibbsState(params, z, ll, _potential(params, ll, prior), key, zero)
+
+
+def warmup_beta(iteration: Any, num_warmup: int) -> Array:
+    """The power of the likelihood in :func:`collapsed_assign` at sweep ``iteration`` (0-based).
+
+    During the first half of the warm-up it rises linearly from :data:`WARMUP_BETA` to 1; from
+    then on it is 1, the exact conditional. A chain started at the MAP may sit in an assignment
+    the posterior gives little mass, left only by rows moving one at a time, each move unlikely
+    while the others stay (on the course subset a group of about 5 rows took 100-1,500 scans
+    to change component); the flattened scores let them move, and the second half of the warm-up
+    lets the chain settle under the exact kernel. The kept draws are all at ``beta = 1``.
+
+    Args:
+        iteration: The sweep's index (traceable).
+        num_warmup: Warm-up sweeps (static; ``0``: always 1).
+
+    Returns:
+        ``beta``, a scalar in ``[WARMUP_BETA, 1]``.
+    """
+    ramp = num_warmup // 2
+    if ramp == 0:
+        return jnp.ones(())
+    frac = jnp.asarray(iteration, jnp.float32) / ramp
+    return jnp.clip(WARMUP_BETA + (1.0 - WARMUP_BETA) * frac, WARMUP_BETA, 1.0)
 
 
 @functools.partial(jax.jit, static_argnames=("family",))
-def sweep(state: GibbsState, data: DenseArrays, prior: Prior, family: Family) -> GibbsState:
+def sweep(
+    state: GibbsState, data: DenseArrays, prior: Prior, family: Family, beta: Any = 1.0
+) -> GibbsState:
     """One Gibbs transition: ``z`` with the means integrated out (:func:`collapsed_assign`),
     the parameters given ``z``, then ``z`` given the parameters.
 
@@ -333,18 +378,20 @@ def sweep(state: GibbsState, data: DenseArrays, prior: Prior, family: Family) ->
         data: The dense device arrays.
         prior: A resolved prior of arrays in the units of ``data``.
         family: The covariance family.
+        beta: The power of the likelihood in the collapsed scan (1: the exact kernel; below 1
+            only in warm-up, :func:`warmup_beta`).
 
     Returns:
         The next :class:`GibbsState`.
     """
     key, k_rows, k_params, k_z = jax.random.split(state.rng_key, 4)
     K = state.params.weights.shape[-1]
-    z = collapsed_assign(k_rows, state.z, state.params, data, prior, family)
+    z = collapsed_assign(k_rows, state.z, state.params, data, prior, family, beta=beta)
     onehot = jax.nn.one_hot(z, K, dtype=data.dtype)
     stats = data.suff_stats(onehot, family)
     params = family.draw_conditional(k_params, stats, state.params, prior)
     z, ll = _assign(k_z, params, data, family)
-    return GibbsState(params, z, ll, _potential(params, ll, prior), key)
+    return GibbsState(params, z, ll, _potential(params, ll, prior), key, state.iteration + 1)
 
 
 def _is_batched(rng_key: Array) -> bool:
@@ -400,6 +447,7 @@ class MixtureGibbs(MCMCKernel):
                 f"{family.name!r})"
             )
         self.family = family
+        self._num_warmup = 0
 
     def __repr__(self) -> str:
         return f"MixtureGibbs(K={self.K}, covariance={self.family.name!r})"
@@ -447,7 +495,9 @@ class MixtureGibbs(MCMCKernel):
         model_kwargs: Any,
     ) -> GibbsState:
         """The first state: the rows' components drawn given ``init_params`` (or given a draw of
-        the prior when it is ``None``). ``num_warmup`` is unused (Gibbs adapts nothing)."""
+        the prior when it is ``None``). ``num_warmup`` sets the warm-up's schedule
+        (:func:`warmup_beta`); nothing is adapted."""
+        self._num_warmup = int(num_warmup)
         if _is_batched(rng_key):
             return jax.vmap(
                 lambda key, start: self.init(key, num_warmup, start, model_args, model_kwargs)
@@ -466,11 +516,13 @@ class MixtureGibbs(MCMCKernel):
         return init_state(rng_key, params, data, prior, self.family)
 
     def sample(self, state: GibbsState, model_args: tuple, model_kwargs: Any) -> GibbsState:
-        """One sweep (:func:`sweep`)."""
+        """One sweep (:func:`sweep`), its collapsed scan flattened during the first half of the
+        warm-up (:func:`warmup_beta`)."""
         if _is_batched(state.rng_key):
             return jax.vmap(lambda s: self.sample(s, model_args, model_kwargs))(state)
         data, prior = self._model(model_args, model_kwargs)
-        return sweep(state, data, prior, self.family)
+        beta = warmup_beta(state.iteration, self._num_warmup)
+        return sweep(state, data, prior, self.family, beta)
 
 
 @functools.partial(

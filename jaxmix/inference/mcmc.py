@@ -375,10 +375,11 @@ def fit_mcmc(
         n_init: EM restarts when ``init`` is ``None``.
         progress: Show a progress bar (tqdm) of the iterations.
         rank, row_offset: ``covariance="factor"`` only (see :func:`jaxmix.fit_em`).
-        kernel: ``"nuts"`` (NUTS with the component summed out) or ``"gibbs"`` (blocked Gibbs,
+        kernel: ``"nuts"`` (NUTS with the component summed out) or ``"gibbs"`` (Gibbs,
             :mod:`jaxmix.inference.gibbs`: the families of
-            :data:`~jaxmix.inference.gibbs.GIBBS_COVARIANCES`, warm-up is burn-in only). Both
-            sample the same posterior.
+            :data:`~jaxmix.inference.gibbs.GIBBS_COVARIANCES`; warm-up is burn-in, its first
+            half with the rows' scores flattened, :func:`~jaxmix.inference.gibbs.warmup_beta`).
+            Both sample the same posterior.
 
     Returns:
         An :class:`~jaxmix.MCMCResult` (NumPy arrays, data units, relabelled draws in
