@@ -324,3 +324,68 @@ def test_gibbs_refuses_what_it_cannot_sample():
         MixtureGibbs(2, "factor")
     with pytest.raises(ValueError, match="resolved jaxmix.Prior"):
         MixtureGibbs(2).init(jax.random.PRNGKey(0), 0, None, (X, ~np.isnan(X), jaxmix.Prior()), {})
+
+
+@pytest.mark.parametrize("covariance", ["spherical", "diag", "shared"])
+def test_collapsed_row_scan_leaves_the_exact_conditional_invariant(covariance):
+    """collapsed_assign on 5 rows, K = 2, entries missing, one row empty, blocks of 3 (two
+    overlapping blocks): start from exact draws of p(z | var, w, X) with the means integrated
+    out (enumerated over all 2^5 assignments, every component's columns a multivariate Normal
+    with covariance var I + s0^2 11'); after one scan the assignments still follow it
+    (chi-square over the 32 cells), and the scan does move rows."""
+    from itertools import product
+
+    from jaxmix.inference.gibbs import collapsed_assign, dense_arrays
+
+    family = get_family(covariance)
+    rng = np.random.default_rng(3)
+    X = np.array([[0.0, 0.4], [0.3, np.nan], [1.1, 1.4], [np.nan, np.nan], [0.9, np.nan]])
+    X = X + 0.1 * rng.normal(size=X.shape)
+    prior = jaxmix.Prior(mean=0.5, mean_sd=1.0, var_scale=0.5).resolve(X)
+    var = {"spherical": np.array([0.3, 0.5]), "diag": np.array([[0.3, 0.6], [0.5, 0.2]])}
+    var = var.get(covariance, np.array(0.4))
+    weights = np.array([0.4, 0.6])
+    var_kd = np.broadcast_to(np.reshape(var, np.shape(var) + (1,) * (2 - np.ndim(var))), (2, 2))
+    n, K = X.shape[0], 2
+    configs = np.array(list(product(range(K), repeat=n)))
+    log_p = np.zeros(len(configs))
+    for c, z in enumerate(configs):
+        log_p[c] = np.log(weights[z]).sum()
+        for k, col in product(range(K), range(2)):
+            x = X[(z == k) & ~np.isnan(X[:, col]), col]
+            if x.size:
+                cov = var_kd[k, col] * np.eye(x.size) + float(prior.mean_sd[col]) ** 2
+                log_p[c] += stats.multivariate_normal.logpdf(x, np.full(x.size, 0.5), cov)
+    p = np.exp(log_p - log_p.max())
+    p /= p.sum()
+
+    data = dense_arrays(np.nan_to_num(X), ~np.isnan(X))
+    params = jaxmix.MixtureParams(jnp.zeros((K, 2)), family.cov_type(jnp.asarray(var)), weights)
+    prior_dev = jax.tree.map(jnp.asarray, prior)
+    draws = 40000
+    start = configs[rng.choice(len(configs), size=draws, p=p)]
+    scan = jax.jit(
+        jax.vmap(lambda key, z: collapsed_assign(key, z, params, data, prior_dev, family, 3))
+    )
+    out = np.asarray(scan(jax.random.split(jax.random.PRNGKey(0), draws), jnp.asarray(start)))
+    assert np.mean(np.any(out != start, axis=1)) > 0.2
+    counts = np.bincount(out @ (K ** np.arange(n)[::-1]), minlength=len(configs))
+    keep = p * draws >= 5  # the rare cells pooled into one
+    expected = np.append(p[keep], p[~keep].sum()) * draws
+    observed = np.append(counts[keep], counts[~keep].sum())
+    expected, observed = expected[expected > 0], observed[expected > 0]
+    assert stats.chisquare(observed, expected).pvalue > 1e-3
+
+
+def test_warmup_flattens_the_scan_in_its_first_half_only():
+    """warmup_beta rises linearly from WARMUP_BETA to 1 over the first half of the warm-up and is
+    1 from then on (every kept draw comes from the exact kernel); no warm-up, no flattening."""
+    from jaxmix.inference.gibbs import WARMUP_BETA, warmup_beta
+
+    betas = np.array([float(warmup_beta(i, 500)) for i in (0, 125, 249, 250, 499, 500, 1499)])
+    np.testing.assert_allclose(
+        betas,
+        [WARMUP_BETA, (1 + WARMUP_BETA) / 2, 1 - (1 - WARMUP_BETA) / 250, 1, 1, 1, 1],
+        rtol=1e-6,
+    )
+    assert float(warmup_beta(0, 0)) == 1.0 and float(warmup_beta(0, 1)) == 1.0

@@ -24,7 +24,7 @@ from scipy.special import logsumexp
 import jaxmix
 from jaxmix.data import Standardizer, as_data
 from jaxmix.inference import mcmc as mcmc_module
-from jaxmix.models.families import SharedCov, get_family
+from jaxmix.models.families import SharedCov, as_params, get_family
 from jaxmix.models.mixture import permute_components, to_internal
 from jaxmix.models.prior import standardize_prior
 from jaxmix.posterior.diagnostics import import_arviz
@@ -407,6 +407,77 @@ def test_relabel_keeps_batch_shape_and_recovers_known_swaps(rng):
     with pytest.raises(ValueError, match="reference has K=3"):
         two = jaxmix.MixtureParams(mu[..., :2, :], draws.cov[..., :2], draws.weights[..., :2])
         jaxmix.relabel(two, ref)
+
+
+@pytest.mark.parametrize("covariance", ["spherical", "diag"])
+def test_relabel_by_responsibilities_matches_brute_force(rng, covariance):
+    """relabel(draws, ref, X): the permutation of least sum_k c[perm_k, k], with
+    c[j, k] = -sum_u r_ref[u, k] log p(z_u = j | x_u, draw) from SciPy's row-by-row densities
+    on the observed entries, over every permutation."""
+    K, d, n, B = 3, 3, 40, 12
+    var_shape = (K,) if covariance == "spherical" else (K, d)
+    centres = rng.normal(0, 3, (K, d))
+    X = centres[rng.integers(K, size=n)] + rng.normal(size=(n, d))
+    X[rng.random(X.shape) < 0.3] = np.nan
+    ref = jaxmix.MixtureParams(centres, rng.uniform(0.5, 2, var_shape), rng.dirichlet(np.ones(K)))
+    draws = jaxmix.MixtureParams(
+        centres[None] + rng.normal(0, 2, (B, K, d)),
+        rng.uniform(0.5, 2, (B, *var_shape)),
+        rng.dirichlet(np.ones(K), size=B),
+    )
+
+    def log_resp(params):
+        var = params.var[:, None] if covariance == "spherical" else params.var
+        out = np.log(params.weights)[None, :].repeat(n, 0)
+        for u, k in itertools.product(range(n), range(K)):
+            seen = ~np.isnan(X[u])
+            sd = np.sqrt(np.broadcast_to(var[k], (d,))[seen])
+            out[u, k] += stats.norm.logpdf(X[u, seen], params.mu[k, seen], sd).sum()
+        return out - logsumexp(out, axis=1, keepdims=True)
+
+    resp_ref = np.exp(log_resp(ref))
+    out, perm = jaxmix.relabel(draws, ref, X)
+    for b in range(B):
+        draw = jax.tree.map(lambda a, b=b: a[b], draws)
+        cost = -(log_resp(draw).T @ resp_ref)
+        total = {p: sum(cost[p[k], k] for k in range(K)) for p in itertools.permutations(range(K))}
+        best = min(total.values())
+        assert total[tuple(perm[b])] <= best + 1e-4 * abs(best) + 1e-4
+        np.testing.assert_array_equal(out.mu[b], draws.mu[b, perm[b]])
+        np.testing.assert_array_equal(out.weights[b], draws.weights[b, perm[b]])
+
+
+def test_relabel_by_responsibilities_ignores_an_empty_components_parameters():
+    """The reference (a MAP) has a tiny component of tiny variance between two clusters; a
+    draw's emptied component (weight 1e-4, parameters from the prior) sits elsewhere. Matching
+    the means pairs a real component with the tiny one (its precision dominates the cost);
+    matching the rows each component explains gets every label right."""
+    rng = np.random.default_rng(4)
+    X = np.concatenate([rng.normal(0, 1, (30, 2)), rng.normal(10, 1, (30, 2))])
+    X[rng.random(X.shape) < 0.2] = np.nan
+    ref = jaxmix.MixtureParams(
+        np.array([[0.0, 0.0], [10.0, 10.0], [5.0, 5.0]]),
+        np.array([1.0, 1.0, 0.01]),
+        np.array([0.5, 0.498, 0.002]),
+    )
+    # the draw's components, in the reference's order: real, real, emptied
+    truth = jaxmix.MixtureParams(
+        np.array([[0.1, 0.0], [10.0, 10.1], [-3.0, -3.0]]),
+        np.array([1.1, 0.9, 10.0]),
+        np.array([0.5, 0.4999, 1e-4]),
+    )
+    orders = np.array([[0, 1, 2], [2, 0, 1], [1, 2, 0], [2, 1, 0]])  # draw j holds truth order[j]
+    draws = permute_components(as_params(jax.tree.map(lambda a: np.stack([a] * 4), truth)), orders)
+    inverse = np.argsort(orders, axis=1)  # draw component holding truth k
+
+    _, by_params = jaxmix.relabel(draws, ref)
+    assert not np.array_equal(by_params, inverse)  # the failure this guards against
+    out, perm = jaxmix.relabel(draws, ref, X)
+    np.testing.assert_array_equal(perm, inverse)
+    np.testing.assert_allclose(out.mu, np.broadcast_to(truth.mu, out.mu.shape))
+    np.testing.assert_allclose(out.weights, np.broadcast_to(truth.weights, out.weights.shape))
+    with pytest.raises(ValueError, match="columns"):
+        jaxmix.relabel(draws, ref, X[:, :1])
 
 
 # --------------------------------------------------------------------------------------------

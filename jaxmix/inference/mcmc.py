@@ -29,10 +29,15 @@ Three choices are worth knowing:
   every returned array is in data units. ``potential_energy`` is that of the standardised
   parametrisation (it differs from the data-unit one by a constant).
 * **Labels.** The posterior is invariant under permutations of the components, so a chain may
-  swap labels. Every draw is relabelled to the reference solution (the MAP) by optimal matching
-  (:func:`jaxmix.relabel`, :func:`jaxmix.models.mixture.relabel`); the permutations and their
-  count are returned and every summary (``params``, :func:`jaxmix.diagnose`,
-  :func:`jaxmix.to_inference_data`) uses relabelled draws.
+  swap labels. Every draw is relabelled to the reference solution (the MAP) by the rows its
+  components explain: the draw's component ``j`` is matched to the reference's ``k`` by the
+  permutation of least total ``-sum_u r_uk log p(z_u = j | x_u, draw)``, ``r`` the reference's
+  responsibilities (Hungarian algorithm; :func:`jaxmix.relabel` with ``X``,
+  :func:`jaxmix.models.mixture.responsibility_costs`: one E-step per draw on the device, in
+  chunks of draws). A component that explains no row in the draw (an emptied one, whose
+  parameters are draws of the prior) cannot displace one that does, as it can when matching
+  means. The permutations and their count are returned and every summary (``params``,
+  :func:`jaxmix.diagnose`, :func:`jaxmix.to_inference_data`) uses relabelled draws.
 
 Every covariance family works (:data:`jaxmix.models.families.FAMILIES`): the family names the
 model's covariance sites and their supports, and the unconstrained coordinates of a start and the
@@ -83,7 +88,13 @@ from jaxmix.data import Standardizer, as_data, float_dtype
 from jaxmix.inference import gibbs
 from jaxmix.inference.em import fit_em
 from jaxmix.models.families import Family, as_params, family_of, get_family
-from jaxmix.models.mixture import as_device, relabel, to_data, to_internal
+from jaxmix.models.mixture import (
+    as_device,
+    match_responsibilities,
+    permute_components,
+    to_data,
+    to_internal,
+)
 from jaxmix.models.numpyro_model import mixture_model
 from jaxmix.models.prior import Prior, resolve_prior, standardize_prior
 from jaxmix.models.variational import constrain, unconstrain
@@ -364,10 +375,11 @@ def fit_mcmc(
         n_init: EM restarts when ``init`` is ``None``.
         progress: Show a progress bar (tqdm) of the iterations.
         rank, row_offset: ``covariance="factor"`` only (see :func:`jaxmix.fit_em`).
-        kernel: ``"nuts"`` (NUTS with the component summed out) or ``"gibbs"`` (blocked Gibbs,
+        kernel: ``"nuts"`` (NUTS with the component summed out) or ``"gibbs"`` (Gibbs,
             :mod:`jaxmix.inference.gibbs`: the families of
-            :data:`~jaxmix.inference.gibbs.GIBBS_COVARIANCES`, warm-up is burn-in only). Both
-            sample the same posterior.
+            :data:`~jaxmix.inference.gibbs.GIBBS_COVARIANCES`; warm-up is burn-in, its first
+            half with the rows' scores flattened, :func:`~jaxmix.inference.gibbs.warmup_beta`).
+            Both sample the same posterior.
 
     Returns:
         An :class:`~jaxmix.MCMCResult` (NumPy arrays, data units, relabelled draws in
@@ -442,7 +454,7 @@ def fit_mcmc(
     starts = _chain_starts(to_internal(reference, std), num_chains, jitter, seed, dtype)
     keys = jax.random.split(jax.random.PRNGKey(seed), num_chains)
     total = num_chains * (num_warmup + num_samples)
-    settings = (std, reference, prior, family, num_warmup, init_name, jitter, seed)
+    settings = (data, std, reference, prior, family, num_warmup, init_name, jitter, seed)
 
     if kernel == "gibbs":
         # the same chains, started from the same (constrained) points, by conjugate sweeps
@@ -484,6 +496,7 @@ def _gibbs_result(out: gibbs.GibbsDraws, *settings: Any) -> MCMCResult:
 
 def _to_result(
     out: ChainDraws,
+    data: Any,
     std: Standardizer,
     reference: MixtureParams,
     prior: Prior,
@@ -493,9 +506,11 @@ def _to_result(
     jitter: float,
     seed: int,
 ) -> MCMCResult:
-    """The sampler's output in data units, relabelled to ``reference``, as an MCMCResult."""
+    """The sampler's output in data units, relabelled to ``reference`` by the data's
+    responsibilities (on the standardised ``data``), as an MCMCResult."""
     K = reference.n_components
-    draws, perm = relabel(to_data(out.params, std), reference)
+    perm = match_responsibilities(out.params, to_internal(reference, std), data)
+    draws = permute_components(to_data(out.params, std), perm)
     n_relabelled = int(np.any(perm != np.arange(K), axis=-1).sum())
     n_leapfrog = np.asarray(out.n_leapfrog).astype(np.int64)
     return MCMCResult(

@@ -19,9 +19,11 @@ from jaxmix.models.families import (
 )
 from jaxmix.models.mixture import (
     match_components,
+    match_responsibilities,
     objective,
     permute_components,
     relabel,
+    responsibility_costs,
     to_data,
     to_internal,
 )
@@ -43,11 +45,13 @@ __all__ = [
     "get_family",
     "log_prior",
     "match_components",
+    "match_responsibilities",
     "mixture_model",
     "objective",
     "permute_components",
     "relabel",
     "resolve_prior",
+    "responsibility_costs",
     "sample_unconstrained",
     "site_names",
     "to_data",

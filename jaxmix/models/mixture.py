@@ -22,17 +22,19 @@ equivariant under the affine map).
 
 from __future__ import annotations
 
+import functools
 import warnings
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax import Array
+from jax import Array, lax
+from jax.scipy.special import logsumexp
 from scipy.optimize import linear_sum_assignment
 
 from jaxmix._validate import ColumnScaleWarning, EmptyComponentWarning, VarianceFloorWarning
-from jaxmix.data import ColumnSummary, Standardizer
+from jaxmix.data import ColumnSummary, Standardizer, as_data, float_dtype
 from jaxmix.models.families import as_params, family_of
 from jaxmix.models.prior import log_prior
 from jaxmix.params import MixtureParams
@@ -45,9 +47,11 @@ __all__ = [
     "warn_column_scales",
     "warn_fit",
     "match_components",
+    "match_responsibilities",
     "objective",
     "permute_components",
     "relabel",
+    "responsibility_costs",
     "to_data",
     "to_internal",
 ]
@@ -62,6 +66,12 @@ FLOOR_SPREAD = 0.5
 SCALE_RATIO = 1e3
 #: A component whose weight times the number of rows is below this is empty.
 EMPTY_ROWS = 1e-6
+#: Draws per compiled E-step in :func:`responsibility_costs` (its memory is about
+#: ``RELABEL_CHUNK * n * K`` numbers).
+RELABEL_CHUNK = 32
+#: :func:`responsibility_costs` floors a log responsibility here (finite costs when a draw's
+#: component has weight 0 and a reference responsibility is 0).
+LOG_RESP_FLOOR = -1e4
 
 
 def warn_column_scales(summary: ColumnSummary, family: Any, stacklevel: int = 3) -> None:
@@ -199,11 +209,18 @@ def match_components(mu_ref: Any, mu_other: Any, precision: Any = None) -> np.nd
             - 2.0 * np.einsum("bjl,kl->bjk", flat, a * prec)
             + np.sum(a * a * prec, axis=1)[None, None, :]
         )
-    perm = np.empty((flat.shape[0], a.shape[0]), dtype=np.int64)
-    for i in range(flat.shape[0]):
+    perm = _least_cost(cost)
+    return perm[0] if b.ndim == 2 else perm
+
+
+def _least_cost(cost: np.ndarray) -> np.ndarray:
+    """``perm`` ``(B, K)`` minimising ``sum_k cost[b, perm[b, k], k]`` for every ``b`` (Hungarian
+    algorithm); ``cost`` ``(B, K, K)``, rows the other set's components, columns the reference's."""
+    perm = np.empty(cost.shape[:2], dtype=np.int64)
+    for i in range(cost.shape[0]):
         j, k = linear_sum_assignment(cost[i])
         perm[i, k] = j
-    return perm[0] if b.ndim == 2 else perm
+    return perm
 
 
 def permute_components(params: MixtureParams, perm: Any) -> MixtureParams:
@@ -220,24 +237,138 @@ def permute_components(params: MixtureParams, perm: Any) -> MixtureParams:
     )
 
 
-def relabel(draws: MixtureParams, reference: MixtureParams) -> tuple[MixtureParams, np.ndarray]:
-    """Permute the components of every draw to best match a reference solution.
+def _log_resp(params: MixtureParams, data: Any, family: Any) -> Array:
+    """Every row's log responsibilities ``log p(z_u = k | x_u, params)``, ``(n, K)``."""
+    log_joint, _ = data.log_joint(params, family)
+    return log_joint - logsumexp(log_joint, axis=1, keepdims=True)
 
-    The mixture's posterior is invariant under permutations of the components, so a sampler may
-    swap labels. Each draw is matched to the reference by the permutation that minimises
+
+@functools.partial(jax.jit, static_argnames=("family",))
+def _chunk_costs(chunks: MixtureParams, resp_ref: Array, data: Any, family: Any) -> Array:
+    """The costs of :func:`responsibility_costs` for draws in chunks (leading axes ``(m, c)``):
+    ``lax.map`` over the chunks of a ``vmap`` over each chunk's draws."""
+
+    def one(params):
+        log_resp = jnp.maximum(_log_resp(params, data, family), LOG_RESP_FLOOR)
+        return -(log_resp.T @ resp_ref)  # (K draw, K reference)
+
+    return lax.map(jax.vmap(one), chunks)
+
+
+@functools.partial(jax.jit, static_argnames=("family",))
+def _responsibilities(params: MixtureParams, data: Any, family: Any) -> Array:
+    return jnp.exp(_log_resp(params, data, family))
+
+
+def responsibility_costs(
+    draws: MixtureParams, reference: MixtureParams, data: Any, chunk: int = RELABEL_CHUNK
+) -> np.ndarray:
+    """The cost of labelling each draw's component ``j`` as the reference's component ``k``: how
+    badly ``j`` explains the rows the reference gives to ``k``.
 
     .. math::
 
-        \\sum_k c_{\\pi(k), k}, \\qquad
-        c_{jk} = \\sum_l \\frac{(\\mu^{draw}_{jl} - \\mu^{ref}_{kl})^2}{\\Sigma^{ref}_{k,ll}}
+        c_{jk} = -\\sum_u r^{ref}_{uk} \\log p(z_u = j \\mid x_{u,C_u}, \\theta^{draw})
 
-    (the squared distance of the draw's component ``j`` to the reference's component ``k`` in
-    units of the reference's variances; :func:`match_components`).
+    (the fixed-reference step of Stephens 2000, "Dealing with label switching in mixture
+    models", JRSS B 62: the Kullback-Leibler divergence of the draw's classification from the
+    reference's, up to a constant). One E-step per draw, computed on the device, ``vmap``-ped
+    over chunks of ``chunk`` draws inside one compiled ``lax.map`` (never more than
+    ``chunk * n * K`` responsibilities at once); log responsibilities are floored at
+    :data:`LOG_RESP_FLOOR`.
+
+    Args:
+        draws: Parameters with one leading batch axis ``B`` (``mu`` ``(B, K, d)``), in the units
+            of ``data``.
+        reference: Unbatched parameters of the same family and units.
+        data: A layout's device arrays (:meth:`jaxmix.data.DenseArrays.log_joint`).
+        chunk: Draws per compiled E-step (static).
+
+    Returns:
+        ``cost`` ``(B, K, K)`` float64, ``cost[b, j, k]`` for draw component ``j`` and reference
+        component ``k``.
+    """
+    family = family_of(reference)
+    dtype = data.x.dtype
+    reference = as_device(reference, dtype)
+    draws = as_device(draws, dtype)
+    B = draws.weights.shape[0]
+    c = max(1, min(chunk, B))
+    m = -(-B // c)
+    pad = m * c - B
+
+    def chunked(a):
+        a = jnp.concatenate([a, jnp.repeat(a[-1:], pad, axis=0)]) if pad else a
+        return a.reshape(m, c, *a.shape[1:])
+
+    resp_ref = _responsibilities(reference, data, family)
+    cost = _chunk_costs(jax.tree.map(chunked, draws), resp_ref, data, family)
+    cost = np.asarray(cost, np.float64).reshape(m * c, *cost.shape[2:])
+    return cost[:B]
+
+
+def match_responsibilities(
+    draws: MixtureParams, reference: MixtureParams, data: Any, chunk: int = RELABEL_CHUNK
+) -> np.ndarray:
+    """The permutation of every draw of least :func:`responsibility_costs` (Hungarian algorithm).
+
+    Args:
+        draws: Parameters with any leading batch shape ``B``, in the units of ``data``.
+        reference: Unbatched parameters of the same family and units.
+        data: A layout's device arrays.
+        chunk: Draws per compiled E-step.
+
+    Returns:
+        ``perm`` ``(*B, K)``: component ``perm[..., k]`` of a draw is the reference's ``k``.
+    """
+    batch = np.shape(draws.weights)[:-1]
+    flat = jax.tree.map(lambda a: jnp.reshape(a, (-1, *np.shape(a)[len(batch) :])), draws)
+    perm = _least_cost(responsibility_costs(flat, reference, data, chunk))
+    return perm.reshape(*batch, perm.shape[-1])
+
+
+def relabel(
+    draws: MixtureParams,
+    reference: MixtureParams,
+    X: Any = None,
+    *,
+    mask: Any = None,
+) -> tuple[MixtureParams, np.ndarray]:
+    """Permute the components of every draw to best match a reference solution.
+
+    The mixture's posterior is invariant under permutations of the components, so a sampler may
+    swap labels. Each draw is matched to the reference by the permutation of least total cost
+    ``sum_k c_{pi(k), k}`` (Hungarian algorithm), with one of two costs:
+
+    * **by the data** (``X`` given; what :func:`jaxmix.fit_mcmc` does): how badly the draw's
+      component ``j`` explains the rows the reference gives to component ``k``,
+
+      .. math::
+
+          c_{jk} = -\\sum_u r^{ref}_{uk} \\log p(z_u = j \\mid x_{u,C_u}, \\theta^{draw}),
+
+      with ``r^ref`` the reference's responsibilities (a fixed-reference step of Stephens 2000,
+      :func:`responsibility_costs`). A component that explains no row (an emptied one, whose
+      parameters are draws of the prior) costs nothing wherever the reference explains no row
+      either, so it cannot displace a component that does.
+    * **by the parameters** (``X`` is ``None``): the squared distance of the draw's mean to the
+      reference's in units of the reference's variances,
+
+      .. math::
+
+          c_{jk} = \\sum_l \\frac{(\\mu^{draw}_{jl} - \\mu^{ref}_{kl})^2}{\\Sigma^{ref}_{k,ll}}
+
+      (:func:`match_components`): no data needed, but an emptied component whose prior-drawn
+      mean happens to sit near a reference component, or a reference component of tiny
+      variance, can pull a wrong match.
 
     Args:
         draws: Parameters with any leading batch shape ``B``: ``mu`` ``(*B, K, d)``, the family's
             parameters, ``weights`` ``(*B, K)``.
         reference: Unbatched parameters of the same family.
+        X: Optional data ``(n, d)`` (``NaN`` = missing), in the units of the parameters: match
+            by the data's responsibilities.
+        mask: Optional boolean ``(n, d)``, ``True`` = observed (with ``X``).
 
     Returns:
         ``(relabelled, permutation)``: the permuted draws (same shapes, float64) and the
@@ -251,6 +382,9 @@ def relabel(draws: MixtureParams, reference: MixtureParams) -> tuple[MixturePara
         >>> out, perm = jaxmix.relabel(draw, ref)
         >>> perm.tolist(), out.weights.tolist()
         ([[1, 0]], [[0.32, 0.68]])
+        >>> X = np.array([[0.1], [-0.3], [5.2], [4.7], [np.nan]])
+        >>> jaxmix.relabel(draw, ref, X)[1].tolist()
+        [[1, 0]]
     """
     reference = jax.tree.map(lambda a: np.asarray(a, np.float64), as_params(reference))
     draws = jax.tree.map(lambda a: np.asarray(a, np.float64), as_params(draws))
@@ -262,7 +396,15 @@ def relabel(draws: MixtureParams, reference: MixtureParams) -> tuple[MixturePara
             f"draws have mu {draws.mu.shape} and weights {draws.weights.shape}; the reference has "
             f"K={K}, d={d}"
         )
-    precision = 1.0 / np.asarray(family.var_kd(reference.cov, K, d), np.float64)
-    perm = match_components(reference.mu, draws.mu.reshape(-1, K, d), precision)
-    perm = perm.reshape(*batch, K)
+    if X is None:
+        precision = 1.0 / np.asarray(family.var_kd(reference.cov, K, d), np.float64)
+        perm = match_components(reference.mu, draws.mu.reshape(-1, K, d), precision)
+        perm = perm.reshape(*batch, K)
+    else:
+        layout = as_data(X, mask, "dense", what="relabel")
+        if layout.shape[1] != d:
+            raise ValueError(f"X has {layout.shape[1]} columns; the reference has d={d}")
+        std = Standardizer.fit(layout.summary())
+        data = layout.device(std, float_dtype())
+        perm = match_responsibilities(to_internal(draws, std), to_internal(reference, std), data)
     return permute_components(draws, perm), perm

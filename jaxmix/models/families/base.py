@@ -353,6 +353,20 @@ class Family:
         """The variance of every component in every column, ``(..., K, d)`` (NumPy)."""
         raise NotImplementedError
 
+    def conditional_var(self, cov: Any) -> Array:
+        """The variance of every entry given its component, as JAX arrays broadcastable to
+        ``(K, d)`` (traceable; :meth:`var_kd` is its NumPy twin): what the means' conditional
+        (:func:`draw_means`) and the Gibbs sampler's collapsed row update read. Families
+        with conjugate conditionals implement it.
+
+        Raises:
+            TypeError: The family has no conjugate conditionals (:attr:`conjugate` is False).
+        """
+        raise TypeError(
+            f"covariance={self.name!r} has no conjugate conditionals (no variances given the "
+            "component for the means' conditional); sample it with NUTS"
+        )
+
     def covariance_matrix(self, cov: Any, K: int, d: int) -> np.ndarray:
         """Every component's full covariance matrix, ``(K, d, d)`` (NumPy, float64): for the
         families whose entries are independent given the component, ``diag(var_kd)``."""

@@ -137,12 +137,15 @@ class DiagFamily(Family):
         weights = update_weights(stats.n_k, stats.n_rows, prior)
         return params._replace(mu=mu, cov=DiagCov(var), weights=weights)
 
+    def conditional_var(self, cov: Any) -> Array:
+        return cov.var
+
     def draw_conditional(self, rng_key: Array, stats: Any, params: Any, prior: Any) -> Any:
         """Means given ``var_kl``, then ``var_kl ~ IG(a + N_kl / 2, b + R_kl / 2)`` per
         component and column, then weights."""
         k_mu, k_g = jax.random.split(rng_key)
         g_var, g_w = conditional_gammas(k_g, stats.obs_k, stats.n_k, prior)
-        mu = draw_means(k_mu, stats.obs_k, stats.sum_k, params.cov.var, prior)
+        mu = draw_means(k_mu, stats.obs_k, stats.sum_k, self.conditional_var(params.cov), prior)
         var = draw_variance(g_var, _expected_residual(stats, mu), prior)
         return params._replace(mu=mu, cov=DiagCov(var), weights=draw_weights(g_w))
 

@@ -170,12 +170,15 @@ class SphericalFamily(Family):
         weights = update_weights(stats.n_k, stats.n_rows, prior)
         return params._replace(mu=mu, cov=SphericalCov(var), weights=weights)
 
+    def conditional_var(self, cov: Any) -> Array:
+        return cov.var[..., :, None]
+
     def draw_conditional(self, rng_key: Array, stats: Any, params: Any, prior: Any) -> Any:
         """Means given ``var_k``, then ``var_k ~ IG(a + N_k / 2, b + R_k / 2)`` with ``N_k``
         the component's observed entries and ``R_k`` their squared residuals, then weights."""
         k_mu, k_g = jax.random.split(rng_key)
         g_var, g_w = conditional_gammas(k_g, stats.n_obs_k, stats.n_k, prior)
-        mu = draw_means(k_mu, stats.obs_k, stats.sum_k, params.cov.var[:, None], prior)
+        mu = draw_means(k_mu, stats.obs_k, stats.sum_k, self.conditional_var(params.cov), prior)
         var = draw_variance(g_var, expected_residual(stats, mu), prior)
         return params._replace(mu=mu, cov=SphericalCov(var), weights=draw_weights(g_w))
 
