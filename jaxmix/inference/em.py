@@ -4,10 +4,11 @@ for every covariance family and every data layout.
 The algorithm is a pair of pure functions over a typed state, :func:`init_state` and
 :func:`step`; the loop runs inside XLA (``lax.while_loop``) and the restarts are batched with
 ``vmap`` into one compiled call (:func:`run_restarts`). Each restart stops on its own criterion,
-and a restart that has stopped stops costing: every iteration steps only the restarts still
-running, gathered into a batch of a power-of-two size (:func:`loop_restarts`), so the work grows
-with the sum of the restarts' iterations rather than with ``R`` times the longest. A stopped
-restart keeps its state, so each restart's result is that of a single run.
+and on large matrices (more than :data:`COMPACT_MIN_ENTRIES` entry slots) a restart that has
+stopped stops costing: every iteration steps only the restarts still running, gathered into a
+batch of a power-of-two size (:func:`loop_restarts`), so the work grows with the sum of the
+restarts' iterations rather than with ``R`` times the longest. A stopped restart keeps its
+state, so each restart's result is that of a single run.
 
 It maximises the objective ``log p(X | params) + log p(params)`` of the model
 :func:`jaxmix.models.mixture_model`: the log-likelihood alone without a prior (maximum
