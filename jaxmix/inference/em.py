@@ -57,6 +57,7 @@ import numpy as np
 from jax import Array, lax
 
 from jaxmix import _progress, _tracing
+from jaxmix._precision import highest
 from jaxmix._validate import (
     check_choice,
     check_n_components,
@@ -364,6 +365,7 @@ def loop_restarts(
 
 
 @functools.partial(jax.jit, static_argnames=("family", "max_iter", "progress", "sizes"))
+@highest
 def run_restarts(
     start: MixtureParams,
     data: Any,
@@ -639,6 +641,7 @@ def fit_em(
 
 
 @jax.jit
+@highest
 def _final_stats(params: MixtureParams, data: Any) -> Any:
     """The winner's sufficient statistics from one more E-step (summed over devices)."""
     family = family_of(params)
@@ -683,6 +686,7 @@ def _to_result(
 
 
 @jax.jit
+@highest
 def _objective_jit(params, data, prior):
     return objective(params, data, prior)
 

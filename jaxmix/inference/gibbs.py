@@ -67,6 +67,7 @@ from jax.scipy.special import logsumexp
 from numpyro.infer.mcmc import MCMCKernel
 
 from jaxmix import _progress, _tracing
+from jaxmix._precision import highest
 from jaxmix._validate import check_positive_int
 from jaxmix.data import DenseArrays
 from jaxmix.models.families import FAMILIES, Family, get_family
@@ -315,6 +316,7 @@ def _potential(params: MixtureParams, log_likelihood: Array, prior: Prior) -> Ar
 
 
 @functools.partial(jax.jit, static_argnames=("family",))
+@highest
 def init_state(
     rng_key: Array, params: MixtureParams, data: DenseArrays, prior: Prior, family: Family
 ) -> GibbsState:
@@ -361,6 +363,7 @@ def warmup_beta(iteration: Any, num_warmup: int) -> Array:
 
 
 @functools.partial(jax.jit, static_argnames=("family",))
+@highest
 def sweep(
     state: GibbsState, data: DenseArrays, prior: Prior, family: Family, beta: Any = 1.0
 ) -> GibbsState:
@@ -529,6 +532,7 @@ class MixtureGibbs(MCMCKernel):
     jax.jit,
     static_argnames=("K", "covariance", "num_warmup", "num_samples", "chain_method", "progress"),
 )
+@highest
 def sample_chains(
     rng_keys: Array,
     init_params: MixtureParams,

@@ -27,6 +27,7 @@ import numpy as np
 from jax import Array, lax
 
 from jaxmix import _tracing
+from jaxmix._precision import highest
 from jaxmix.data import Standardizer
 from jaxmix.data.base import SMALL_ENTRIES, size_class
 from jaxmix.data.dense import PAD_MIN_ENTRIES, float_dtype, padded_rows
@@ -484,6 +485,7 @@ def _seed_one(
 
 
 @functools.partial(jax.jit, static_argnames=("opts",))
+@highest
 def _seed_batched(
     first: Array,
     draws: Array,

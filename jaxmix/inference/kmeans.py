@@ -19,6 +19,7 @@ import numpy as np
 from jax import Array, lax
 
 from jaxmix import _tracing
+from jaxmix._precision import highest
 from jaxmix._validate import (
     check_n_components,
     check_nonneg_float,
@@ -104,6 +105,7 @@ def _run(params: MixtureParams, data: DenseArrays, tol, max_iter: int) -> KMeans
 
 
 @functools.partial(jax.jit, static_argnames=("max_iter",))
+@highest
 def _kmeans_batched(params, data, tol, *, max_iter):
     _tracing.note("kmeans")
     run = functools.partial(_run, max_iter=max_iter)

@@ -77,6 +77,7 @@ from numpyro.infer.hmc import hmc
 from numpyro.infer.util import potential_energy
 
 from jaxmix import _progress, _tracing
+from jaxmix._precision import highest
 from jaxmix._validate import (
     check_n_components,
     check_nonneg_float,
@@ -147,6 +148,7 @@ class ChainDraws(NamedTuple):
         "progress",
     ),
 )
+@highest
 def sample_chains(
     rng_keys: jax.Array,
     init_params: dict[str, jax.Array],

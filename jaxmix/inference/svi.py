@@ -74,6 +74,7 @@ from numpyro.infer.autoguide import AutoDelta, AutoNormal
 from numpyro.infer.initialization import init_to_value
 
 from jaxmix import _progress, _tracing
+from jaxmix._precision import highest
 from jaxmix._validate import (
     check_choice,
     check_n_components,
@@ -311,7 +312,7 @@ def _run(x, mask, start, prior, learning_rate, rng_key, ftol, static: _Static):
     return out
 
 
-_run_jit = jax.jit(_run, static_argnames=("static",))
+_run_jit = jax.jit(highest(_run), static_argnames=("static",))
 _COMPILED: OrderedDict = OrderedDict()
 _CACHE_SIZE = 8
 

@@ -33,6 +33,7 @@ from jax import Array, lax
 from jax.scipy.special import logsumexp
 from scipy.optimize import linear_sum_assignment
 
+from jaxmix._precision import highest
 from jaxmix._validate import ColumnScaleWarning, EmptyComponentWarning, VarianceFloorWarning
 from jaxmix.data import ColumnSummary, Standardizer, as_data, float_dtype
 from jaxmix.models.families import as_params, family_of
@@ -244,6 +245,7 @@ def _log_resp(params: MixtureParams, data: Any, family: Any) -> Array:
 
 
 @functools.partial(jax.jit, static_argnames=("family",))
+@highest
 def _chunk_costs(chunks: MixtureParams, resp_ref: Array, data: Any, family: Any) -> Array:
     """The costs of :func:`responsibility_costs` for draws in chunks (leading axes ``(m, c)``):
     ``lax.map`` over the chunks of a ``vmap`` over each chunk's draws."""
@@ -256,6 +258,7 @@ def _chunk_costs(chunks: MixtureParams, resp_ref: Array, data: Any, family: Any)
 
 
 @functools.partial(jax.jit, static_argnames=("family",))
+@highest
 def _responsibilities(params: MixtureParams, data: Any, family: Any) -> Array:
     return jnp.exp(_log_resp(params, data, family))
 

@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
+from jaxmix._precision import highest
 from jaxmix.data import Standardizer, as_data, float_dtype
 from jaxmix.data.ratings import IdMaps, SparseRatings, check_entries
 from jaxmix.models.families import Estimation, as_params, family_of
@@ -131,6 +132,7 @@ def posterior_of_rows(layout: Any, params: MixtureParams) -> np.ndarray:
 
 
 @functools.partial(jax.jit, static_argnames=("with_aux",))
+@highest
 def _e_step(params: MixtureParams, data: Any, with_aux: bool) -> Any:
     out = data.e_step_stats(params, family_of(params), with_stats=False, with_aux=with_aux)
     return out.resp, out.aux

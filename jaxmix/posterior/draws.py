@@ -20,6 +20,7 @@ import numpy as np
 from jax import lax
 
 from jaxmix import _tracing
+from jaxmix._precision import highest
 from jaxmix.data import Standardizer, float_dtype
 from jaxmix.models.families import family_of
 from jaxmix.models.mixture import as_device, to_internal
@@ -110,6 +111,7 @@ class PosteriorPass(NamedTuple):
 
 
 @jax.jit
+@highest
 def posterior_pass(params: MixtureParams, data: Any, keys: jax.Array) -> PosteriorPass:
     """One scan over parameter draws ``(S, ...)``: the layout's E-step at every draw.
 
