@@ -15,6 +15,7 @@ from scipy.linalg import hadamard
 
 import jaxmix
 from jaxmix.data import as_data
+from jaxmix.inference import init as init_module
 from jaxmix.inference.init import (
     LLOYD_MOVED,
     SWAP_GAIN,
@@ -23,6 +24,7 @@ from jaxmix.inference.init import (
     init_params,
     kmeans_plus_plus,
     kmeans_plus_plus_batched,
+    seed_rows,
     swap_attempts,
 )
 from jaxmix.testing import count_traces
@@ -245,6 +247,37 @@ def test_input_untouched_and_no_recompile(holes):
     with count_traces() as traces:
         init_params("kmeans++", as_data(X + 1.0), 4, n_init=3, seed=5)
     assert traces["seed"] == 0
+
+
+def test_large_matrix_seeded_on_a_fixed_subset_of_rows(monkeypatch):
+    """Above ``SEED_MAX_ENTRIES`` the seeding reads a fixed random subset of rows: the same for
+    every seed and for dense and triples input, holding about the limit's entries; the picked
+    rows lie in it, and the start equals the seeding of the subset alone (complete data, so the
+    column means that fill missing entries play no part)."""
+    X, _ = mixture(120, 4, 4, 0.0, seed=3)
+    monkeypatch.setattr(init_module, "SEED_MAX_ENTRIES", 160)
+    dense, triples = as_data(X), as_data(jaxmix.sparse_ratings(X))
+    subset = seed_rows(dense)
+    assert subset is not None and subset.size == 40  # 160 entries of rows with 4 each
+    np.testing.assert_array_equal(seed_rows(triples), subset)
+    assert np.all(np.diff(subset) > 0) and not np.array_equal(subset, np.arange(40))
+    assert seed_rows(dense, max_entries=X.size) is None
+
+    runs = [
+        kmeans_plus_plus_batched(data, 4, seed=7, n_init=2, with_rows=True)
+        for data in (dense, triples)
+    ]
+    for a, b in zip(*runs, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10)
+    mu, var, w, chosen = runs[0]
+    assert np.isin(chosen, subset).all()
+    alone = kmeans_plus_plus_batched(as_data(X[subset]), 4, seed=7, n_init=2, with_rows=True)
+    np.testing.assert_array_equal(subset[alone[3]], chosen)
+    np.testing.assert_allclose(alone[0], mu, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(alone[1], var, rtol=1e-10)
+    # every row counts in the fit that follows: EM from this start finds the four clusters
+    fit = jaxmix.fit_em(X, 4, seed=7, n_init=2)
+    assert np.sort(fit.params.weights) == pytest.approx(np.full(4, 0.25), abs=0.02)
 
 
 def nearest_true_centre(mu, sep, K):

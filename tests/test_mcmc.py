@@ -437,6 +437,8 @@ def test_relabel_by_responsibilities_matches_brute_force(rng, covariance):
 
     resp_ref = np.exp(log_resp(ref))
     out, perm = jaxmix.relabel(draws, ref, X)
+    _, from_triples = jaxmix.relabel(draws, ref, jaxmix.sparse_ratings(X))
+    np.testing.assert_array_equal(from_triples, perm)
     for b in range(B):
         draw = jax.tree.map(lambda a, b=b: a[b], draws)
         cost = -(log_resp(draw).T @ resp_ref)

@@ -260,7 +260,7 @@ def _chunk_costs(chunks: MixtureParams, resp_ref: Array, data: Any, family: Any)
 @functools.partial(jax.jit, static_argnames=("family",))
 @highest
 def _responsibilities(params: MixtureParams, data: Any, family: Any) -> Array:
-    return jnp.exp(_log_resp(params, data, family))
+    return data.e_step_stats(params, family, with_stats=False).resp
 
 
 def responsibility_costs(
@@ -292,7 +292,7 @@ def responsibility_costs(
         component ``k``.
     """
     family = family_of(reference)
-    dtype = data.x.dtype
+    dtype = data.dtype
     reference = as_device(reference, dtype)
     draws = as_device(draws, dtype)
     B = draws.weights.shape[0]
@@ -369,8 +369,9 @@ def relabel(
         draws: Parameters with any leading batch shape ``B``: ``mu`` ``(*B, K, d)``, the family's
             parameters, ``weights`` ``(*B, K)``.
         reference: Unbatched parameters of the same family.
-        X: Optional data ``(n, d)`` (``NaN`` = missing), in the units of the parameters: match
-            by the data's responsibilities.
+        X: Optional data ``(n, d)`` (``NaN`` = missing) or a :class:`~jaxmix.SparseRatings`
+            (kept as triples), in the units of the parameters: match by the data's
+            responsibilities.
         mask: Optional boolean ``(n, d)``, ``True`` = observed (with ``X``).
 
     Returns:
@@ -404,7 +405,7 @@ def relabel(
         perm = match_components(reference.mu, draws.mu.reshape(-1, K, d), precision)
         perm = perm.reshape(*batch, K)
     else:
-        layout = as_data(X, mask, "dense", what="relabel")
+        layout = as_data(X, mask, "auto", what="relabel")
         if layout.shape[1] != d:
             raise ValueError(f"X has {layout.shape[1]} columns; the reference has d={d}")
         std = Standardizer.fit(layout.summary())
