@@ -284,7 +284,8 @@ def responsibility_costs(
         draws: Parameters with one leading batch axis ``B`` (``mu`` ``(B, K, d)``), in the units
             of ``data``.
         reference: Unbatched parameters of the same family and units.
-        data: A layout's device arrays (:meth:`jaxmix.data.DenseArrays.log_joint`).
+        data: A dense layout's device arrays (:meth:`jaxmix.data.DenseArrays.log_joint`;
+            padding rows carry no responsibility).
         chunk: Draws per compiled E-step (static).
 
     Returns:
@@ -370,8 +371,8 @@ def relabel(
             parameters, ``weights`` ``(*B, K)``.
         reference: Unbatched parameters of the same family.
         X: Optional data ``(n, d)`` (``NaN`` = missing) or a :class:`~jaxmix.SparseRatings`
-            (kept as triples), in the units of the parameters: match by the data's
-            responsibilities.
+            (made dense: the log responsibilities come from the dense layout's ``log_joint``),
+            in the units of the parameters: match by the data's responsibilities.
         mask: Optional boolean ``(n, d)``, ``True`` = observed (with ``X``).
 
     Returns:
@@ -405,7 +406,7 @@ def relabel(
         perm = match_components(reference.mu, draws.mu.reshape(-1, K, d), precision)
         perm = perm.reshape(*batch, K)
     else:
-        layout = as_data(X, mask, "auto", what="relabel")
+        layout = as_data(X, mask, "dense", what="relabel")
         if layout.shape[1] != d:
             raise ValueError(f"X has {layout.shape[1]} columns; the reference has d={d}")
         std = Standardizer.fit(layout.summary())
