@@ -3,11 +3,18 @@
 Tests that compare against the published numbers need float64; jaxmix itself never changes
 JAX's settings, so the test session enables x64 here. Tests that exercise float32 pass explicit
 dtypes to the kernels or run in a subprocess.
+
+Under ``pytest -n N`` (pytest-xdist) the workers share one persistent compilation cache, made
+for the run and removed after it: a program one worker compiled (the EM loop, the seeding, an
+E-step of a given size class) is read back by the other instead of compiled again. A plain
+``pytest`` run keeps its programs in memory and uses no cache.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import jax
@@ -15,6 +22,27 @@ import numpy as np
 import pytest
 
 jax.config.update("jax_enable_x64", True)
+
+_CACHE_ENV = "JAXMIX_TEST_COMPILATION_CACHE"
+
+
+def pytest_configure(config) -> None:
+    if hasattr(config, "workerinput"):  # an xdist worker: use the run's cache
+        path = os.environ.get(_CACHE_ENV)
+        if path:
+            import jaxmix
+
+            jaxmix.enable_compilation_cache(path)
+    elif config.getoption("numprocesses", None):  # the xdist controller: make it
+        config._jaxmix_cache = tempfile.mkdtemp(prefix="jaxmix-test-xla-")
+        os.environ[_CACHE_ENV] = config._jaxmix_cache
+
+
+def pytest_unconfigure(config) -> None:
+    path = getattr(config, "_jaxmix_cache", None)
+    if path:
+        shutil.rmtree(path, ignore_errors=True)
+        os.environ.pop(_CACHE_ENV, None)
 
 
 def reference_dir() -> Path | None:
