@@ -132,9 +132,12 @@ def test_column_scales_warn_under_one_variance_per_column_only():
     survey[rng.random(survey.shape) < 0.1] = np.nan
     with pytest.warns(jaxmix.ColumnScaleWarning, match=r"'spherical' family.*covariance='diag'"):
         jaxmix.fit_em(survey, 2, min_var=1.0)
+    with pytest.warns(jaxmix.ColumnScaleWarning, match=r"'shared' family"):
+        jaxmix.fit_em(survey, 2, covariance="shared", min_var=1.0)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         jaxmix.fit_em(survey, 2, covariance="diag", min_var=1.0)
+        jaxmix.fit_em(survey, 2, covariance="factor", rank=1, min_var=1.0)
     # the triples layout sees the same column spreads
     dense_sd = as_data(survey).summary().column_sd()
     triples_sd = as_data(jaxmix.sparse_ratings(survey)).summary().column_sd()

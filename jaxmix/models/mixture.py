@@ -78,11 +78,12 @@ LOG_RESP_FLOOR = -1e4
 def warn_column_scales(summary: ColumnSummary, family: Any, stacklevel: int = 3) -> None:
     """Warn (:class:`~jaxmix.ColumnScaleWarning`) when the columns' standard deviations span more
     than :data:`SCALE_RATIO` and ``family`` gives all columns one variance per component
-    (``"spherical"``, ``"shared"``): the widest columns then decide the clusters alone.
+    (``Family.one_column_variance``: ``"spherical"``, ``"shared"``): the widest columns then
+    decide the clusters alone.
 
     Columns with fewer than two entries or no spread are left out of the comparison.
     """
-    if family.name not in ("spherical", "shared"):
+    if not family.one_column_variance:
         return
     sd = summary.column_sd()
     sd = sd[np.isfinite(sd) & (sd > 0)]

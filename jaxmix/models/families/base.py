@@ -264,6 +264,10 @@ class Family:
     cov_type: type = tuple
     #: A one-line description (``jaxmix.models.families.describe``).
     summary: str = ""
+    #: Every column shares a component's variance (spherical, shared): columns on very
+    #: different scales then let the widest decide the clusters
+    #: (:func:`jaxmix.models.mixture.warn_column_scales` warns).
+    one_column_variance: bool = False
 
     def __repr__(self) -> str:
         return f"<covariance family {self.name!r}>"

@@ -120,6 +120,7 @@ class SphericalFamily(Family):
     cov_type = SphericalCov
     summary = "one variance per component: Sigma_k = var_k I (the course's model)"
     conjugate = True
+    one_column_variance = True
 
     def var_shape(self, K: int, d: int) -> tuple[int, ...]:
         return (K,)
