@@ -4,6 +4,10 @@ The test session enables x64 (``conftest.py``), so the float32 fits run in a chi
 that never turns it on: jaxmix then computes in JAX's default float32. The parent (float64) fits
 the same data with the same settings and compares. The child gets its data from the parent via an
 ``.npz`` file, so both sides see bit-identical inputs.
+
+Both sides run on JAX's default backend: on a machine with a GPU this is the check that float32
+on the GPU agrees with float64 there (every product at ``Precision.HIGHEST``, see
+``test_precision.py``; without it TensorFloat-32 products would break these tolerances).
 """
 
 from __future__ import annotations
