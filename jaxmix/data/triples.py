@@ -56,6 +56,7 @@ from jaxmix.data.base import (
     EStep,
     RowInfo,
     Standardizer,
+    gram_terms,
     prefix_add,
     size_class,
 )
@@ -346,6 +347,10 @@ def _scan_chunks(params, family, data, with_stats, with_aux, axis_name):
     d = params.mu.shape[-1]
     tables = family.row_tables(params)
     F = tables.n_features
+    # A family whose row sums are a Gram matrix gathers p + 3 values per entry and component,
+    # not F (the factor family: 12 instead of 55 at rank 8), from one (d, K (p + 3)) table.
+    gram = family.row_gram(params)
+    packed = None if gram is None else gram.packed().reshape(d, -1)
     n_slots = data.n_obs.shape[0]
     slots = jnp.arange(R)
     chunk_rows = RowInfo(jnp.zeros((R,), dtype), jnp.zeros((R,), dtype))
@@ -372,7 +377,10 @@ def _scan_chunks(params, family, data, with_stats, with_aux, axis_name):
     def body(carry, chunk):
         carry = dict(carry)
         lr, c, v, rs, nr = chunk
-        e = _entry_terms(tables, c, v, F)
+        if packed is None:
+            e = _entry_terms(tables, c, v, F)
+        else:
+            e = gram_terms(packed.at[c].get(mode="promise_in_bounds").reshape(c.shape[0], K, -1), v)
         if F == 1:  # one feature per component: scatter (C, K), not (C, K, 1)
             s = jnp.zeros((R + 1, K), dtype).at[lr].add(e[..., 0], mode="promise_in_bounds")
             s = s[:R, :, None]
