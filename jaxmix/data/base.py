@@ -172,14 +172,10 @@ def gram_terms(packed: Array, x: Array) -> Array:
     p = packed.shape[-1] - 3
     v = packed[..., :p]
     ax = (x[:, None] - packed[..., p + 1]) * packed[..., p]  # (C, K)
-    iu0, iu1 = np.triu_indices(p)
+    # the upper triangle row by row, as static slices (no gather of constant indices)
+    triu = [v[..., i : i + 1] * v[..., i:] for i in range(p)]
     return jnp.concatenate(
-        [
-            (packed[..., p + 2] + ax * ax)[..., None],
-            v * ax[..., None],
-            v[..., iu0] * v[..., iu1],
-        ],
-        axis=-1,
+        [(packed[..., p + 2] + ax * ax)[..., None], v * ax[..., None], *triu], -1
     )
 
 
