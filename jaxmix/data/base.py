@@ -172,10 +172,14 @@ def gram_terms(packed: Array, x: Array) -> Array:
     p = packed.shape[-1] - 3
     v = packed[..., :p]
     ax = (x[:, None] - packed[..., p + 1]) * packed[..., p]  # (C, K)
-    # the upper triangle row by row, as static slices (no gather of constant indices)
-    triu = [v[..., i : i + 1] * v[..., i:] for i in range(p)]
+    iu0, iu1 = np.triu_indices(p)
     return jnp.concatenate(
-        [(packed[..., p + 2] + ax * ax)[..., None], v * ax[..., None], *triu], -1
+        [
+            (packed[..., p + 2] + ax * ax)[..., None],
+            v * ax[..., None],
+            v[..., iu0] * v[..., iu1],
+        ],
+        axis=-1,
     )
 
 

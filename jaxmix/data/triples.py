@@ -338,22 +338,45 @@ def _entry_terms(tables: Any, c: Array, v: Array, F: int) -> Array:
     return terms
 
 
-def _row_sums_pass(family, params, data, F, axis_name):
-    """Pass 1: every slot's row sums ``(n_blocks * R, K, F)`` (zero past the active rows), one
-    segment sum per chunk written to its rows' slots."""
+def _scan_chunks(params, family, data, with_stats, with_aux, axis_name):
+    """The scan over one device's chunks: per-slot responsibilities and log-likelihoods, the raw
+    column sums, row totals and aux totals of the family's statistics, and the per-slot aux."""
     R = data.rows_per_chunk
     K = params.weights.shape[-1]
     dtype = data.val.dtype
     d = params.mu.shape[-1]
-    n_slots = data.n_obs.shape[0]
+    tables = family.row_tables(params)
+    F = tables.n_features
     # A family whose row sums are a Gram matrix gathers p + 3 values per entry and component,
     # not F (the factor family: 12 instead of 55 at rank 8), from one (d, K (p + 3)) table.
     gram = family.row_gram(params)
     packed = None if gram is None else gram.packed().reshape(d, -1)
-    tables = family.row_tables(params) if gram is None else None
+    n_slots = data.n_obs.shape[0]
+    slots = jnp.arange(R)
+    chunk_rows = RowInfo(jnp.zeros((R,), dtype), jnp.zeros((R,), dtype))
+    _, aux_shape = jax.eval_shape(family.log_joint, params, jnp.zeros((R, K, F), dtype), chunk_rows)
+    # Per-row results go to (n_slots, ...) buffers and are summed after the scan (pairwise, as
+    # on the dense layout) rather than accumulated chunk by chunk.
+    carry = {"resp": jnp.zeros((n_slots, K), dtype), "ll": jnp.zeros((n_slots,), dtype)}
+    sizes = (0, 0, 0)
+    if with_stats:
+        sizes = family.weight_sizes(params)
+        carry["cols"] = [jnp.zeros((d, g), dtype) for g in sizes if g]
+        aux_totals = jax.eval_shape(
+            family.aux_totals,
+            jax.ShapeDtypeStruct((R, K), dtype),
+            aux_shape,
+        )
+        carry["aux_totals"] = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), aux_totals)
+    if with_aux:
+        carry["aux"] = jax.tree.map(
+            lambda a: jnp.zeros((n_slots, *a.shape[1:]), a.dtype), aux_shape
+        )
+    carry = jax.tree.map(lambda c: _varying(c, axis_name), carry)
 
-    def body(buf, chunk):
-        lr, c, v, rs = chunk
+    def body(carry, chunk):
+        carry = dict(carry)
+        lr, c, v, rs, nr = chunk
         if packed is None:
             e = _entry_terms(tables, c, v, F)
         else:
@@ -363,75 +386,53 @@ def _row_sums_pass(family, params, data, F, axis_name):
             s = s[:R, :, None]
         else:
             s = jnp.zeros((R + 1, K, F), dtype).at[lr].add(e, mode="promise_in_bounds")[:R]
-        # Rows past the chunk get zeros here; the next chunk overwrites them with its own.
-        return lax.dynamic_update_slice_in_dim(buf, s, rs, axis=0), None
-
-    n_buf = -(-n_slots // R) * R
-    buf = _varying(jnp.zeros((n_buf, K, F), dtype), axis_name)
-    chunks = (data.local_row, data.col, data.val, data.row_start)
-    return lax.scan(body, buf, chunks)[0]
-
-
-def _scan_chunks(params, family, data, with_stats, with_aux, axis_name):
-    """One device's chunks in three passes: the row sums of every slot (a scan over the chunks),
-    the family's log density of every slot (in blocks of ``R`` slots: on the real rows, not on
-    every chunk's ``R`` slots, most of them empty when a chunk's rows are long), then the column
-    sums (a second scan). Returns the per-slot responsibilities and log-likelihoods, the raw
-    column sums, row totals and aux totals of the family's statistics, and the per-slot aux."""
-    R = data.rows_per_chunk
-    K = params.weights.shape[-1]
-    dtype = data.val.dtype
-    d = params.mu.shape[-1]
-    F = family.row_tables(params).n_features  # (only the shapes are read)
-    n_slots = data.n_obs.shape[0]
-    sums = _row_sums_pass(family, params, data, F, axis_name)
-    n_buf = sums.shape[0]
-
-    def pad(a):
-        return jnp.pad(a, (0, n_buf - n_slots)).reshape(-1, R)
-
-    def density(block):
-        s, n_obs, sq_norm = block
-        log_joint, aux = family.log_joint(params, s, RowInfo(n_obs, sq_norm))
+        rows = RowInfo(
+            lax.dynamic_slice_in_dim(data.n_obs, rs, R),
+            lax.dynamic_slice_in_dim(data.sq_norm, rs, R),
+        )
+        log_joint, aux = family.log_joint(params, s, rows)
         row_ll = logsumexp(log_joint, axis=1)
-        resp = jnp.exp(log_joint - row_ll[:, None])
-        valid = n_obs > 0  # the active rows (padding slots have no entries)
-        resp = jnp.where(valid[:, None], resp, 0.0)
-        return resp, jnp.where(valid, row_ll, 0.0), aux
-
-    blocks = (sums.reshape(-1, R, K, F), pad(data.n_obs), pad(data.sq_norm))
-    resp, row_ll, aux = jax.tree.map(
-        lambda a: a.reshape(n_buf, *a.shape[2:])[:n_slots], lax.map(density, blocks)
-    )
-    aux_buf = aux if with_aux else None
-    if not with_stats:
-        return resp, row_ll, None, None, None, aux_buf
-    sizes = family.weight_sizes(params)
-    G0, G1, G2 = sizes
-
-    def body(acc, chunk):
-        lr, c, v, rs = chunk
-        # the chunk's rows (and slots past them, which no entry of the chunk points at)
-        rows_resp = lax.dynamic_slice_in_dim(resp, rs, R, axis=0)
-        rows_aux = jax.tree.map(lambda a: lax.dynamic_slice_in_dim(a, rs, R, axis=0), aux)
-        w = family.stat_weights(rows_resp, rows_aux).w
+        valid = slots < nr
+        resp = jnp.where(valid[:, None], jnp.exp(log_joint - row_ll[:, None]), 0.0)
+        # Rows past the chunk get zeros here; the next chunk overwrites them with its own.
+        carry["resp"] = lax.dynamic_update_slice_in_dim(carry["resp"], resp, rs, axis=0)
+        carry["ll"] = lax.dynamic_update_slice_in_dim(
+            carry["ll"], jnp.where(valid, row_ll, 0.0), rs, 0
+        )
+        if with_aux:
+            carry["aux"] = jax.tree.map(
+                lambda buf, a: lax.dynamic_update_slice_in_dim(buf, a, rs, axis=0),
+                carry["aux"],
+                aux,
+            )
+        if not with_stats:
+            return carry, None
+        weights = family.stat_weights(resp, aux)
+        w = weights.w
         wg = jnp.concatenate([w, jnp.zeros((1, w.shape[1]), dtype)])
         wg = wg.at[lr].get(mode="promise_in_bounds")
-        acc = list(acc)
+        acc = list(carry["cols"])
+        G0, G1, G2 = sizes
         acc[0] = acc[0].at[c].add(wg[:, :G0], mode="promise_in_bounds")
         if G1:
             acc[1] = acc[1].at[c].add(wg[:, :G1] * v[:, None], mode="promise_in_bounds")
         if G2:
             acc[2] = acc[2].at[c].add(wg[:, :G2] * (v * v)[:, None], mode="promise_in_bounds")
-        return acc, None
+        carry["cols"] = acc
+        carry["aux_totals"] = jax.tree.map(
+            jnp.add, carry["aux_totals"], family.aux_totals(resp, aux)
+        )
+        return carry, None
 
-    acc = _varying([jnp.zeros((d, g), dtype) for g in sizes if g], axis_name)
-    chunks = (data.local_row, data.col, data.val, data.row_start)
-    acc, _ = lax.scan(body, acc, chunks)
+    chunks = (data.local_row, data.col, data.val, data.row_start, data.n_rows)
+    out, _ = lax.scan(body, carry, chunks)
+    aux_buf = out.get("aux")
+    if not with_stats:
+        return out["resp"], out["ll"], None, None, None, aux_buf
+    acc = out["cols"]
     cols = tuple(acc[i] if g else None for i, g in enumerate(sizes))
-    rows = RowInfo(data.n_obs, data.sq_norm)
-    totals = family.row_totals(resp, rows)
-    return resp, row_ll, cols, totals, family.aux_totals(resp, aux), aux_buf
+    totals = family.row_totals(out["resp"], RowInfo(data.n_obs, data.sq_norm))
+    return out["resp"], out["ll"], cols, totals, out["aux_totals"], aux_buf
 
 
 # ---------------------------------------------------------------------------- layout (host)
