@@ -5,7 +5,10 @@ Here a pass touches the observed entries only. A family's row sums (:class:`RowT
 per entry, a gather of the entry's column from the ``(d, F)`` tables and a segment sum into its
 row; its column sums (:class:`ColWeights`) a gather of the entry's row weights and a scatter-add
 into ``(d, G)`` accumulators. The family is called in between, chunk by chunk, so that one pass
-over the data gives the E-step and the M-step's statistics.
+over the data gives the E-step and the M-step's statistics. A family that describes its row sums
+as a Gram matrix (:meth:`~jaxmix.models.families.base.Family.row_gram`, the factor family) has
+``p + 3`` values per component gathered per entry instead of ``F`` (12 instead of 55 at rank 8),
+and each entry's ``F`` terms formed from them (:func:`~jaxmix.data.base.gram_terms`).
 
 Layout (built once on the host, :func:`build_layout`): the rows with at least one entry ("active"
 rows) are cut into *chunks* of consecutive rows holding at most ``chunk_size`` entries and at
