@@ -769,3 +769,64 @@ def test_load_sparse_ratings_without_reindex_keeps_positions(tmp_path):
     np.testing.assert_array_equal(S.rows, [0, 2])
     assert jaxmix.load_sparse_ratings(path, reindex=False, shape=(5, 6)).shape == (5, 6)
     assert jaxmix.load_sparse_ratings(path).shape == (2, 2)  # reindexed by default
+
+
+def _power_law_matrix(rng, n=90, d=24):
+    """Rows and columns of very different lengths (Pareto weights), with empty rows, empty
+    columns and a few rows observed almost everywhere."""
+    X = rng.normal(size=(n, d)) + rng.normal(size=(n, 1)) + rng.normal(size=(1, d))
+    prob = np.clip(0.08 * rng.pareto(1.0, n)[:, None] * rng.pareto(1.0, d)[None, :], 0.0, 0.95)
+    observed = rng.random((n, d)) < prob
+    observed[:4] = False  # empty rows
+    observed[:, :2] = False  # empty columns
+    observed[4:7, 2:] = True  # long rows
+    return np.where(observed, X, np.nan)
+
+
+@pytest.mark.parametrize("rank, row_offset, dtype", [(2, False, np.float64), (8, True, np.float32)])
+def test_factor_gram_rows_equal_the_tables_and_the_dense_layout(
+    rng, monkeypatch, rank, row_offset, dtype
+):
+    from jaxmix.models.families import get_family
+    from jaxmix.models.families.factor import FactorFamily
+
+    X = _power_law_matrix(rng)
+    n, d = X.shape
+    family = get_family("factor", rank=rank, row_offset=row_offset)
+    K = 3
+    cov = family._split(rng.uniform(0.5, 2.0, (K, d)), seed=1)
+    cov = cov._replace(loadings=rng.normal(size=cov.loadings.shape))  # not the small start
+    params = jaxmix.MixtureParams(rng.normal(size=(K, d)), cov, np.array([0.5, 0.3, 0.2]))
+    params = jax.tree.map(lambda a: jax.numpy.asarray(a, dtype), params)
+    std = Standardizer.identity(d)
+
+    def e_step(data):
+        return jax.jit(lambda p, a: a.e_step_stats(p, family, with_aux=True))(params, data)
+
+    ref = e_step(as_data(X, method="dense").device(std, dtype).local())
+    layout = as_data(sparse_ratings(X))
+    # chunks of 16 entries: many chunks and rows per chunk, padded entries, rows and chunks
+    data = layout.device(std, dtype, chunk_size=16, dense_row_density=None, pad=True).local()
+    assert data.val.size > layout.nnz and int((layout.row_counts() == 0).sum()) >= 4
+    assert data.val.shape[1] > 4  # several chunks
+
+    def triples():
+        out = e_step(data)
+        return layout.rows_from_slots(out.resp), out
+
+    resp_gram, gram = triples()
+    monkeypatch.setattr(FactorFamily, "row_gram", lambda self, params: None)  # the tables' path
+    resp_tables, tables = triples()
+
+    tol = dict(rtol=2e-4, atol=2e-4) if dtype == np.float32 else dict(rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(resp_gram, resp_tables, **tol)
+    np.testing.assert_allclose(resp_gram, np.asarray(ref.resp), **tol)
+    ll = float(ref.log_likelihood)
+    for out in (gram, tables):
+        np.testing.assert_allclose(float(out.log_likelihood), ll, rtol=tol["rtol"])
+    for name, a in gram.stats._asdict().items():
+        np.testing.assert_allclose(np.asarray(a), np.asarray(getattr(tables.stats, name)), **tol)
+        np.testing.assert_allclose(np.asarray(a), np.asarray(getattr(ref.stats, name)), **tol)
+    # the rows' factor posteriors (aux) too, empty rows included
+    for a, b in zip(gram.aux, ref.aux, strict=True):
+        np.testing.assert_allclose(layout.rows_from_slots(a, axis=0), np.asarray(b), **tol)

@@ -35,12 +35,14 @@ __all__ = [
     "ColWeights",
     "ColumnSummary",
     "EStep",
+    "GramTables",
     "RowInfo",
     "RowTables",
     "REFERENCE_MIN_VAR",
     "Standardizer",
     "default_min_var",
     "expand",
+    "gram_terms",
     "prefix_add",
     "size_class",
 ]
@@ -118,6 +120,67 @@ class RowTables(NamedTuple):
         """``F``, the features of every component."""
         widths = [t.shape[-1] for t in (self.a0, self.a1, self.a2) if t is not None]
         return max([*widths, 1 if self.unit else 0])
+
+
+class GramTables(NamedTuple):
+    """The same row sums as a family's :class:`RowTables` when they are a Gram matrix: a compact
+    description for a layout that gathers per-column values per entry.
+
+    Every observed entry ``(u, l)`` gives, per component ``k``, the vector
+    ``a = [v_lk, (x_ul - m_lk) s_lk]`` of length ``p + 1``, and row ``u``'s features are
+
+    .. math::
+
+        s_{uk} = \\Big[\\sum_l (c_{lk} + a_{p}^2),\\ \\sum_l a_{p} a_{:p},\\
+            \\mathrm{triu}\\big(\\sum_l a_{:p} a_{:p}'\\big)\\Big],
+
+    ``F = 1 + p + p (p + 1) / 2`` features in that order (the upper triangle row by row, as
+    ``numpy.triu_indices``), exactly what the family's :meth:`row_tables` give. The triples
+    layout gathers ``p + 3`` values per entry and component instead of ``F`` (the factor family:
+    ``v = Lambda / sqrt(psi)``, ``s = 1 / sqrt(psi)``, ``c = log 2 pi psi``).
+
+    Attributes:
+        centre: ``m``, ``(d, K)``.
+        scale: ``s``, ``(d, K)``.
+        vectors: ``v``, ``(d, K, p)``.
+        const: ``c``, ``(d, K)``.
+    """
+
+    centre: Array
+    scale: Array
+    vectors: Array
+    const: Array
+
+    @property
+    def n_features(self) -> int:
+        """``F = 1 + p + p (p + 1) / 2``."""
+        p = self.vectors.shape[-1]
+        return 1 + p + p * (p + 1) // 2
+
+    def packed(self) -> Array:
+        """The four tables side by side, ``(d, K, p + 3)``: ``[v, s, m, c]`` (one gather per
+        entry)."""
+        return jnp.concatenate(
+            [self.vectors, self.scale[..., None], self.centre[..., None], self.const[..., None]],
+            axis=-1,
+        )
+
+
+def gram_terms(packed: Array, x: Array) -> Array:
+    """Every entry's terms of the :class:`GramTables` row sums, ``(C, K, F)``, from the entries'
+    gathered ``packed`` tables ``(C, K, p + 3)`` and values ``x`` ``(C,)``."""
+    p = packed.shape[-1] - 3
+    v = packed[..., :p]
+    ax = (x[:, None] - packed[..., p + 1]) * packed[..., p]  # (C, K)
+    iu0, iu1 = np.triu_indices(p)
+    return jnp.concatenate(
+        [
+            (packed[..., p + 2] + ax * ax)[..., None],
+            v * ax[..., None],
+            v[..., iu0] * v[..., iu1],
+        ],
+        axis=-1,
+    )
 
 
 def expand(tables: RowTables) -> tuple[Array | None, Array | None, Array | None]:

@@ -5,7 +5,10 @@ Here a pass touches the observed entries only. A family's row sums (:class:`RowT
 per entry, a gather of the entry's column from the ``(d, F)`` tables and a segment sum into its
 row; its column sums (:class:`ColWeights`) a gather of the entry's row weights and a scatter-add
 into ``(d, G)`` accumulators. The family is called in between, chunk by chunk, so that one pass
-over the data gives the E-step and the M-step's statistics.
+over the data gives the E-step and the M-step's statistics. A family that describes its row sums
+as a Gram matrix (:meth:`~jaxmix.models.families.base.Family.row_gram`, the factor family) has
+``p + 3`` values per component gathered per entry instead of ``F`` (12 instead of 55 at rank 8),
+and each entry's ``F`` terms formed from them (:func:`~jaxmix.data.base.gram_terms`).
 
 Layout (built once on the host, :func:`build_layout`): the rows with at least one entry ("active"
 rows) are cut into *chunks* of consecutive rows holding at most ``chunk_size`` entries and at
@@ -56,6 +59,7 @@ from jaxmix.data.base import (
     EStep,
     RowInfo,
     Standardizer,
+    gram_terms,
     prefix_add,
     size_class,
 )
@@ -346,6 +350,10 @@ def _scan_chunks(params, family, data, with_stats, with_aux, axis_name):
     d = params.mu.shape[-1]
     tables = family.row_tables(params)
     F = tables.n_features
+    # A family whose row sums are a Gram matrix gathers p + 3 values per entry and component,
+    # not F (the factor family: 12 instead of 55 at rank 8), from one (d, K (p + 3)) table.
+    gram = family.row_gram(params)
+    packed = None if gram is None else gram.packed().reshape(d, -1)
     n_slots = data.n_obs.shape[0]
     slots = jnp.arange(R)
     chunk_rows = RowInfo(jnp.zeros((R,), dtype), jnp.zeros((R,), dtype))
@@ -372,7 +380,10 @@ def _scan_chunks(params, family, data, with_stats, with_aux, axis_name):
     def body(carry, chunk):
         carry = dict(carry)
         lr, c, v, rs, nr = chunk
-        e = _entry_terms(tables, c, v, F)
+        if packed is None:
+            e = _entry_terms(tables, c, v, F)
+        else:
+            e = gram_terms(packed.at[c].get(mode="promise_in_bounds").reshape(c.shape[0], K, -1), v)
         if F == 1:  # one feature per component: scatter (C, K), not (C, K, 1)
             s = jnp.zeros((R + 1, K), dtype).at[lr].add(e[..., 0], mode="promise_in_bounds")
             s = s[:R, :, None]

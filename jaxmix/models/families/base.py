@@ -383,6 +383,13 @@ class Family:
         """Per-column coefficients of the row sums the log density needs (:class:`RowTables`)."""
         raise NotImplementedError
 
+    def row_gram(self, params: Any) -> Any:
+        """The row sums of :meth:`row_tables` as a Gram matrix of per-entry vectors
+        (:class:`~jaxmix.data.base.GramTables`), for a family whose features have that form, or
+        ``None`` (the default). A layout that gathers per-column values per entry (triples) uses
+        it when given: fewer values per entry, the same sums."""
+        return None
+
     def log_joint(self, params: Any, sums: Array, rows: Any) -> tuple[Array, Any]:
         """``log w_k + log N(x_{u,C_u}; component k)`` for every row and component, ``(r, K)``,
         from the row sums of :meth:`row_tables` ``(r, F)`` and the rows' :class:`RowInfo`; and

@@ -27,7 +27,9 @@ The M-step is closed form per component and column: a weighted least-squares reg
 (``Normal(0, loading_sd^2)`` on the loadings, ``Normal(m0_l, s0_l^2)`` on the means, given the old
 ``psi``) and the variances take the InverseGamma's conditional mode, as in the other families.
 
-Small ranks are cheap: the row sums have ``1 + p + p (p + 1) / 2`` features per component.
+Small ranks are cheap: the row sums have ``1 + p + p (p + 1) / 2`` features per component. On
+triples they are formed per entry from ``p + 3`` gathered values (:meth:`FactorFamily.row_gram`:
+the features are the Gram matrix of ``[Lambda_l, x_l - mu_l] / sqrt(psi_l)``).
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from jax import Array
 from numpyro.distributions import constraints
 
 from jaxmix._validate import check_int
-from jaxmix.data.base import ColWeights, RowTables
+from jaxmix.data.base import ColWeights, GramTables, RowTables
 from jaxmix.models.families.base import (
     WEIGHT_EPS,
     Estimation,
@@ -131,8 +133,14 @@ def _posterior_solve(M: Array, b: Array) -> tuple[Array, Array, Array]:
     ``(M^{-1} b, M^{-1}, log|M|)`` (Cholesky)."""
     p = M.shape[-1]
     L = jnp.linalg.cholesky(M)
-    m = _cho_solve(L, b)
-    S = _cho_solve(L, jnp.broadcast_to(jnp.eye(p, dtype=M.dtype), M.shape))
+    # One triangular solve, W = L^{-1}; then S = W' W and m = S b as broadcast sums: on the CPU
+    # each solve and each batched p x p product is a call per matrix (the sums are one loop),
+    # which made the four solves of S and m cost three times the Cholesky factorisation.
+    W = jax.scipy.linalg.solve_triangular(
+        L, jnp.broadcast_to(jnp.eye(p, dtype=M.dtype), M.shape), lower=True
+    )
+    S = jnp.sum(W[..., :, :, None] * W[..., :, None, :], axis=-3)
+    m = jnp.sum(S * b[..., None, :], axis=-1)
     logdet = 2.0 * jnp.sum(jnp.log(jnp.diagonal(L, axis1=-2, axis2=-1)), axis=-1)
     return m, S, logdet
 
@@ -327,6 +335,20 @@ class FactorFamily(Family):
             a0=jnp.transpose(a0, swap),
             a1=jnp.transpose(a1, swap),
             a2=jnp.transpose(a2, swap),
+        )
+
+    def row_gram(self, params: Any) -> GramTables:
+        """:meth:`row_tables` as a Gram matrix: ``a = [Lambda_l, x_l - mu_l] / sqrt(psi_l)``, so
+        that ``sum a a'`` holds ``M - D^{-1}``, ``b`` and the quadratic term, and ``c = log 2 pi
+        psi_l``: ``p + 3`` values per entry and component instead of ``1 + p + p (p + 1) / 2``."""
+        mu, cov = params.mu, params.cov
+        inv_sd = jax.lax.rsqrt(cov.var)  # (K, d)
+        vectors = self._lambda(cov) * inv_sd[..., None]  # (K, d, p)
+        return GramTables(
+            centre=mu.T,
+            scale=inv_sd.T,
+            vectors=jnp.transpose(vectors, (1, 0, 2)),
+            const=jnp.log(2.0 * math.pi * cov.var).T,
         )
 
     def log_joint(self, params: Any, sums: Array, rows: Any) -> tuple[Array, Any]:
