@@ -348,12 +348,13 @@ def _scan_chunks(params, family, data, with_stats, with_aux, axis_name):
     K = params.weights.shape[-1]
     dtype = data.val.dtype
     d = params.mu.shape[-1]
-    tables = family.row_tables(params)
-    F = tables.n_features
     # A family whose row sums are a Gram matrix gathers p + 3 values per entry and component,
-    # not F (the factor family: 12 instead of 55 at rank 8), from one (d, K (p + 3)) table.
+    # not F (the factor family: 12 instead of 55 at rank 8), from one (d, K (p + 3)) table;
+    # its F-feature tables are then not built.
     gram = family.row_gram(params)
+    tables = family.row_tables(params) if gram is None else None
     packed = None if gram is None else gram.packed().reshape(d, -1)
+    F = (tables if gram is None else gram).n_features
     n_slots = data.n_obs.shape[0]
     slots = jnp.arange(R)
     chunk_rows = RowInfo(jnp.zeros((R,), dtype), jnp.zeros((R,), dtype))
