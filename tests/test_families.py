@@ -195,7 +195,16 @@ def test_m_step_matches_oracle(rng, name, use_prior):
 FIT_CONFIGS = [(n, p) for n in CASES for p in (None, "default")]
 
 
-@pytest.mark.parametrize("case, prior", FIT_CONFIGS)
+@pytest.mark.parametrize(
+    "case, prior",
+    # the factor family without a prior: over 10 s each (its own programs, many iterations)
+    [
+        pytest.param(*c, marks=pytest.mark.slow)
+        if c in (("factor", None), ("factor-2", None))
+        else c
+        for c in FIT_CONFIGS
+    ],
+)
 def test_fit_invariants_and_dense_equals_triples(rng, case, prior):
     family = _family(case)
     name = family.name

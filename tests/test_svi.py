@@ -197,6 +197,7 @@ def test_em_and_svi_map_agree_on_ratings_with_missing_entries(survey, covariance
             np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.slow
 @pytest.mark.reference
 @pytest.mark.parametrize("covariance, prior", CONFIGS, ids=IDS)
 def test_em_and_svi_map_agree_on_toy_data(toy, covariance, prior):
@@ -438,6 +439,7 @@ def test_meanfield_posterior_is_near_the_map(ratings, meanfield):
     assert np.max(sd["mu"]) < 0.5  # concentrated: 200 rows, a third of them per component
 
 
+@pytest.mark.slow
 def test_meanfield_diag_shapes(ratings):
     res = jaxmix.fit_svi(ratings, K, guide="meanfield", covariance="diag", num_steps=50)
     assert res.var.shape == (K, 20) and res.variational_scale.var.shape == (K, 20)
@@ -511,6 +513,7 @@ def test_init_with_a_restart_axis_is_refused(ratings):
 # ---------------------------------------------------------------- the example script
 
 
+@pytest.mark.slow
 def test_example_runs_with_tiny_settings(tmp_path, capsys):
     """The example on its default-sized data (toy data from $JAXMIX_REFERENCE_DATA, else its
     simulated stand-in), whose shapes and options match the tests above: it reuses their compiled
@@ -530,6 +533,7 @@ def test_example_runs_with_tiny_settings(tmp_path, capsys):
         assert abs(summary[name]["rel_gap"]) < 1e-4
 
 
+@pytest.mark.slow
 @pytest.mark.reference
 def test_benchmark_runs_on_a_netflix_sub_block(ref_dir, capsys):
     spec = importlib.util.spec_from_file_location(
