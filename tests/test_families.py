@@ -13,13 +13,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from helpers import dense_arrays, jax_params, numpy_params
+from helpers import compiled, dense_arrays, jax_params, numpy_params
 from scipy import stats
 from scipy.special import logsumexp
 
 import jaxmix
-from jaxmix.inference.em import e_step, m_step, suff_stats
+from jaxmix.inference import em
 from jaxmix.models.families import FAMILIES, SharedCov, get_family
+
+# The E- and M-step as fit_em runs them (compiled, one program per shape, not per operation)
+e_step = compiled(em.e_step)
+m_step = compiled(em.m_step)
+suff_stats = compiled(em.suff_stats, static_argnums=2)
 
 NAMES = sorted(FAMILIES)
 #: Every registered family, and the factor family with two factors and no row offset.
@@ -48,6 +53,22 @@ def _data(rng, n=50, d=6, K=3, missing=0.3):
     X[0] = np.nan  # a row with nothing observed
     X[:, 1][rng.random(n) < 0.9] = np.nan  # a column observed a few times
     return X
+
+
+def _cold_data(rng, n=60):
+    """:func:`_data` moved away from 0, with a column nobody observed (4) and a second row with
+    nothing (5)."""
+    X = _data(rng, n=n) + 3.0  # away from 0
+    X[:, 4] = np.nan  # a never-seen column
+    X[5] = np.nan  # and a row with nothing
+    return X
+
+
+#: The sparse layout of the padding and cold-start tests: the hybrid layout in small chunks, so
+#: that some rows are dense, the rest triples in several chunks. The cold-start test fits the same
+#: matrix with the same options as the padding test's padded fits, so it reuses their compiled
+#: programs (a program is specific to its shapes and static options).
+HYBRID = dict(chunk_size=64, dense_row_density=0.5)
 
 
 def _params(rng, family, K, d):
@@ -174,7 +195,16 @@ def test_m_step_matches_oracle(rng, name, use_prior):
 FIT_CONFIGS = [(n, p) for n in CASES for p in (None, "default")]
 
 
-@pytest.mark.parametrize("case, prior", FIT_CONFIGS)
+@pytest.mark.parametrize(
+    "case, prior",
+    # the factor family without a prior: over 10 s each (its own programs, many iterations)
+    [
+        pytest.param(*c, marks=pytest.mark.slow)
+        if c in (("factor", None), ("factor-2", None))
+        else c
+        for c in FIT_CONFIGS
+    ],
+)
 def test_fit_invariants_and_dense_equals_triples(rng, case, prior):
     family = _family(case)
     name = family.name
@@ -273,12 +303,14 @@ def test_padding_to_size_classes_changes_nothing(rng, monkeypatch, case, prior):
     # and completion as without it, on both layouts
     from jaxmix.data import Standardizer, as_data
 
+    # (on the cold-start test's matrix: its never-seen column and empty rows must stay
+    # weightless too)
     family = _family(case)
-    X = _data(rng, n=37)
+    X = _cold_data(rng)
     n, d = X.shape
     prior = None if prior is None else jaxmix.Prior()
     kw = dict(n_init=2, prior=prior, min_var=0.05, tol=1e-9, **_options(family))
-    sparse = dict(chunk_size=64, dense_row_density=0.5)
+    sparse = HYBRID
     std = Standardizer.fit(as_data(X).summary())
     assert as_data(X).device(std, pad=True).n_slots > n  # the padding is there
 
@@ -459,13 +491,13 @@ def test_cold_start_gets_the_model_prediction(rng, case, use_prior):
     prior's mean under MAP), never 0, plus, for the factor family, the row's level; a row with no
     observed entry gets the mixture of the means under the weights."""
     family = _family(case)
-    X = _data(rng, n=60) + 3.0  # away from 0
-    X[:, 4] = np.nan  # a never-seen column
-    X[5] = np.nan  # and a row with nothing
+    X = _cold_data(rng)
     prior = jaxmix.Prior() if use_prior else None
     for layout in ("dense", "triples"):
-        data = X if layout == "dense" else jaxmix.sparse_ratings(X)
-        fit = jaxmix.fit_em(data, 3, prior=prior, n_init=2, **_options(family))
+        # the triples in the padding test's layout (the hybrid, with every kind of row): the
+        # same shapes and options as its padded fits, so their compiled programs are reused
+        data, opts = (X, {}) if layout == "dense" else (jaxmix.sparse_ratings(X), HYBRID)
+        fit = jaxmix.fit_em(data, 3, prior=prior, n_init=2, **_options(family), **opts)
         assert np.all(np.isfinite(fit.mu)) and np.all(np.isfinite(fit.var))
         filled = jaxmix.complete(X, fit)
         np.testing.assert_allclose(fit.mu[:, 4], np.nanmean(X), rtol=1e-6)

@@ -15,7 +15,7 @@ import textwrap
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from helpers import dense_arrays, jax_params, numpy_params
+from helpers import compiled, dense_arrays, jax_params, numpy_params
 from scipy import stats
 from scipy.special import logsumexp
 
@@ -25,6 +25,11 @@ from jaxmix.models.families import WEIGHT_EPS, family_of
 from jaxmix.models.families.spherical import SphericalStats
 from jaxmix.models.prior import log_prior
 from jaxmix.testing import count_traces
+
+# The E- and M-step as fit_em runs them (compiled, one program per shape, not per operation)
+e_step = compiled(em.e_step)
+m_step = compiled(em.m_step)
+suff_stats = compiled(em.suff_stats, static_argnums=2)
 
 
 def _planted(rng, n=120, d=6, K=3, missing=0.3, scale=1.0, offset=0.0):
@@ -194,8 +199,8 @@ def _oracle_step(X, mu, var, weights, prior, min_var):
 def _jaxmix_step(X, params, prior, min_var):
     data = dense_arrays(X)
     p = jax_params(params)
-    out = em.e_step(p, data)
-    new = em.m_step(em.suff_stats(out.resp, data, family_of(p)), p, min_var, prior)
+    out = e_step(p, data)
+    new = m_step(suff_stats(out.resp, data, family_of(p)), p, min_var, prior)
     return np.asarray(out.resp), float(out.log_likelihood), new
 
 
@@ -230,14 +235,14 @@ def test_diag_with_equal_column_variances_reproduces_spherical(rng):
     diag = sph._replace(cov=np.repeat(sph.var[:, None], d, axis=1))
     data = dense_arrays(X)
     sph, diag = jax_params(sph), jax_params(diag)
-    out_s, out_d = em.e_step(sph, data), em.e_step(diag, data)
+    out_s, out_d = e_step(sph, data), e_step(diag, data)
     Rs, Rd = out_s.resp, out_d.resp
     np.testing.assert_allclose(Rd, Rs, rtol=1e-11, atol=1e-13)
     assert float(out_d.log_likelihood) == pytest.approx(float(out_s.log_likelihood), rel=1e-13)
     # The M-step's means agree too; diag's column variances average (by count) to spherical's.
-    ps = em.m_step(em.suff_stats(Rs, data, "spherical"), sph, 0.0)
-    stats_d = em.suff_stats(Rd, data, "diag")
-    pd = em.m_step(stats_d, diag, 0.0)
+    ps = m_step(suff_stats(Rs, data, "spherical"), sph, 0.0)
+    stats_d = suff_stats(Rd, data, "diag")
+    pd = m_step(stats_d, diag, 0.0)
     np.testing.assert_allclose(pd.mu, ps.mu, rtol=1e-11)
     obs_k = np.asarray(stats_d.obs_k)
     pooled = np.sum(np.asarray(pd.var) * obs_k, axis=1) / obs_k.sum(axis=1)
@@ -262,8 +267,8 @@ def test_each_map_m_step_piece_maximises_its_conditional(rng, covariance):
             rng.normal(0, 2, (K, d)), rng.uniform(0.2, 3.0, var_shape), rng.dirichlet(np.ones(K))
         )
     )
-    R = em.e_step(old, data).resp
-    new = em.m_step(em.suff_stats(R, data, covariance), old, 0.0, prior)
+    R = e_step(old, data).resp
+    new = m_step(suff_stats(R, data, covariance), old, 0.0, prior)
     q_mu = _expected_log_post(R, old._replace(mu=new.mu), data, prior)
     q_var = _expected_log_post(R, new, data, prior)
     for _ in range(20):
@@ -296,12 +301,12 @@ def test_map_weights_formula():
     params = jax_params(jaxmix.MixtureParams(np.zeros((3, 2)), np.ones(3), np.full(3, 1 / 3)))
     for alpha in (1.0, 2.0, 5.5):
         prior = jaxmix.Prior(alpha=alpha, mean=0.0, mean_sd=1.0, var_shape=2.0, var_scale=1.0)
-        w = em.m_step(stats_, params, 0.0, prior.resolve(np.ones((2, 2)))).weights
+        w = m_step(stats_, params, 0.0, prior.resolve(np.ones((2, 2)))).weights
         np.testing.assert_allclose(
             w, (np.array([0.0, 3.0, 7.0]) + alpha - 1) / (10 + 3 * (alpha - 1))
         )
     # alpha = 1 is the maximum-likelihood update
-    ml = em.m_step(stats_, params, 0.0).weights
+    ml = m_step(stats_, params, 0.0).weights
     np.testing.assert_allclose(ml, [0.0, 0.3, 0.7])
 
 
