@@ -95,6 +95,17 @@ SCRIPT = textwrap.dedent(
     assert abs(a.log_likelihood - b.log_likelihood) <= 1e-6 * abs(a.log_likelihood)
     np.testing.assert_allclose(a.mu, b.mu, atol=1e-4)
     np.testing.assert_allclose(a.resp, b.resp, atol=1e-4)
+    # the factor family's batched LAPACK solves hang when every thread of XLA's CPU pool runs
+    # a device's program: refused with a clear error (the pool's size made 4 here, whatever
+    # the machine), not a hang
+    import jaxmix.inference.em as em
+    em._cpu_threads = lambda: 4
+    try:
+        jaxmix.fit_em(S, K, covariance="factor", rank=1, chunk_size=50, mesh=mesh4)
+    except ValueError as err:
+        assert "would hang" in str(err) and "4 CPU devices" in str(err), err
+    else:
+        raise AssertionError("the factor family over 4 CPU devices of 4 threads was accepted")
     print("SHARDING-OK")
     """
 )

@@ -268,6 +268,10 @@ class Family:
     #: different scales then let the widest decide the clusters
     #: (:func:`jaxmix.models.mixture.warn_column_scales` warns).
     one_column_variance: bool = False
+    #: EM's steps call jaxlib's batched LAPACK kernels (Cholesky, triangular solves): on one
+    #: host, split over as many CPU devices as XLA has threads, those kernels wait for each
+    #: other's threads and the fit hangs, so :func:`jaxmix.fit_em` refuses such a mesh.
+    batched_solves: bool = False
 
     def __repr__(self) -> str:
         return f"<covariance family {self.name!r}>"

@@ -153,6 +153,7 @@ class FactorFamily(Family):
     cov_type = FactorCov
     summary = "a mixture of factor analysers: Sigma_k = W_k W_k' + tau_k^2 1 1' + diag(var_k)"
     options = ("rank", "row_offset")
+    batched_solves = True
 
     def __init__(self, rank: int = 1, row_offset: bool = True) -> None:
         self.rank = check_int(rank, "rank", 0)
