@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxmix._precision import highest
 from jaxmix.data import Standardizer, as_data
+from jaxmix.inference import em
 from jaxmix.models.families import as_params
 
 
@@ -30,15 +31,10 @@ def numpy_params(params: Any) -> Any:
     return jax.tree.map(lambda a: np.asarray(a, np.float64), as_params(params))
 
 
-def compiled(fn: Any, static_argnums: Any = ()) -> Any:
-    """``fn`` as the package's programs run it: under ``jax.jit``, traced with every matrix
-    product at ``Precision.HIGHEST`` (as ``jaxmix._precision.highest`` does). One program is
-    compiled per input shape; called eagerly instead, each of its operations is compiled on its
-    own for every new shape (about 2 s per E-step of a new shape on a CPU)."""
-
-    @functools.wraps(fn)
-    def traced(*args: Any) -> Any:
-        with jax.default_matmul_precision("highest"):
-            return fn(*args)
-
-    return jax.jit(traced, static_argnums=static_argnums)
+# The E-step, the statistics and the M-step as fit_em runs them: under jax.jit, traced with the
+# package's own precision scope (jaxmix._precision.highest). One program per input shape; called
+# eagerly, each of their operations is compiled on its own for every new shape (about 2 s per
+# E-step of a new shape on a CPU).
+e_step = jax.jit(highest(em.e_step))
+m_step = jax.jit(highest(em.m_step))
+suff_stats = jax.jit(highest(em.suff_stats), static_argnums=2)

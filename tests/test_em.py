@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from helpers import compiled, dense_arrays, jax_params, numpy_params
+from helpers import dense_arrays, e_step, jax_params, m_step, numpy_params, suff_stats
 from scipy.special import logsumexp
 from scipy.stats import norm
 
@@ -34,11 +34,6 @@ from jaxmix.inference.init import init_params
 from jaxmix.models.families import get_family
 from jaxmix.models.mixture import as_device, to_internal
 from jaxmix.testing import count_traces
-
-# The E- and M-step as fit_em runs them (compiled, one program per shape, not per operation)
-e_step = compiled(em_module.e_step)
-m_step = compiled(em_module.m_step)
-suff_stats = compiled(em_module.suff_stats, static_argnums=2)
 
 # ---------------------------------------------------------------- helpers and oracles
 

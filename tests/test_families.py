@@ -13,18 +13,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from helpers import compiled, dense_arrays, jax_params, numpy_params
+from helpers import dense_arrays, e_step, jax_params, m_step, numpy_params, suff_stats
 from scipy import stats
 from scipy.special import logsumexp
 
 import jaxmix
-from jaxmix.inference import em
 from jaxmix.models.families import FAMILIES, SharedCov, get_family
-
-# The E- and M-step as fit_em runs them (compiled, one program per shape, not per operation)
-e_step = compiled(em.e_step)
-m_step = compiled(em.m_step)
-suff_stats = compiled(em.suff_stats, static_argnums=2)
 
 NAMES = sorted(FAMILIES)
 #: Every registered family, and the factor family with two factors and no row offset.

@@ -15,21 +15,15 @@ import textwrap
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from helpers import compiled, dense_arrays, jax_params, numpy_params
+from helpers import dense_arrays, e_step, jax_params, m_step, numpy_params, suff_stats
 from scipy import stats
 from scipy.special import logsumexp
 
 import jaxmix
-from jaxmix.inference import em
 from jaxmix.models.families import WEIGHT_EPS, family_of
 from jaxmix.models.families.spherical import SphericalStats
 from jaxmix.models.prior import log_prior
 from jaxmix.testing import count_traces
-
-# The E- and M-step as fit_em runs them (compiled, one program per shape, not per operation)
-e_step = compiled(em.e_step)
-m_step = compiled(em.m_step)
-suff_stats = compiled(em.suff_stats, static_argnums=2)
 
 
 def _planted(rng, n=120, d=6, K=3, missing=0.3, scale=1.0, offset=0.0):

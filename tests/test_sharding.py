@@ -98,8 +98,8 @@ SCRIPT = textwrap.dedent(
     # the factor family's batched LAPACK solves hang when every thread of XLA's CPU pool runs
     # a device's program: refused with a clear error (the pool's size made 4 here, whatever
     # the machine), not a hang
-    import jaxmix.inference.em as em
-    em._cpu_threads = lambda: 4
+    import jaxmix.data.triples as triples
+    triples._cpu_threads = lambda: 4
     try:
         jaxmix.fit_em(S, K, covariance="factor", rank=1, chunk_size=50, mesh=mesh4)
     except ValueError as err:

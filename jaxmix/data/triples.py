@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from typing import Any, NamedTuple
 
 import jax
@@ -642,8 +643,24 @@ def build_layout(
     return HostLayout(data, C, active_rows, dense_rows, (n, d), n_empty)
 
 
-def check_mesh(mesh: Any) -> Any:
-    """``None``, a one-axis :class:`jax.sharding.Mesh`, or a list of devices made into one."""
+def check_mesh(mesh: Any, family: Any = None) -> Any:
+    """``None``, a one-axis :class:`jax.sharding.Mesh`, or a list of devices made into one.
+
+    With ``family``, also refuse a mesh on which its EM would hang. A family with
+    :attr:`~jaxmix.models.families.base.Family.batched_solves` calls jaxlib's batched LAPACK
+    kernels (Cholesky, triangular solves) inside EM's steps. Each such kernel splits its batch
+    over XLA's CPU thread pool and waits for the pieces; when the mesh holds as many of this
+    process's CPU devices as the pool has threads, every thread runs one device's program and
+    waits inside such a kernel for pieces no thread is free to run, and the fit never returns
+    (seen with the factor family on 2 CPU devices of a 2-core machine: both pool threads blocked
+    in ``lapack_strsm_ffi``'s batch map). Fewer devices than threads, or one device per process
+    (``jax.distributed``), leave threads free.
+
+    Raises:
+        ValueError: An empty list, a mesh of several axes, or a mesh holding two or more of this
+            process's CPU devices, at least as many as the pool's threads, for a family with
+            batched solves.
+    """
     if mesh is None:
         return None
     if not isinstance(mesh, jax.sharding.Mesh):
@@ -655,7 +672,29 @@ def check_mesh(mesh: Any) -> Any:
         raise ValueError(
             f"mesh must have one axis (the rows are split over it); got axes {mesh.axis_names}"
         )
+    if family is not None and family.batched_solves:
+        local = [
+            dev
+            for dev in np.ravel(mesh.devices)
+            if dev.platform == "cpu" and dev.process_index == jax.process_index()
+        ]
+        threads = _cpu_threads()
+        if len(local) > 1 and len(local) >= threads:
+            raise ValueError(
+                f"covariance={family.name!r} cannot be split over {len(local)} CPU devices of "
+                f"one process with {threads} CPU threads: its batched LAPACK solves wait for "
+                "threads that every device's program holds, and the fit would hang. Use fewer "
+                "CPU devices than threads in the mesh (or mesh=None), or one device per process "
+                "with jax.distributed"
+            )
     return mesh
+
+
+def _cpu_threads() -> int:
+    """The threads of XLA's CPU pool: the CPUs this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def _gather(x: Any) -> np.ndarray:

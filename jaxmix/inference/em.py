@@ -49,7 +49,6 @@ data).
 from __future__ import annotations
 
 import functools
-import os
 from typing import Any, NamedTuple
 
 import jax
@@ -552,8 +551,8 @@ def fit_em(
     Raises:
         TypeError, ValueError: On malformed input (see :func:`jaxmix.validate_matrix`), or a
             ``min_var`` not representable in the standardised units of JAX's float dtype; a
-            ``mesh`` the family's EM would hang on (:func:`check_mesh_threads`: the factor
-            family over as many CPU devices of one process as it has CPU threads).
+            ``mesh`` the family's EM would hang on (:func:`~jaxmix.data.triples.check_mesh`:
+            the factor family over as many CPU devices of one process as it has CPU threads).
 
     Warns:
         ColumnScaleWarning: Column scales span three orders of magnitude under a family with
@@ -589,8 +588,7 @@ def fit_em(
         min_var = check_nonneg_float(min_var, "min_var")
     family = get_family(covariance, rank=rank, row_offset=row_offset)
     chunk_size, dense_row_density = _check_layout_options(chunk_size, dense_row_density)
-    mesh = check_mesh(mesh)
-    check_mesh_threads(mesh, family)
+    mesh = check_mesh(mesh, family)
     summary = layout.summary()
     if default_floor:
         min_var = default_min_var(summary)
@@ -642,47 +640,6 @@ def fit_em(
     scale2 = std.scale**2
     warn_fit(result.params, summary, min_var)
     return result._replace(estimation_cov=jax.tree.map(lambda a: a * scale2, est))
-
-
-def _cpu_threads() -> int:
-    """The threads of XLA's CPU pool: the CPUs this process may run on."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
-
-
-def check_mesh_threads(mesh: Any, family: Family) -> None:
-    """Refuse a mesh on which ``family``'s EM would hang.
-
-    A family with :attr:`Family.batched_solves` calls jaxlib's batched LAPACK kernels
-    (Cholesky, triangular solves) inside EM's steps. Each such kernel splits its batch over
-    XLA's CPU thread pool and waits for the pieces; when the mesh holds as many of this
-    process's CPU devices as the pool has threads, every thread runs one device's program and
-    waits inside such a kernel for pieces no thread is free to run, and the fit never returns
-    (seen with the factor family on 2 CPU devices of a 2-core machine: both pool threads blocked
-    in ``lapack_strsm_ffi``'s batch map). Fewer devices than threads, or one device per process
-    (``jax.distributed``), leave threads free.
-
-    Raises:
-        ValueError: The mesh holds two or more of this process's CPU devices, at least as many
-            as the pool's threads, and the family has batched solves.
-    """
-    if mesh is None or not family.batched_solves:
-        return
-    local = [
-        dev
-        for dev in np.ravel(mesh.devices)
-        if dev.platform == "cpu" and dev.process_index == jax.process_index()
-    ]
-    threads = _cpu_threads()
-    if len(local) > 1 and len(local) >= threads:
-        raise ValueError(
-            f"covariance={family.name!r} cannot be split over {len(local)} CPU devices of one "
-            f"process with {threads} CPU threads: its batched LAPACK solves wait for threads "
-            "that every device's program holds, and the fit would hang. Use fewer CPU devices "
-            "than threads in the mesh (or mesh=None), or one device per process with "
-            "jax.distributed"
-        )
 
 
 @jax.jit
