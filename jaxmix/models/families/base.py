@@ -433,6 +433,26 @@ class Family:
     #: (:mod:`jaxmix.inference.gibbs`) runs on it.
     conjugate: bool = False
 
+    def variance_stats(self, stats: Any, mu: Array) -> tuple[Array, Array]:
+        """The entries every variance governs and their squared residuals to ``mu``, both in
+        the shape of the variances (traceable): what the variances' conditional
+        (:func:`draw_variance`) reads. Families with conjugate conditionals implement it.
+
+        Args:
+            stats: The family's statistics (:meth:`suff_stats`) of one-hot responsibilities.
+            mu: Means ``(K, d)``.
+
+        Returns:
+            ``(count, resid)``.
+
+        Raises:
+            TypeError: The family has no conjugate conditionals (:attr:`conjugate` is False).
+        """
+        raise TypeError(
+            f"covariance={self.name!r} has no conjugate conditionals (no variances given the "
+            "means); sample it with NUTS"
+        )
+
     def draw_conditional(self, rng_key: Array, stats: Any, params: Any, prior: Any) -> Any:
         """Draw the parameters from their conditionals given hard assignments (Gibbs).
 
@@ -440,10 +460,10 @@ class Family:
         one component); the draw runs the blocks of the M-step in its order, each from its
         conditional posterior under ``prior`` instead of its mode: the means given the current
         variances (:func:`draw_means`), the variances given the new means
-        (:func:`draw_variance`), the weights (:func:`draw_weights`), the last two from one
-        draw of Gamma variables (:func:`conditional_gammas`). Each block leaves the
-        posterior of :func:`jaxmix.mixture_model` with ``z`` observed invariant. A family
-        without conjugate conditionals (the factor family) keeps :attr:`conjugate` False.
+        (:func:`draw_variance`, :meth:`variance_stats`), the weights (:func:`draw_weights`),
+        the last two from one draw of Gamma variables (:func:`conditional_gammas`). Each block
+        leaves the posterior of :func:`jaxmix.mixture_model` with ``z`` observed invariant. A
+        family without conjugate conditionals (the factor family) keeps :attr:`conjugate` False.
 
         Args:
             rng_key: A PRNG key.
@@ -457,10 +477,17 @@ class Family:
         Raises:
             TypeError: The family has no conjugate conditionals (:attr:`conjugate` is False).
         """
-        raise TypeError(
-            f"covariance={self.name!r} has no conjugate conditionals to draw from (its Gibbs "
-            "conditionals are not closed form); sample it with NUTS"
-        )
+        if not self.conjugate:
+            raise TypeError(
+                f"covariance={self.name!r} has no conjugate conditionals to draw from (its Gibbs "
+                "conditionals are not closed form); sample it with NUTS"
+            )
+        k_mu, k_g = jax.random.split(rng_key)
+        count, _ = self.variance_stats(stats, params.mu)
+        g_var, g_w = conditional_gammas(k_g, count, stats.n_k, prior)
+        mu = draw_means(k_mu, stats.obs_k, stats.sum_k, self.conditional_var(params.cov), prior)
+        var = draw_variance(g_var, self.variance_stats(stats, mu)[1], prior)
+        return params._replace(mu=mu, cov=self.cov_type(var), weights=draw_weights(g_w))
 
     # ------------------------------------------------------------------ the prior
 

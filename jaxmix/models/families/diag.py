@@ -20,7 +20,6 @@ from __future__ import annotations
 import math
 from typing import Any, NamedTuple
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import Array
@@ -29,10 +28,6 @@ from jaxmix.data.base import ColWeights, RowTables
 from jaxmix.models.families.base import (
     WEIGHT_EPS,
     Family,
-    conditional_gammas,
-    draw_means,
-    draw_variance,
-    draw_weights,
     update_means,
     update_variance,
     update_weights,
@@ -140,14 +135,9 @@ class DiagFamily(Family):
     def conditional_var(self, cov: Any) -> Array:
         return cov.var
 
-    def draw_conditional(self, rng_key: Array, stats: Any, params: Any, prior: Any) -> Any:
-        """Means given ``var_kl``, then ``var_kl ~ IG(a + N_kl / 2, b + R_kl / 2)`` per
-        component and column, then weights."""
-        k_mu, k_g = jax.random.split(rng_key)
-        g_var, g_w = conditional_gammas(k_g, stats.obs_k, stats.n_k, prior)
-        mu = draw_means(k_mu, stats.obs_k, stats.sum_k, self.conditional_var(params.cov), prior)
-        var = draw_variance(g_var, _expected_residual(stats, mu), prior)
-        return params._replace(mu=mu, cov=DiagCov(var), weights=draw_weights(g_w))
+    def variance_stats(self, stats: Any, mu: Array) -> tuple[Array, Array]:
+        """One variance per component and column: ``N_kl`` and their squared residuals."""
+        return stats.obs_k, _expected_residual(stats, mu)
 
     def component_sd(self, cov: Any, z: Array) -> Array:
         return jnp.sqrt(cov.var[z])

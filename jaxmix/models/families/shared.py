@@ -18,16 +18,11 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
 from jaxmix.models.families.base import (
-    conditional_gammas,
-    draw_means,
-    draw_variance,
-    draw_weights,
     update_means,
     update_variance,
     update_weights,
@@ -104,15 +99,9 @@ class SharedFamily(SphericalFamily):
     def conditional_var(self, cov: Any) -> Array:
         return cov.var[..., None, None]
 
-    def draw_conditional(self, rng_key: Array, stats: Any, params: Any, prior: Any) -> Any:
-        """Means given ``var``, then ``var ~ IG(a + N / 2, b + R / 2)`` with ``N`` every
-        observed entry and ``R`` the residuals of all components, then weights."""
-        k_mu, k_g = jax.random.split(rng_key)
-        g_var, g_w = conditional_gammas(k_g, jnp.sum(stats.n_obs_k), stats.n_k, prior)
-        mu = draw_means(k_mu, stats.obs_k, stats.sum_k, self.conditional_var(params.cov), prior)
-        resid = jnp.sum(jnp.maximum(expected_residual(stats, mu), 0.0))
-        var = draw_variance(g_var, resid, prior)
-        return params._replace(mu=mu, cov=SharedCov(var), weights=draw_weights(g_w))
+    def variance_stats(self, stats: Any, mu: Array) -> tuple[Array, Array]:
+        """One variance: every observed entry and the residuals of all components."""
+        return jnp.sum(stats.n_obs_k), jnp.sum(jnp.maximum(expected_residual(stats, mu), 0.0))
 
     def component_sd(self, cov: Any, z: Array) -> Array:
         return jnp.sqrt(cov.var)

@@ -26,7 +26,6 @@ from __future__ import annotations
 import math
 from typing import Any, NamedTuple
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import Array, lax
@@ -35,10 +34,6 @@ from jaxmix.data.base import ColWeights, RowTables
 from jaxmix.models.families.base import (
     WEIGHT_EPS,
     Family,
-    conditional_gammas,
-    draw_means,
-    draw_variance,
-    draw_weights,
     update_means,
     update_variance,
     update_weights,
@@ -174,14 +169,10 @@ class SphericalFamily(Family):
     def conditional_var(self, cov: Any) -> Array:
         return cov.var[..., :, None]
 
-    def draw_conditional(self, rng_key: Array, stats: Any, params: Any, prior: Any) -> Any:
-        """Means given ``var_k``, then ``var_k ~ IG(a + N_k / 2, b + R_k / 2)`` with ``N_k``
-        the component's observed entries and ``R_k`` their squared residuals, then weights."""
-        k_mu, k_g = jax.random.split(rng_key)
-        g_var, g_w = conditional_gammas(k_g, stats.n_obs_k, stats.n_k, prior)
-        mu = draw_means(k_mu, stats.obs_k, stats.sum_k, self.conditional_var(params.cov), prior)
-        var = draw_variance(g_var, expected_residual(stats, mu), prior)
-        return params._replace(mu=mu, cov=SphericalCov(var), weights=draw_weights(g_w))
+    def variance_stats(self, stats: Any, mu: Array) -> tuple[Array, Array]:
+        """One variance per component: its observed entries ``N_k`` and their squared
+        residuals ``R_k``."""
+        return stats.n_obs_k, expected_residual(stats, mu)
 
     def component_sd(self, cov: Any, z: Array) -> Array:
         return jnp.sqrt(cov.var[z])[..., None]
