@@ -342,6 +342,8 @@ class DiagnosticsReport(NamedTuple):
         r_hat_threshold: The ``r_hat`` above which a warning is issued.
         variables: Per-variable :class:`VariableDiagnostics`.
         problems: One message per failed check (empty when ``ok``).
+        chain_lp: Mean log density (``lp``, minus the potential energy) of every chain's draws,
+            ``(C,)`` (empty when the sample has no ``lp``, e.g. a mean-field SVI sample).
     """
 
     ok: bool
@@ -356,6 +358,7 @@ class DiagnosticsReport(NamedTuple):
     r_hat_threshold: float
     variables: tuple[VariableDiagnostics, ...]
     problems: tuple[str, ...]
+    chain_lp: tuple[float, ...] = ()
 
     def __repr__(self) -> str:
         def lines() -> list[str]:
@@ -394,6 +397,38 @@ class DiagnosticsReport(NamedTuple):
         return "\n".join(lines)
 
 
+#: Standard errors apart that two chains' mean log densities must be for :func:`diagnose` to
+#: report them at different levels.
+LEVEL_SE = 4.0
+
+
+def _chain_levels(lp: np.ndarray, az: Any) -> str | None:
+    """The problem of chains whose log densities sit at different levels, or ``None``.
+
+    ``lp`` is ``(C, S)``. The highest and the lowest chain mean are compared in units of their
+    Monte Carlo standard errors (every chain's ``sd / sqrt(ESS)``, ArviZ's ESS of the mean): more
+    than :data:`LEVEL_SE` apart, the chains have not sampled one distribution.
+    """
+    if lp.shape[0] < 2 or lp.shape[1] < 4 or not np.all(np.isfinite(lp)):
+        return None
+    means = lp.mean(axis=1)
+    se = np.array(
+        [np.std(c, ddof=1) / np.sqrt(max(float(az.ess(c[None], method="mean")), 1.0)) for c in lp]
+    )
+    high, low = int(np.argmax(means)), int(np.argmin(means))
+    gap = float(means[high] - means[low])
+    scale = float(np.hypot(se[high], se[low]))
+    if gap == 0.0 or gap <= LEVEL_SE * scale:
+        return None
+    apart = f"{gap / scale:.0f} standard errors" if scale > 0 else "constant draws"
+    return (
+        f"the chains' log densities sit at different levels (chain {high}: mean lp "
+        f"{means[high]:.1f}, chain {low}: {means[low]:.1f}, {gap:.3g} apart, {apart}): the "
+        "chains sample different regions of the posterior (separate modes, or a chain still "
+        "moving), and pooled summaries mix them"
+    )
+
+
 def _worst(ds: Any, name: str, how: str) -> float:
     values = np.asarray(ds[name].values, np.float64)
     values = values[np.isfinite(values)]
@@ -425,7 +460,11 @@ def diagnose(
       any coordinate. ArviZ needs two chains; with a single chain its two halves are passed as two
       chains (so ``r_hat`` compares the first half of the draws with the second);
     * bulk or tail ESS (``az.ess``) below ``ess_per_chain * num_chains`` (100 per chain);
-    * any divergent transition (MCMC).
+    * any divergent transition (MCMC);
+    * chains whose mean log density (``lp`` in the sample stats) differ by more than
+      :data:`LEVEL_SE` Monte Carlo standard errors: the chains sit in different modes (or one is
+      still moving), which the message says in those words, naming the chains (``r_hat`` often
+      fails too, but says only that some coordinate disagrees).
 
     The number of relabelled draws is reported, not judged: relabelling is how label switching is
     undone, and the other diagnostics are computed on the relabelled draws. Coordinates whose
@@ -520,6 +559,13 @@ def diagnose(
             )
     if num_divergent:
         problems.append(f"{num_divergent} divergent transition(s) after warm-up")
+    chain_lp: tuple[float, ...] = ()
+    if stats is not None and "lp" in stats:
+        lp = np.asarray(stats["lp"].values, np.float64).reshape(C, -1)
+        chain_lp = tuple(float(m) for m in lp.mean(axis=1))
+        levels = _chain_levels(lp, az)
+        if levels is not None:
+            problems.append(levels)
     report = DiagnosticsReport(
         ok=not problems,
         max_r_hat=max_r_hat,
@@ -533,6 +579,7 @@ def diagnose(
         r_hat_threshold=float(r_hat_threshold),
         variables=variables,
         problems=tuple(problems),
+        chain_lp=chain_lp,
     )
     if verbose:  # told in the printed status ...
         print(report.format())
