@@ -13,6 +13,11 @@ to the same reference. For every data set and kernel the script reports
 * the largest ``r_hat`` (``az.rhat``, rank-normalised split R-hat) of each group, and the share
   of its coordinates above 1.01.
 
+With ``--seeds N`` every data set is run from ``N`` starts (EM and the sampler seeded
+``--seed + 100 i``; ``--em-restarts`` restarts of EM each), and a last line per data set and
+kernel lists the largest ``r_hat`` at every start and counts those within 1.01: one seed's
+``r_hat`` says little where the posterior has several modes.
+
 Data sets (``--datasets``):
 
 * ``toy``: the course's ``toy_data.txt`` (250 x 2, complete), K = 3;
@@ -29,6 +34,7 @@ Usage::
 
     python benchmarks/mcmc_speed.py --skip-nuts-course                # every data set
     python benchmarks/mcmc_speed.py --datasets sim --samples 200 --warmup 100   # a quick check
+    python benchmarks/mcmc_speed.py --datasets course --kernels gibbs --seeds 5 --repeats 1
 """
 
 from __future__ import annotations
@@ -81,6 +87,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--repeats", type=int, default=2, help="calls per fit, timed (2)")
     parser.add_argument("--seed", type=int, default=0, help="seed of EM and the first call (0)")
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        default=1,
+        help="starts per data set (1): EM and the sampler with seeds --seed + 100 i, i < SEEDS; "
+        "a last line per data set and kernel counts the starts whose r_hat is within 1.01",
+    )
+    parser.add_argument("--em-restarts", type=int, default=1, help="EM restarts of a start (1)")
     parser.add_argument("--x64", action="store_true", help="compute in float64")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows as JSON")
     return parser.parse_args(argv)
@@ -132,7 +146,9 @@ def summarise(res: Any, seconds: float) -> dict[str, Any]:
     return row
 
 
-def run_one(X: np.ndarray, K: int, kernel: str, em: Any, args: argparse.Namespace) -> dict:
+def run_one(
+    X: np.ndarray, K: int, kernel: str, em: Any, args: argparse.Namespace, seed: int
+) -> dict:
     """``fit_mcmc`` with ``kernel`` from ``em``, ``--repeats`` times; the summary of the last."""
     import jaxmix
 
@@ -149,7 +165,7 @@ def run_one(X: np.ndarray, K: int, kernel: str, em: Any, args: argparse.Namespac
             num_warmup=args.warmup,
             num_samples=args.samples,
             chain_method=args.chain_method,
-            seed=args.seed + r,
+            seed=seed + r,
         )
         times.append(time.perf_counter() - start)
     seconds = times[-1]
@@ -175,6 +191,19 @@ def print_row(name: str, kernel: str, row: dict) -> None:
     )
 
 
+def print_robustness(name: str, rows: list[dict]) -> None:
+    """Per kernel: the largest r_hat over the groups at every start, and how many are within
+    :data:`R_HAT`."""
+    for kernel in sorted({r["kernel"] for r in rows}):
+        worst = [max(r[g]["r_hat_max"] for g in GROUPS) for r in rows if r["kernel"] == kernel]
+        within = sum(w <= R_HAT for w in worst)
+        print(
+            f"{name:<11} {kernel:<5} r_hat (largest over {', '.join(GROUPS)}) per start: "
+            f"{', '.join(f'{w:.3f}' for w in worst)}; within {R_HAT} at {within} of {len(worst)}",
+            flush=True,
+        )
+
+
 def main(args: argparse.Namespace) -> list[dict[str, Any]]:
     """Run the benchmark and print one line per data set and kernel.
 
@@ -195,22 +224,29 @@ def main(args: argparse.Namespace) -> list[dict[str, Any]]:
     rows = []
     for name, X, K in load_datasets(args):
         n, d = X.shape
-        start = time.perf_counter()
-        em = jaxmix.fit_em(X, K, prior=jaxmix.Prior(), min_var=0.0, seed=args.seed)
-        em_s = time.perf_counter() - start
-        print(
-            f"{name}: {n} x {d}, {int(np.isnan(X).sum())} missing, K = {K}; MAP-EM start "
-            f"{em_s:.1f} s",
-            flush=True,
-        )
-        for kernel in args.kernels:
-            if kernel == "nuts" and name == "course" and args.skip_nuts_course:
-                print(f"{name:<11} nuts  skipped (--skip-nuts-course)", flush=True)
-                continue
-            row = run_one(X, K, kernel, em, args)
-            row.update(dataset=name, kernel=kernel, n=n, d=d, K=K, em_s=em_s)
-            print_row(name, kernel, row)
-            rows.append(row)
+        for i in range(max(args.seeds, 1)):
+            seed = args.seed + 100 * i
+            start = time.perf_counter()
+            em = jaxmix.fit_em(
+                X, K, prior=jaxmix.Prior(), min_var=0.0, seed=seed, n_init=args.em_restarts
+            )
+            em_s = time.perf_counter() - start
+            print(
+                f"{name}: {n} x {d}, {int(np.isnan(X).sum())} missing, K = {K}; MAP-EM start "
+                f"(seed {seed}, {args.em_restarts} restart(s)) {em_s:.1f} s, objective "
+                f"{float(em.objective):.1f}",
+                flush=True,
+            )
+            for kernel in args.kernels:
+                if kernel == "nuts" and name == "course" and args.skip_nuts_course:
+                    print(f"{name:<11} nuts  skipped (--skip-nuts-course)", flush=True)
+                    continue
+                row = run_one(X, K, kernel, em, args, seed)
+                row.update(dataset=name, kernel=kernel, n=n, d=d, K=K, em_s=em_s, seed=seed)
+                print_row(name, kernel, row)
+                rows.append(row)
+        if args.seeds > 1:
+            print_robustness(name, [r for r in rows if r["dataset"] == name])
     if args.json is not None:
         args.json.write_text(json.dumps(rows, indent=1))
     return rows
