@@ -630,6 +630,12 @@ def test_diagnose_names_chains_at_different_log_density_levels():
     assert jaxmix.diagnose(one, verbose=False).ok
     flat = az.from_dict(posterior={"mu": mu}, sample_stats={"lp": np.zeros((2, 1000))})
     assert jaxmix.diagnose(flat, verbose=False).chain_lp == (0.0, 0.0)
+    lp = rng.normal(size=(2, 1000))
+    lp[0] = lp[1].mean()  # one chain constant at the other's mean: no standard error, no gap
+    assert jaxmix.diagnose(az.from_dict(posterior={"mu": mu}, sample_stats={"lp": lp})).ok
+    lp[0] = lp[1].mean() + 1.0  # ... and one 1.0 above it (30 of the other's standard errors)
+    with pytest.warns(jaxmix.DiagnosticsWarning, match=r"\(chain 0: mean lp"):
+        jaxmix.diagnose(az.from_dict(posterior={"mu": mu}, sample_stats={"lp": lp}), verbose=False)
 
 
 def test_diagnose_splits_a_single_chain_for_r_hat():

@@ -412,9 +412,9 @@ def _chain_levels(lp: np.ndarray, az: Any) -> str | None:
     if lp.shape[0] < 2 or lp.shape[1] < 4 or not np.all(np.isfinite(lp)):
         return None
     means = lp.mean(axis=1)
-    se = np.array(
-        [np.std(c, ddof=1) / np.sqrt(max(float(az.ess(c[None], method="mean")), 1.0)) for c in lp]
-    )
+    ess = np.array([float(az.ess(c[None], method="mean")) for c in lp])
+    ess = np.where(np.isfinite(ess), np.maximum(ess, 1.0), 1.0)  # NaN where ArviZ has none
+    se = np.std(lp, axis=1, ddof=1) / np.sqrt(ess)
     high, low = int(np.argmax(means)), int(np.argmin(means))
     gap = float(means[high] - means[low])
     scale = float(np.hypot(se[high], se[low]))
