@@ -204,6 +204,32 @@ def print_robustness(name: str, rows: list[dict]) -> None:
         )
 
 
+def run_start(name: str, X: np.ndarray, K: int, seed: int, args: argparse.Namespace) -> list:
+    """One MAP-EM start (``seed``, ``--em-restarts``) and every kernel from it: their rows."""
+    import jaxmix
+
+    n, d = X.shape
+    start = time.perf_counter()
+    em = jaxmix.fit_em(X, K, prior=jaxmix.Prior(), min_var=0.0, seed=seed, n_init=args.em_restarts)
+    em_s = time.perf_counter() - start
+    print(
+        f"{name}: {n} x {d}, {int(np.isnan(X).sum())} missing, K = {K}; MAP-EM start "
+        f"(seed {seed}, {args.em_restarts} restart(s)) {em_s:.1f} s, objective "
+        f"{float(em.objective):.1f}",
+        flush=True,
+    )
+    rows = []
+    for kernel in args.kernels:
+        if kernel == "nuts" and name == "course" and args.skip_nuts_course:
+            print(f"{name:<11} nuts  skipped (--skip-nuts-course)", flush=True)
+            continue
+        row = run_one(X, K, kernel, em, args, seed)
+        row.update(dataset=name, kernel=kernel, n=n, d=d, K=K, em_s=em_s, seed=seed)
+        print_row(name, kernel, row)
+        rows.append(row)
+    return rows
+
+
 def main(args: argparse.Namespace) -> list[dict[str, Any]]:
     """Run the benchmark and print one line per data set and kernel.
 
@@ -223,28 +249,8 @@ def main(args: argparse.Namespace) -> list[dict[str, Any]]:
     )
     rows = []
     for name, X, K in load_datasets(args):
-        n, d = X.shape
         for i in range(max(args.seeds, 1)):
-            seed = args.seed + 100 * i
-            start = time.perf_counter()
-            em = jaxmix.fit_em(
-                X, K, prior=jaxmix.Prior(), min_var=0.0, seed=seed, n_init=args.em_restarts
-            )
-            em_s = time.perf_counter() - start
-            print(
-                f"{name}: {n} x {d}, {int(np.isnan(X).sum())} missing, K = {K}; MAP-EM start "
-                f"(seed {seed}, {args.em_restarts} restart(s)) {em_s:.1f} s, objective "
-                f"{float(em.objective):.1f}",
-                flush=True,
-            )
-            for kernel in args.kernels:
-                if kernel == "nuts" and name == "course" and args.skip_nuts_course:
-                    print(f"{name:<11} nuts  skipped (--skip-nuts-course)", flush=True)
-                    continue
-                row = run_one(X, K, kernel, em, args, seed)
-                row.update(dataset=name, kernel=kernel, n=n, d=d, K=K, em_s=em_s, seed=seed)
-                print_row(name, kernel, row)
-                rows.append(row)
+            rows += run_start(name, X, K, args.seed + 100 * i, args)
         if args.seeds > 1:
             print_robustness(name, [r for r in rows if r["dataset"] == name])
     if args.json is not None:

@@ -483,10 +483,10 @@ class Family:
                 "conditionals are not closed form); sample it with NUTS"
             )
         k_mu, k_g = jax.random.split(rng_key)
-        count, _ = self.variance_stats(stats, params.mu)
-        g_var, g_w = conditional_gammas(k_g, count, stats.n_k, prior)
         mu = draw_means(k_mu, stats.obs_k, stats.sum_k, self.conditional_var(params.cov), prior)
-        var = draw_variance(g_var, self.variance_stats(stats, mu)[1], prior)
+        count, resid = self.variance_stats(stats, mu)
+        g_var, g_w = conditional_gammas(k_g, count, stats.n_k, prior)
+        var = draw_variance(g_var, resid, prior)
         return params._replace(mu=mu, cov=self.cov_type(var), weights=draw_weights(g_w))
 
     # ------------------------------------------------------------------ the prior
