@@ -536,3 +536,37 @@ def test_family_options_are_checked(options, err, match):
     X = np.arange(12.0).reshape(4, 3)
     with pytest.raises(err, match=match):
         jaxmix.fit_em(X, 2, **options)
+
+
+@pytest.mark.parametrize("p, batch", [(1, (4,)), (3, (2, 5)), (9, (6,))])
+def test_factor_unrolled_posterior_solve_equals_the_exact_inverse(rng, p, batch):
+    from jaxmix.data.base import chunk_loop, in_chunk_loop
+    from jaxmix.models.families import factor
+
+    A = rng.normal(size=(*batch, p, p + 2))
+    M = A @ np.swapaxes(A, -1, -2) + 0.1 * np.eye(p)
+    b = rng.normal(size=(*batch, p))
+    m, S, logdet = factor._small_posterior_solve(jnp.asarray(M), jnp.asarray(b))
+    inv = np.linalg.inv(M)
+    np.testing.assert_allclose(np.asarray(S), inv, rtol=1e-9, atol=1e-11)
+    np.testing.assert_allclose(np.asarray(m), np.einsum("...ij,...j->...i", inv, b), rtol=1e-9)
+    np.testing.assert_allclose(np.asarray(logdet), np.linalg.slogdet(M)[1], rtol=1e-12)
+    # the LAPACK path outside a chunk loop, the unrolled one inside: the same numbers
+    assert not in_chunk_loop()
+    ref = factor._posterior_solve(jnp.asarray(M), jnp.asarray(b))
+    with chunk_loop():
+        assert in_chunk_loop()
+        inside = factor._posterior_solve(jnp.asarray(M), jnp.asarray(b))
+    assert not in_chunk_loop()
+    for a, c in zip(inside, ref, strict=True):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(c), rtol=1e-9, atol=1e-11)
+
+
+def test_factor_unrolled_posterior_solve_gives_nan_on_a_matrix_that_is_not_positive_definite():
+    from jaxmix.models.families import factor
+
+    M = jnp.asarray([[[1.0, 2.0], [2.0, 1.0]], [[2.0, 0.0], [0.0, 3.0]]])  # eigenvalues 3, -1
+    m, S, logdet = factor._small_posterior_solve(M, jnp.ones((2, 2)))
+    assert np.isnan(np.asarray(logdet)[0]) and np.all(np.isnan(np.asarray(S)[0]))
+    assert np.all(np.isfinite(np.asarray(S)[1]))  # the other matrix of the batch is unaffected
+    np.testing.assert_allclose(np.asarray(m)[1], [0.5, 1.0 / 3.0])

@@ -25,6 +25,9 @@ a family (:mod:`jaxmix.models.families`) describes and the layout evaluates in i
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 import jax.numpy as jnp
@@ -40,9 +43,12 @@ __all__ = [
     "RowTables",
     "REFERENCE_MIN_VAR",
     "Standardizer",
+    "chunk_loop",
     "default_min_var",
     "expand",
-    "gram_terms",
+    "gram_entry_terms",
+    "gram_features",
+    "in_chunk_loop",
     "prefix_add",
     "size_class",
 ]
@@ -135,9 +141,16 @@ class GramTables(NamedTuple):
             \\mathrm{triu}\\big(\\sum_l a_{:p} a_{:p}'\\big)\\Big],
 
     ``F = 1 + p + p (p + 1) / 2`` features in that order (the upper triangle row by row, as
-    ``numpy.triu_indices``), exactly what the family's :meth:`row_tables` give. The triples
-    layout gathers ``p + 3`` values per entry and component instead of ``F`` (the factor family:
-    ``v = Lambda / sqrt(psi)``, ``s = 1 / sqrt(psi)``, ``c = log 2 pi psi``).
+    ``numpy.triu_indices``), exactly what the family's :meth:`row_tables` give (the factor
+    family: ``v = Lambda / sqrt(psi)``, ``s = 1 / sqrt(psi)``, ``c = log 2 pi psi``).
+
+    The triples layout splits the features by whether they depend on the entry's value. Those
+    that do not, ``c`` and ``triu(v v')``, are a per-column table (:meth:`fixed`, formed once per
+    pass) gathered per entry; those that do, ``a_p^2`` and ``a_p v``, are formed per entry
+    (:func:`gram_entry_terms`) from ``p + 2`` gathered values (:meth:`entry_tables`). Each part
+    is summed into its rows on its own and the two are put together by :func:`gram_features`:
+    no per-entry product of the triangle, and no ``F``-wide per-entry array assembled from
+    pieces (which cost more than the sums themselves).
 
     Attributes:
         centre: ``m``, ``(d, K)``.
@@ -157,29 +170,35 @@ class GramTables(NamedTuple):
         p = self.vectors.shape[-1]
         return 1 + p + p * (p + 1) // 2
 
-    def packed(self) -> Array:
-        """The four tables side by side, ``(d, K, p + 3)``: ``[v, s, m, c]`` (one gather per
-        entry)."""
+    def fixed(self) -> Array:
+        """The features that do not depend on the entry's value, ``(d, K, 1 + p (p + 1) / 2)``:
+        ``[c, triu(v v')]``."""
+        iu0, iu1 = np.triu_indices(self.vectors.shape[-1])
+        v = self.vectors
+        return jnp.concatenate([self.const[..., None], v[..., iu0] * v[..., iu1]], axis=-1)
+
+    def entry_tables(self) -> Array:
+        """What :func:`gram_entry_terms` needs of every entry's column, ``(d, K, p + 2)``:
+        ``[v, s, m]`` (one gather per entry)."""
         return jnp.concatenate(
-            [self.vectors, self.scale[..., None], self.centre[..., None], self.const[..., None]],
-            axis=-1,
+            [self.vectors, self.scale[..., None], self.centre[..., None]], axis=-1
         )
 
 
-def gram_terms(packed: Array, x: Array) -> Array:
-    """Every entry's terms of the :class:`GramTables` row sums, ``(C, K, F)``, from the entries'
-    gathered ``packed`` tables ``(C, K, p + 3)`` and values ``x`` ``(C,)``."""
-    p = packed.shape[-1] - 3
-    v = packed[..., :p]
-    ax = (x[:, None] - packed[..., p + 1]) * packed[..., p]  # (C, K)
-    iu0, iu1 = np.triu_indices(p)
+def gram_entry_terms(tables: Array, x: Array) -> Array:
+    """Every entry's value-dependent terms of the :class:`GramTables` row sums,
+    ``(C, K, 1 + p)``: ``[a_p^2, a_p v]``, from the entries' gathered
+    :meth:`~GramTables.entry_tables` ``(C, K, p + 2)`` and values ``x`` ``(C,)``."""
+    p = tables.shape[-1] - 2
+    ax = (x[:, None] - tables[..., p + 1]) * tables[..., p]  # (C, K)
+    return jnp.concatenate([(ax * ax)[..., None], tables[..., :p] * ax[..., None]], axis=-1)
+
+
+def gram_features(fixed: Array, moving: Array) -> Array:
+    """Row sums of :meth:`GramTables.fixed` ``(..., 1 + P)`` and of :func:`gram_entry_terms`
+    ``(..., 1 + p)`` as the ``F`` features of the :class:`GramTables` order."""
     return jnp.concatenate(
-        [
-            (packed[..., p + 2] + ax * ax)[..., None],
-            v * ax[..., None],
-            v[..., iu0] * v[..., iu1],
-        ],
-        axis=-1,
+        [fixed[..., :1] + moving[..., :1], moving[..., 1:], fixed[..., 1:]], axis=-1
     )
 
 
@@ -220,6 +239,30 @@ class ColWeights(NamedTuple):
 
     w: Array
     sizes: tuple[int, int, int]
+
+
+_CHUNK_LOOP: contextvars.ContextVar[bool] = contextvars.ContextVar("chunk_loop", default=False)
+
+
+@contextlib.contextmanager
+def chunk_loop() -> Iterator[None]:
+    """Trace-time hint from a layout: what is traced inside runs once per chunk of a long loop
+    (the triples layout's scan, thousands of chunks per pass), on a small batch each time.
+
+    A family may then trace a variant that is slower to compile but has no per-call library
+    kernel (:func:`in_chunk_loop`; the factor family's ``p x p`` solves, whose batched LAPACK
+    calls cost most of a pass when made once per chunk). Results agree up to rounding.
+    """
+    token = _CHUNK_LOOP.set(True)
+    try:
+        yield
+    finally:
+        _CHUNK_LOOP.reset(token)
+
+
+def in_chunk_loop() -> bool:
+    """Whether the code being traced runs inside a layout's :func:`chunk_loop`."""
+    return _CHUNK_LOOP.get()
 
 
 class RowInfo(NamedTuple):

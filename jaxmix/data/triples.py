@@ -7,8 +7,9 @@ row; its column sums (:class:`ColWeights`) a gather of the entry's row weights a
 into ``(d, G)`` accumulators. The family is called in between, chunk by chunk, so that one pass
 over the data gives the E-step and the M-step's statistics. A family that describes its row sums
 as a Gram matrix (:meth:`~jaxmix.models.families.base.Family.row_gram`, the factor family) has
-``p + 3`` values per component gathered per entry instead of ``F`` (12 instead of 55 at rank 8),
-and each entry's ``F`` terms formed from them (:func:`~jaxmix.data.base.gram_terms`).
+its value-free features (the triangle) gathered per entry from a per-column table and only the
+``1 + p`` value-dependent ones formed per entry (:func:`~jaxmix.data.base.gram_entry_terms`), each
+part summed into the rows on its own (about 2.4 times faster than forming all ``F`` per entry).
 
 Layout (built once on the host, :func:`build_layout`): the rows with at least one entry ("active"
 rows) are cut into *chunks* of consecutive rows holding at most ``chunk_size`` entries and at
@@ -60,7 +61,9 @@ from jaxmix.data.base import (
     EStep,
     RowInfo,
     Standardizer,
-    gram_terms,
+    chunk_loop,
+    gram_entry_terms,
+    gram_features,
     prefix_add,
     size_class,
 )
@@ -342,6 +345,13 @@ def _entry_terms(tables: Any, c: Array, v: Array, F: int) -> Array:
     return terms
 
 
+def _row_sums(e: Array, local_row: Array, R: int) -> Array:
+    """Sums of the entries' ``e`` ``(C, ...)`` into the chunk's ``R`` rows (padding entries go to
+    a spare row ``R``, dropped)."""
+    acc = jnp.zeros((R + 1, *e.shape[1:]), e.dtype)
+    return acc.at[local_row].add(e, mode="promise_in_bounds")[:R]
+
+
 def _scan_chunks(params, family, data, with_stats, with_aux, axis_name):
     """The scan over one device's chunks: per-slot responsibilities and log-likelihoods, the raw
     column sums, row totals and aux totals of the family's statistics, and the per-slot aux."""
@@ -349,12 +359,14 @@ def _scan_chunks(params, family, data, with_stats, with_aux, axis_name):
     K = params.weights.shape[-1]
     dtype = data.val.dtype
     d = params.mu.shape[-1]
-    # A family whose row sums are a Gram matrix gathers p + 3 values per entry and component,
-    # not F (the factor family: 12 instead of 55 at rank 8), from one (d, K (p + 3)) table;
-    # its F-feature tables are then not built.
+    # A family whose row sums are a Gram matrix: the value-free features (the triangle) are one
+    # (d, K (1 + P)) table gathered per entry, the value-dependent ones formed per entry from
+    # p + 2 gathered values; its F-feature tables are then not built.
     gram = family.row_gram(params)
     tables = family.row_tables(params) if gram is None else None
-    packed = None if gram is None else gram.packed().reshape(d, -1)
+    if gram is not None:
+        fixed = gram.fixed().reshape(d, -1)
+        moving = gram.entry_tables().reshape(d, -1)
     F = (tables if gram is None else gram).n_features
     n_slots = data.n_obs.shape[0]
     slots = jnp.arange(R)
@@ -382,20 +394,26 @@ def _scan_chunks(params, family, data, with_stats, with_aux, axis_name):
     def body(carry, chunk):
         carry = dict(carry)
         lr, c, v, rs, nr = chunk
-        if packed is None:
-            e = _entry_terms(tables, c, v, F)
+        if gram is not None:
+            # Two sums into the rows, one per part, each of an array as gathered or formed.
+            e_fixed = fixed.at[c].get(mode="promise_in_bounds")
+            e_moving = gram_entry_terms(
+                moving.at[c].get(mode="promise_in_bounds").reshape(c.shape[0], K, -1), v
+            )
+            s = gram_features(
+                _row_sums(e_fixed, lr, R).reshape(R, K, -1),
+                _row_sums(e_moving, lr, R),
+            )
+        elif F == 1:  # one feature per component: scatter (C, K), not (C, K, 1)
+            s = _row_sums(_entry_terms(tables, c, v, F)[..., 0], lr, R)[..., None]
         else:
-            e = gram_terms(packed.at[c].get(mode="promise_in_bounds").reshape(c.shape[0], K, -1), v)
-        if F == 1:  # one feature per component: scatter (C, K), not (C, K, 1)
-            s = jnp.zeros((R + 1, K), dtype).at[lr].add(e[..., 0], mode="promise_in_bounds")
-            s = s[:R, :, None]
-        else:
-            s = jnp.zeros((R + 1, K, F), dtype).at[lr].add(e, mode="promise_in_bounds")[:R]
+            s = _row_sums(_entry_terms(tables, c, v, F), lr, R)
         rows = RowInfo(
             lax.dynamic_slice_in_dim(data.n_obs, rs, R),
             lax.dynamic_slice_in_dim(data.sq_norm, rs, R),
         )
-        log_joint, aux = family.log_joint(params, s, rows)
+        with chunk_loop():
+            log_joint, aux = family.log_joint(params, s, rows)
         row_ll = logsumexp(log_joint, axis=1)
         valid = slots < nr
         resp = jnp.where(valid[:, None], jnp.exp(log_joint - row_ll[:, None]), 0.0)
