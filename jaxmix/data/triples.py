@@ -9,7 +9,8 @@ over the data gives the E-step and the M-step's statistics. A family that descri
 as a Gram matrix (:meth:`~jaxmix.models.families.base.Family.row_gram`, the factor family) has
 its value-free features (the triangle) gathered per entry from a per-column table and only the
 ``1 + p`` value-dependent ones formed per entry (:func:`~jaxmix.data.base.gram_entry_terms`), each
-part summed into the rows on its own (about 2.4 times faster than forming all ``F`` per entry).
+part summed into the rows on its own (the rows' sums of a MovieLens-10M-size pass at rank 8:
+0.71 s, against 1.67 s when all ``F`` terms were formed per entry).
 
 Layout (built once on the host, :func:`build_layout`): the rows with at least one entry ("active"
 rows) are cut into *chunks* of consecutive rows holding at most ``chunk_size`` entries and at

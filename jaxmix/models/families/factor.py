@@ -129,8 +129,9 @@ def _cho_solve(L: Array, b: Array) -> Array:
     return x[..., 0] if vec else x
 
 
-#: Up to this many latent dimensions the rows' ``p x p`` solves are written out entry by entry
-#: (:func:`_small_posterior_solve`); above, jaxlib's batched LAPACK kernels.
+#: Inside a layout's chunk loop, up to this many latent dimensions the rows' ``p x p`` solves are
+#: written out entry by entry (:func:`_small_posterior_solve`); above, and outside such a loop,
+#: jaxlib's batched LAPACK kernels.
 UNROLL_MAX = 10
 
 
