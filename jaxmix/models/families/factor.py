@@ -195,7 +195,7 @@ def _posterior_solve(M: Array, b: Array) -> tuple[Array, Array, Array]:
     ``p <= UNROLL_MAX``, written out entry by entry (:func:`_small_posterior_solve`): there the
     batched LAPACK kernels are called once per chunk, thousands of times per pass, and those
     calls made the factor family's pass on triples 2.4 times slower (Netflix-Prize size, K = 4,
-    rank 8: 85 s against 35 s per iteration). Elsewhere (one call per pass over all rows) the
+    rank 8: 85 s against 34 s per iteration). Elsewhere (one call per pass over all rows) the
     kernels' cost is small and their program compiles in a fraction of the time.
     """
     p = M.shape[-1]
