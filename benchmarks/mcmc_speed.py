@@ -35,6 +35,8 @@ Usage::
     python benchmarks/mcmc_speed.py --skip-nuts-course                # every data set
     python benchmarks/mcmc_speed.py --datasets sim --samples 200 --warmup 100   # a quick check
     python benchmarks/mcmc_speed.py --datasets course --kernels gibbs --seeds 5 --repeats 1
+    python benchmarks/mcmc_speed.py --datasets course --kernels gibbs --seeds 5 --repeats 1 \
+        --em-restarts 10 --split-merge 30     # the start refined by split-and-merge moves
 """
 
 from __future__ import annotations
@@ -95,6 +97,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "a last line per data set and kernel counts the starts whose r_hat is within 1.01",
     )
     parser.add_argument("--em-restarts", type=int, default=1, help="EM restarts of a start (1)")
+    parser.add_argument(
+        "--split-merge",
+        type=int,
+        default=0,
+        help="rounds of split-and-merge moves on the EM start (0; fit_em's split_merge)",
+    )
     parser.add_argument("--x64", action="store_true", help="compute in float64")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows as JSON")
     return parser.parse_args(argv)
@@ -210,12 +218,21 @@ def run_start(name: str, X: np.ndarray, K: int, seed: int, args: argparse.Namesp
 
     n, d = X.shape
     start = time.perf_counter()
-    em = jaxmix.fit_em(X, K, prior=jaxmix.Prior(), min_var=0.0, seed=seed, n_init=args.em_restarts)
+    em = jaxmix.fit_em(
+        X,
+        K,
+        prior=jaxmix.Prior(),
+        min_var=0.0,
+        seed=seed,
+        n_init=args.em_restarts,
+        split_merge=args.split_merge if K >= 3 else 0,
+    )
     em_s = time.perf_counter() - start
+    kept = 0 if em.split_merge_objectives is None else len(em.split_merge_objectives)
     print(
         f"{name}: {n} x {d}, {int(np.isnan(X).sum())} missing, K = {K}; MAP-EM start "
-        f"(seed {seed}, {args.em_restarts} restart(s)) {em_s:.1f} s, objective "
-        f"{float(em.objective):.1f}",
+        f"(seed {seed}, {args.em_restarts} restart(s), {kept} split-merge round(s) kept) "
+        f"{em_s:.1f} s, objective {float(em.objective):.1f}",
         flush=True,
     )
     rows = []

@@ -90,7 +90,8 @@ class EMResult(NamedTuple):
     """Result of :func:`jaxmix.fit_em`.
 
     Attributes:
-        params: The winning restart's parameters after its last M-step.
+        params: The winning restart's parameters after its last M-step (after split-and-merge:
+            see ``split_merge_objectives``).
         log_likelihood: Observed-data log-likelihood of the winning restart, from its last
             E-step (the reference convention: evaluated at the parameters *before* the last
             M-step; the two differ by less than ``tol * |log_likelihood|`` once converged).
@@ -103,7 +104,9 @@ class EMResult(NamedTuple):
         n_iter: E/M iterations run by the winner.
         converged: Whether the winner met the tolerance before ``max_iter``.
         history: Objective after each E-step of the winner, shape ``(n_iter,)`` (the
-            log-likelihood without a prior); it never decreases, up to rounding.
+            log-likelihood without a prior); it never decreases, up to rounding (with
+            ``split_merge``: within each run; every kept round starts again from its candidate,
+            below the objective the round ends above).
         resp: Responsibilities ``p(k | row)`` of the winner for the rows it was fit on, from its
             last E-step, shape ``(n, K)``.
         restart_n_iter: Iterations run by every restart, shape ``(R,)``.
@@ -122,6 +125,12 @@ class EMResult(NamedTuple):
             the means, ``(K, d, q + 1, q + 1)`` covariances of ``[loadings, mean]`` for the
             factor family), or ``None``. :func:`jaxmix.complete` and
             :func:`jaxmix.predictive_summary` add it to the plug-in predictive variance.
+        split_merge_objectives: With ``fit_em(..., split_merge=N)``: the objective after every
+            kept split-and-merge round, ``(rounds,)`` (empty when none raised it); ``params``,
+            ``log_likelihood``, ``objective``, ``resp``, ``converged`` are then the last kept
+            round's, ``history`` and ``n_iter`` run on from restart ``best_restart`` through
+            every kept round, and the ``restart_*`` fields stay the restarts'. ``None``: no
+            split-and-merge was asked for.
     """
 
     params: MixtureParams
@@ -141,6 +150,7 @@ class EMResult(NamedTuple):
     restart_objectives: np.ndarray | None = None
     restart_params: MixtureParams | None = None
     estimation_cov: Any = None
+    split_merge_objectives: np.ndarray | None = None
 
     def __repr__(self) -> str:
         def lines() -> list[str]:
@@ -149,13 +159,20 @@ class EMResult(NamedTuple):
                 if self.restart_objectives is None
                 else self.restart_objectives
             )
-            return [
+            out = [
                 f"covariance={self.covariance!r}, {_size(self, self.resp)}, "
                 f"{_estimate(self.prior)}",
                 f"objective={num(self.objective)}, log_likelihood={num(self.log_likelihood)}, "
                 f"converged={bool(self.converged)}, n_iter={int(self.n_iter)}",
                 _restarts(self.best_restart, objectives, "objectives"),
             ]
+            if self.split_merge_objectives is not None:
+                kept = np.asarray(self.split_merge_objectives)
+                out.append(
+                    f"split_merge: {kept.size} round(s) kept"
+                    + (f", last objective {num(kept[-1])}" if kept.size else "")
+                )
+            return out
 
         return summary_repr(self, lines)
 

@@ -39,7 +39,12 @@ except ImportError as err:  # pragma: no cover - exercised by a test that hides 
         'jaxmix.sklearn needs scikit-learn >= 1.6: pip install "jaxmix[sklearn]"'
     ) from err
 
-from jaxmix._validate import check_choice, check_nonneg_float, check_positive_int
+from jaxmix._validate import (
+    check_choice,
+    check_nonneg_float,
+    check_nonneg_int,
+    check_positive_int,
+)
 from jaxmix.inference.em import fit_em
 from jaxmix.models.families import FAMILIES, family_of
 from jaxmix.models.prior import Prior
@@ -132,6 +137,7 @@ class _MixtureFit(BaseEstimator):
         rank: int | None = None,
         row_offset: bool | None = None,
         random_state: Any = None,
+        split_merge: int = 0,
     ) -> None:
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -144,6 +150,7 @@ class _MixtureFit(BaseEstimator):
         self.rank = rank
         self.row_offset = row_offset
         self.random_state = random_state
+        self.split_merge = split_merge
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -183,6 +190,7 @@ class _MixtureFit(BaseEstimator):
             "covariance": self.covariance_type,
             "init": check_choice(self.init_params, "init_params", _INITS),
             "seed": _seed(self.random_state),
+            "split_merge": check_nonneg_int(self.split_merge, "split_merge"),
         }
         if self.min_var is not None:
             options["min_var"] = check_nonneg_float(self.min_var, "min_var")
@@ -275,6 +283,8 @@ class GaussianMixture(DensityMixin, _MixtureFit):
         row_offset: ``covariance_type="factor"`` only: model a per-row offset.
         random_state: ``None``, an integer (``fit_em``'s ``seed``: the same seed gives the same
             fit as ``fit_em``) or a :class:`numpy.random.RandomState` (a seed is drawn from it).
+        split_merge: Rounds of split-and-merge moves after the restarts (``fit_em``'s
+            ``split_merge``; ``0``: none; needs ``n_components >= 3``).
 
     Attributes:
         result_: The :class:`jaxmix.EMResult` (pass it to :func:`jaxmix.complete`,
@@ -410,7 +420,7 @@ class MixtureImputer(OneToOneFeatureMixin, TransformerMixin, _MixtureFit):
 
     Args:
         n_components, covariance_type, n_init, max_iter, tol, min_var, prior, init_params,
-        rank, row_offset, random_state: As for :class:`GaussianMixture`.
+        rank, row_offset, random_state, split_merge: As for :class:`GaussianMixture`.
 
     Attributes:
         result_, means_, weights_, variances_, covariances_, converged_, n_iter_,

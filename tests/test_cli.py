@@ -644,3 +644,23 @@ def test_fit_standardize_refuses_what_it_cannot_keep(tmp_path, capsys, extra, ex
     line = _assert_one_line_error(main(args), capsys)
     assert expected in line
     assert not (tmp_path / "fit.npz").exists()
+
+
+def test_fit_split_merge(tmp_path, capsys):
+    data = tmp_path / "ratings.txt"
+    X = _ratings_file(data)
+    model = tmp_path / "model.npz"
+    args = ["fit", str(data), "-K", "3", "--restarts", "1", "--holdout", "0", "-q"]
+    assert main([*args, "--split-merge", "2", "--save-fit", str(model)]) == 0
+    capsys.readouterr()
+    saved = jaxmix.load(model)
+    # the same fit as fit_em's with the command's defaults, split-and-merge included
+    again = jaxmix.fit_em(X, 3, n_init=1, seed=0, split_merge=2)
+    np.testing.assert_array_equal(saved.split_merge_objectives, again.split_merge_objectives)
+    assert saved.objective == again.objective
+    for extra, needle in (
+        (["-K", "2"], "K >= 3"),
+        (["-K", "3", "4", "--select"], "drop --split-merge"),
+    ):
+        bad = ["fit", str(data), *extra, "--split-merge", "1", "-q"]
+        assert needle in _assert_one_line_error(main(bad), capsys)

@@ -199,6 +199,30 @@ def test_heldout_log_density_is_the_mixture_density():
     np.testing.assert_allclose(dens, expected, rtol=1e-6)
 
 
+@pytest.mark.parametrize("sparse", [False, True])
+def test_heldout_scores_are_complete_and_entry_log_density(sparse):
+    """One pass over the rows gives what complete(return_std=True) and entry_log_density give."""
+    from jaxmix.posterior.completion import entry_log_density, heldout_scores
+
+    X = _two_clusters_with_levels(seed=3, n=40, d=5)
+    data = jaxmix.sparse_ratings(X) if sparse else X
+    fit = jaxmix.fit_em(data, 2, covariance="diag", prior=jaxmix.Prior())
+    rows, cols = np.nonzero(np.isnan(X))
+    values = np.linspace(1.0, 5.0, rows.size)
+    mean, sd, dens = heldout_scores(data, fit, rows, cols, values)
+    want_mean, want_sd = jaxmix.complete(
+        data, fit, rows=rows, cols=cols, return_std=True, positions=True
+    )
+    np.testing.assert_array_equal(mean, want_mean)
+    np.testing.assert_array_equal(sd, want_sd)
+    np.testing.assert_array_equal(dens, entry_log_density(data, fit, rows, cols, values))
+    seen_r, seen_c = np.nonzero(~np.isnan(X))
+    with pytest.raises(ValueError, match="is observed in X"):
+        heldout_scores(data, fit, seen_r[:1], seen_c[:1], values[:1])
+    with pytest.raises(ValueError, match="one value per entry"):
+        heldout_scores(data, fit, rows, cols, values[:-1])
+
+
 def test_select_k_refuses_bad_selection_options():
     X = _two_clusters_with_levels(n=40)
     with pytest.raises(ValueError, match="criterion"):

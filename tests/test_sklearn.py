@@ -88,6 +88,16 @@ def test_gaussian_mixture_is_fit_em_with_the_same_seed():
     assert gm.aic(X) == pytest.approx(-2.0 * jaxmix.aic(X, res), rel=1e-4)
 
 
+def test_split_merge_is_fit_em_s():
+    X, _ = _blobs()
+    kwargs = dict(min_var=0.01, split_merge=2)
+    gm = GaussianMixture(3, covariance_type="diag", random_state=1, **kwargs).fit(X)
+    res = jaxmix.fit_em(X, 3, covariance="diag", seed=1, **kwargs)
+    np.testing.assert_array_equal(gm.means_, res.mu)
+    np.testing.assert_array_equal(gm.result_.split_merge_objectives, res.split_merge_objectives)
+    assert gm.n_iter_ == res.n_iter
+
+
 @pytest.mark.parametrize("covariance", ["spherical", "shared"])
 def test_other_families_and_a_prior_agree_with_fit_em(covariance):
     X, _ = _blobs(n=40, d=3, missing=0.2)
@@ -254,6 +264,8 @@ def test_not_fitted(cls):
         ({"random_state": -1}, ValueError, "random_state must be non-negative"),
         ({"random_state": "0"}, TypeError, "random_state"),
         ({"rank": 2}, TypeError, "rank and row_offset apply to covariance='factor'"),
+        ({"split_merge": -1}, ValueError, "split_merge"),
+        ({"split_merge": 1, "n_components": 2}, ValueError, "K >= 3"),
     ],
 )
 def test_bad_parameters_are_named(params, error, match):

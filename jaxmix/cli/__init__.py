@@ -5,7 +5,7 @@ Three commands::
     jaxmix demo [--users N] [--items D] [-K K] [--restarts R] [--missing P] [--covariance C]
         [--rank Q] ...
     jaxmix fit PATH -K K [K ...] [--select] [--restarts R] [--holdout F] [--covariance C]
-        [--rank Q | --ranks Q [Q ...]] [--prior none|default] [--output FILE]
+        [--rank Q | --ranks Q [Q ...]] [--prior none|default] [--split-merge N] [--output FILE]
         [--output-std FILE] [--save-fit FILE] [--format matrix|triples] ...
     jaxmix complete PATH --fit FILE --output FILE [--output-std FILE] [--missing-value V]
     jaxmix complete PATH --format triples --fit FILE --pairs PAIRS --output FILE
@@ -333,6 +333,15 @@ def _common_options() -> argparse.ArgumentParser:
         default=5,
         metavar="R",
         help="EM restarts, run as one batch; the best log-likelihood wins (default: 5)",
+    )
+    group.add_argument(
+        "--split-merge",
+        type=_nonneg_int,
+        default=0,
+        metavar="N",
+        help="up to N rounds of split-and-merge moves after the restarts (jaxmix.fit_em's "
+        "split_merge: re-deal three components, keep what raises the objective; needs K >= 3; "
+        "default: 0, none)",
     )
     group.add_argument(
         "--init",

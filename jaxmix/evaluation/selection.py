@@ -52,7 +52,7 @@ from jaxmix.inference.em import fit_em
 from jaxmix.inference.mcmc import fit_mcmc
 from jaxmix.models.families import get_family
 from jaxmix.models.prior import Prior, resolve_prior
-from jaxmix.posterior.completion import complete, entry_log_density
+from jaxmix.posterior.completion import heldout_scores
 from jaxmix.posterior.diagnostics import DiagnosticsWarning, import_arviz, to_inference_data
 from jaxmix.results import EMResult, MCMCResult
 
@@ -329,11 +329,8 @@ def _select_heldout(
         for j, (K, q, i) in enumerate(grid):
             family_q = get_family(family, rank=q)
             fit = fit_em(train, K, mask=train_mask, covariance=family_q, prior=priors[i], **options)
-            mean, sd = complete(
-                train, fit, rows=rows, cols=cols, return_std=True, mask=train_mask, positions=True
-            )
+            mean, sd, dens = heldout_scores(train, fit, rows, cols, truth, mask=train_mask)
             fits.append(fit)
-            dens = entry_log_density(train, fit, rows, cols, truth, mask=train_mask)
             lpd.append(float(dens.mean()))
             err.append(float(np.sqrt(np.mean((mean - truth) ** 2))))
             cover.append(float(np.mean(np.abs(truth - mean) <= _Z90 * sd)))

@@ -62,12 +62,14 @@ from jaxmix._validate import (
     check_choice,
     check_n_components,
     check_nonneg_float,
+    check_nonneg_int,
     check_positive_int,
     check_seed,
 )
 from jaxmix.data import METHODS, EStep, Standardizer, as_data, default_min_var, float_dtype
 from jaxmix.data.triples import DENSE_ROW_DENSITY, check_mesh
 from jaxmix.inference.init import init_params
+from jaxmix.inference.split_merge import candidate_starts
 from jaxmix.models.families import Family, as_params, family_of, get_family
 from jaxmix.models.mixture import (
     as_device,
@@ -460,6 +462,7 @@ def fit_em(
     dense_row_density: float | None = DENSE_ROW_DENSITY,
     rank: int | None = None,
     row_offset: bool | None = None,
+    split_merge: int = 0,
 ) -> EMResult:
     """Fit a Gaussian mixture to a partially observed matrix by (MAP-)EM.
 
@@ -544,6 +547,13 @@ def fit_em(
         rank: ``covariance="factor"`` only: the number of factors ``q`` of each component.
         row_offset: ``covariance="factor"`` only: model a per-row offset (a factor with a fixed
             all-ones loading: a user's personal level; default ``True``).
+        split_merge: Rounds of split-and-merge moves after the restarts
+            (:mod:`jaxmix.inference.split_merge`; ``0``, the default: none; needs ``K >= 3``).
+            A round runs EM from every candidate (about ``8 (K - 2)`` of them, batched like
+            restarts) and keeps the best when it raises the objective by more than
+            ``tol * |objective|``; the rounds stop at the first without gain. The result's
+            ``history`` and ``n_iter`` then cover the winning restart and every kept round,
+            ``split_merge_objectives`` the objective after each.
 
     Returns:
         An :class:`~jaxmix.EMResult`.
@@ -580,6 +590,9 @@ def fit_em(
     n, d = layout.shape
     K = check_n_components(K, n)
     n_init = check_positive_int(n_init, "n_init")
+    split_merge = check_nonneg_int(split_merge, "split_merge")
+    if split_merge and K < 3:
+        raise ValueError(f"split_merge needs K >= 3 components; got K = {K}")
     max_iter = check_positive_int(max_iter, "max_iter")
     seed = check_seed(seed)
     tol = check_nonneg_float(tol, "tol")
@@ -620,21 +633,31 @@ def fit_em(
         prior=prior_internal,
         prior_shift=jnp.asarray(prior_shift, dtype),
     )
-    R = start.mu.shape[0]
-    with _progress.progress_bar(progress, f"EM K={K} x{R}"):
-        final = run_restarts(
-            as_device(to_internal(start, std), dtype),
-            data,
-            consts,
-            family=family,
-            max_iter=max_iter,
-            progress=progress,
-            sizes=batch_sizes(R, data.n_entries),
-        )
-        resp = layout.rows_from_slots(final.resp)
-        final = jax.device_get(final._replace(resp=jnp.zeros(())))._replace(resp=resp)
-    result = _to_result(final, std, min_var, family, prior)
-    best = jax.tree.map(lambda a: a[result.best_restart], final.params)
+
+    def run(starts: MixtureParams, label: str) -> tuple[EMResult, MixtureParams]:
+        """Every start to convergence (one batch); the result and the winner's internal
+        parameters."""
+        R = starts.mu.shape[0]
+        with _progress.progress_bar(progress, f"EM K={K} {label}x{R}"):
+            final = run_restarts(
+                as_device(to_internal(starts, std), dtype),
+                data,
+                consts,
+                family=family,
+                max_iter=max_iter,
+                progress=progress,
+                sizes=batch_sizes(R, data.n_entries),
+            )
+            # only the winner's responsibilities come to the host
+            won = int(jnp.argmax(final.objective))
+            resp = layout.rows_from_slots(final.resp[won])
+            final = jax.device_get(final._replace(resp=jnp.zeros(())))
+        out = _to_result(final, resp, std, min_var, family, prior)
+        return out, jax.tree.map(lambda a: a[out.best_restart], final.params)
+
+    result, best = run(start, "")
+    if split_merge:
+        result, best = _split_merge_rounds(result, best, run, split_merge, std.scale, tol, seed)
     stats = jax.device_get(_final_stats(as_device(best, dtype), data))
     est = family.estimation_cov(stats, best, prior_internal)
     scale2 = std.scale**2
@@ -654,9 +677,48 @@ def _final_stats(params: MixtureParams, data: Any) -> Any:
     return data.distribute(stats, (params,), jax.sharding.PartitionSpec())
 
 
+def _split_merge_rounds(
+    result: EMResult,
+    best: MixtureParams,
+    run: Any,
+    rounds: int,
+    scale: float,
+    tol: float,
+    seed: int,
+) -> tuple[EMResult, MixtureParams]:
+    """Up to ``rounds`` rounds of split-and-merge candidates from ``result``, each run by ``run``
+    (a batch of starts -> result, winner's internal parameters); a round's best is kept while it
+    raises the objective by more than ``tol`` relative (:mod:`jaxmix.inference.split_merge`)."""
+    rng = np.random.default_rng(seed)
+    kept = []
+    for _ in range(rounds):
+        starts = candidate_starts(result.params, result.resp, scale, rng)
+        cand, cand_best = run(starts, "split-merge ")
+        if cand.objective - result.objective <= tol * abs(cand.objective):
+            break
+        kept.append(cand.objective)
+        best = cand_best
+        result = result._replace(
+            params=cand.params,
+            log_likelihood=cand.log_likelihood,
+            objective=cand.objective,
+            n_iter=result.n_iter + cand.n_iter,
+            converged=cand.converged,
+            history=np.concatenate([result.history, cand.history]),
+            resp=cand.resp,
+        )
+    return result._replace(split_merge_objectives=np.asarray(kept, np.float64)), best
+
+
 def _to_result(
-    final: EMState, std: Standardizer, min_var: float, family: Family, prior: Prior | None
+    final: EMState,
+    resp: np.ndarray,
+    std: Standardizer,
+    min_var: float,
+    family: Family,
+    prior: Prior | None,
 ) -> EMResult:
+    """The result of a batch of runs (``final``, on the host; ``resp`` the winner's ``(n, K)``)."""
     lls = np.asarray(final.log_likelihood, np.float64)
     objs = np.asarray(final.objective, np.float64)
     if not np.all(np.isfinite(objs)) or not np.all(np.isfinite(final.params.mu)):
@@ -676,7 +738,7 @@ def _to_result(
         n_iter=n_iter,
         converged=bool(final.converged[best]),
         history=np.asarray(final.history[best, :n_iter], np.float64),
-        resp=np.asarray(final.resp[best], np.float64),
+        resp=np.asarray(resp, np.float64),
         restart_n_iter=np.asarray(final.n_iter),
         restart_converged=np.asarray(final.converged),
         covariance=family.name,

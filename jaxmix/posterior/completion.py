@@ -30,6 +30,7 @@ __all__ = [
     "entry_log_density",
     "fitted_estimation",
     "fitted_params",
+    "heldout_scores",
     "posterior_of_rows",
     "predict_entries",
     "refuse_ambiguous_positions",
@@ -376,6 +377,51 @@ def entry_log_density(
     if values.shape != r.shape:
         raise ValueError(f"values must have one value per entry ({r.size}); got {values.shape}")
     post = row_posterior(layout, params, with_aux=True, est=fitted_estimation(result))
+    return _log_density(post, r, c, values)
+
+
+def heldout_scores(
+    X: Any, result: Any, rows: Any, cols: Any, values: Any, *, mask: Any = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Predictive mean, standard deviation and log density at entries missing from ``X``, from
+    one pass over the rows (what :func:`jaxmix.select_k`'s ``criterion="heldout"`` scores).
+
+    The same numbers as :func:`complete` with ``return_std=True`` at ``(rows, cols)`` and
+    :func:`entry_log_density` at ``values``, which each pass over the rows.
+
+    Args:
+        X: The data the predictions condition on (dense or :class:`~jaxmix.SparseRatings`).
+        result: A fitted result or :class:`~jaxmix.MixtureParams`.
+        rows, cols: The entries (positions), ``(m,)`` each; none may be observed in ``X``.
+        values: The values to score there, ``(m,)``.
+        mask: Optional boolean ``(n, d)``, ``True`` = observed.
+
+    Returns:
+        ``(mean, sd, log_density)``, ``(m,)`` float64 each (data units).
+
+    Raises:
+        ValueError: An entry is observed in ``X``, or ``values`` has not one value per entry.
+    """
+    params = fitted_params(result)
+    layout = as_data(X, mask, allow_all_missing=True)
+    r, c = check_entries(rows, cols, layout.shape)
+    values = np.asarray(values, np.float64).ravel()
+    if values.shape != r.shape:
+        raise ValueError(f"values must have one value per entry ({r.size}); got {values.shape}")
+    found, _ = layout.lookup(r, c)
+    if np.any(found):
+        first = int(np.flatnonzero(found)[0])
+        raise ValueError(
+            f"entry ({int(r[first])}, {int(c[first])}) is observed in X: held-out entries must "
+            "be missing from the data the predictions condition on"
+        )
+    post = row_posterior(layout, params, with_aux=True, est=fitted_estimation(result))
+    mean, var = predict_entries(post, r, c)
+    return mean, np.sqrt(var), _log_density(post, r, c, values)
+
+
+def _log_density(post: RowPosterior, r: np.ndarray, c: np.ndarray, values: np.ndarray) -> Any:
+    """The mixture's log predictive density of ``values`` at entries ``(r, c)``, ``(m,)``."""
     out = np.empty(r.shape)
     for start in range(0, r.size, _ENTRY_CHUNK):
         s = slice(start, start + _ENTRY_CHUNK)

@@ -349,6 +349,13 @@ class Family:
         """The parameters of the data multiplied by ``factor`` (variances times ``factor^2``)."""
         return cov._replace(var=cov.var * factor * factor)
 
+    def split_direction(self, cov: Any, k: int) -> np.ndarray | None:
+        """The direction ``(d,)`` along which a split-and-merge move
+        (:mod:`jaxmix.inference.split_merge`) puts the two halves of component ``k`` (its means
+        ``mu_k +/- direction``), or ``None`` (default): no direction the parameters single out,
+        the move draws a random one."""
+        return None
+
     def permute(self, cov: Any, perm: Any) -> Any:
         """The parameters with the components reordered: component ``k`` becomes ``perm[k]``
         (``perm`` ``(..., K)`` over the leading axes of ``cov``)."""

@@ -347,6 +347,16 @@ class FactorFamily(Family):
             cov.var * factor * factor, cov.loadings * factor, cov.offset * factor * factor
         )
 
+    def split_direction(self, cov: Any, k: int) -> np.ndarray | None:
+        # The component's longest loading: one factor's standard deviation along the direction
+        # in which its rows spread most beyond the noise (a component spanning two groups of rows
+        # spreads along the line between them).
+        loadings = np.asarray(cov.loadings, np.float64)[k]
+        if loadings.shape[-1] == 0:
+            return None
+        column = loadings[:, int(np.argmax((loadings * loadings).sum(axis=0)))]
+        return column if np.any(column != 0) else None
+
     def permute(self, cov: Any, perm: Any) -> Any:
         perm = np.asarray(perm)
         lead = perm.ndim - 1
