@@ -370,14 +370,8 @@ def entry_log_density(
     Returns:
         ``(m,)`` float64 log densities (data units).
     """
-    params = fitted_params(result)
-    layout = as_data(X, mask, allow_all_missing=True)
-    r, c = check_entries(rows, cols, layout.shape)
-    values = np.asarray(values, np.float64).ravel()
-    if values.shape != r.shape:
-        raise ValueError(f"values must have one value per entry ({r.size}); got {values.shape}")
-    post = row_posterior(layout, params, with_aux=True, est=fitted_estimation(result))
-    return _log_density(post, r, c, values)
+    layout, r, c, values = _scored_entries(X, rows, cols, values, mask)
+    return _log_density(_posterior(layout, result), r, c, values)
 
 
 def heldout_scores(
@@ -402,12 +396,7 @@ def heldout_scores(
     Raises:
         ValueError: An entry is observed in ``X``, or ``values`` has not one value per entry.
     """
-    params = fitted_params(result)
-    layout = as_data(X, mask, allow_all_missing=True)
-    r, c = check_entries(rows, cols, layout.shape)
-    values = np.asarray(values, np.float64).ravel()
-    if values.shape != r.shape:
-        raise ValueError(f"values must have one value per entry ({r.size}); got {values.shape}")
+    layout, r, c, values = _scored_entries(X, rows, cols, values, mask)
     found, _ = layout.lookup(r, c)
     if np.any(found):
         first = int(np.flatnonzero(found)[0])
@@ -415,9 +404,27 @@ def heldout_scores(
             f"entry ({int(r[first])}, {int(c[first])}) is observed in X: held-out entries must "
             "be missing from the data the predictions condition on"
         )
-    post = row_posterior(layout, params, with_aux=True, est=fitted_estimation(result))
+    post = _posterior(layout, result)
     mean, var = predict_entries(post, r, c)
     return mean, np.sqrt(var), _log_density(post, r, c, values)
+
+
+def _scored_entries(X: Any, rows: Any, cols: Any, values: Any, mask: Any) -> tuple:
+    """The checked arguments of a scoring at entries: the layout, the entries, their values."""
+    layout = as_data(X, mask, allow_all_missing=True)
+    r, c = check_entries(rows, cols, layout.shape)
+    values = np.asarray(values, np.float64).ravel()
+    if values.shape != r.shape:
+        raise ValueError(f"values must have one value per entry ({r.size}); got {values.shape}")
+    return layout, r, c, values
+
+
+def _posterior(layout: Any, result: Any) -> RowPosterior:
+    """The rows' posterior a prediction at entries needs (the family's ``aux``, the estimation
+    uncertainty)."""
+    return row_posterior(
+        layout, fitted_params(result), with_aux=True, est=fitted_estimation(result)
+    )
 
 
 def _log_density(post: RowPosterior, r: np.ndarray, c: np.ndarray, values: np.ndarray) -> Any:
