@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import jaxmix
-from jaxmix.inference.split_merge import SPLIT_SCALE, candidate_starts, merge_pairs
+from jaxmix.inference.split_merge import PATIENCE, SPLIT_SCALE, candidate_starts, merge_pairs
 from jaxmix.models.families import DiagCov, FactorCov, SharedCov, SphericalCov
 
 CENTRES = np.array([[0.0, 0.0, 0.0, 0.0], [8.0, 8.0, 0.0, 0.0], [8.0, -8.0, 0.0, 0.0]])
@@ -75,6 +75,24 @@ def test_no_gain_keeps_the_fit(groups):
     assert moved.split_merge_objectives.size == 0
     assert moved.objective == plain.objective
     np.testing.assert_array_equal(moved.params.mu, plain.params.mu)
+
+
+@pytest.mark.parametrize("rounds", [1, 5])
+def test_rounds_stop_after_the_patience(groups, monkeypatch, rounds):
+    """From the optimum no round gains: the rounds stop after PATIENCE of them (or the cap)."""
+    import jaxmix.inference.em as em
+
+    calls = []
+
+    def counted(*args):
+        calls.append(1)
+        return candidate_starts(*args)
+
+    monkeypatch.setattr(em, "candidate_starts", counted)
+    good = jaxmix.MixtureParams(CENTRES, SphericalCov(np.ones(3)), np.full(3, 1 / 3))
+    fit = jaxmix.fit_em(groups, 3, init=good, min_var=0.01, split_merge=rounds)
+    assert len(calls) == min(rounds, PATIENCE) and PATIENCE >= 2
+    assert fit.split_merge_objectives.size == 0
 
 
 def test_merge_pairs_overlap_and_lightest():

@@ -69,7 +69,7 @@ from jaxmix._validate import (
 from jaxmix.data import METHODS, EStep, Standardizer, as_data, default_min_var, float_dtype
 from jaxmix.data.triples import DENSE_ROW_DENSITY, check_mesh
 from jaxmix.inference.init import init_params
-from jaxmix.inference.split_merge import candidate_starts
+from jaxmix.inference.split_merge import PATIENCE, candidate_starts
 from jaxmix.models.families import Family, as_params, family_of, get_family
 from jaxmix.models.mixture import (
     as_device,
@@ -551,7 +551,8 @@ def fit_em(
             (:mod:`jaxmix.inference.split_merge`; ``0``, the default: none; needs ``K >= 3``).
             A round runs EM from every candidate (about ``8 (K - 2)`` of them, batched like
             restarts) and keeps the best when it raises the objective by more than
-            ``tol * |objective|``; the rounds stop at the first without gain. The result's
+            ``tol * |objective|``; the rounds stop after
+            :data:`~jaxmix.inference.split_merge.PATIENCE` (2) in a row without gain. The result's
             ``history`` and ``n_iter`` then cover the winning restart and every kept round,
             ``split_merge_objectives`` the objective after each.
 
@@ -687,15 +688,21 @@ def _split_merge_rounds(
     seed: int,
 ) -> tuple[EMResult, MixtureParams]:
     """Up to ``rounds`` rounds of split-and-merge candidates from ``result``, each run by ``run``
-    (a batch of starts -> result, winner's internal parameters); a round's best is kept while it
-    raises the objective by more than ``tol`` relative (:mod:`jaxmix.inference.split_merge`)."""
+    (a batch of starts -> result, winner's internal parameters); a round's best is kept when it
+    raises the objective by more than ``tol`` relative; they stop after ``PATIENCE`` rounds in a
+    row without gain (:mod:`jaxmix.inference.split_merge`)."""
     rng = np.random.default_rng(seed)
     kept = []
+    idle = 0
     for _ in range(rounds):
         starts = candidate_starts(result.params, result.resp, scale, rng)
         cand, cand_best = run(starts, "split-merge ")
         if cand.objective - result.objective <= tol * abs(cand.objective):
-            break
+            idle += 1
+            if idle >= PATIENCE:
+                break
+            continue
+        idle = 0
         kept.append(cand.objective)
         best = cand_best
         result = result._replace(

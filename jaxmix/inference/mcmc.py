@@ -386,8 +386,8 @@ def fit_mcmc(
         split_merge: Rounds of split-and-merge moves on the MAP-EM start (``init=None`` only;
             :func:`jaxmix.fit_em`): a higher posterior mode to start from and to relabel to. (It
             does not make chains agree that settle in different partitions of the rows: on the
-            course subset at K = 12 the Gibbs chains agreed at 2 of 5 seeds with it and
-            without; see :mod:`jaxmix.inference.gibbs`.)
+            course subset at K = 12 the Gibbs chains agreed at 1 to 3 of 5 seeds with it,
+            1 or 2 without; see :mod:`jaxmix.inference.gibbs`.)
 
     Returns:
         An :class:`~jaxmix.MCMCResult` (NumPy arrays, data units, relabelled draws in
