@@ -95,6 +95,32 @@ def test_rounds_stop_after_the_patience(groups, monkeypatch, rounds):
     assert fit.split_merge_objectives.size == 0
 
 
+@pytest.mark.parametrize("broken", ["one", "all"])
+def test_a_failed_candidate_does_not_fail_the_fit(groups, monkeypatch, broken):
+    """A candidate whose EM run ends non-finite is left out of its round; the fit goes on."""
+    import jaxmix.inference.em as em
+
+    sizes = []
+
+    def with_nan(*args):
+        starts = candidate_starts(*args)
+        sizes.append(starts.mu.shape[0])
+        mu = np.array(starts.mu)
+        mu[-1 if broken == "one" else slice(None), 0, 0] = np.nan
+        return starts._replace(mu=mu)
+
+    monkeypatch.setattr(em, "candidate_starts", with_nan)
+    plain = jaxmix.fit_em(groups, 3, init=_bad_start(), min_var=0.01)
+    moved = jaxmix.fit_em(groups, 3, init=_bad_start(), min_var=0.01, split_merge=3)
+    assert np.isfinite(moved.objective) and np.all(np.isfinite(moved.params.mu))
+    assert min(sizes) > 1  # every round had a broken candidate and others
+    if broken == "all":
+        assert moved.split_merge_objectives.size == 0
+        assert moved.objective == plain.objective
+    else:
+        assert moved.objective > plain.objective + 50
+
+
 def test_merge_pairs_overlap_and_lightest():
     resp = np.array(
         [[0.5, 0.5, 0.0, 0.0], [0.4, 0.6, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.1, 0.0, 0.9]]

@@ -635,9 +635,10 @@ def fit_em(
         prior_shift=jnp.asarray(prior_shift, dtype),
     )
 
-    def run(starts: MixtureParams, label: str) -> tuple[EMResult, MixtureParams]:
+    def run(starts: MixtureParams, label: str, drop_failed: bool = False) -> tuple:
         """Every start to convergence (one batch); the result and the winner's internal
-        parameters."""
+        parameters. With ``drop_failed``, runs whose objective or means are not finite are left
+        out (``(None, None)`` when none is left); without, they raise (``_to_result``)."""
         R = starts.mu.shape[0]
         with _progress.progress_bar(progress, f"EM K={K} {label}x{R}"):
             final = run_restarts(
@@ -649,10 +650,17 @@ def fit_em(
                 progress=progress,
                 sizes=batch_sizes(R, data.n_entries),
             )
+            objective = np.asarray(final.objective, np.float64)
+            ok = np.ones(R, bool)
+            if drop_failed:
+                finite_mu = np.isfinite(np.asarray(final.params.mu)).reshape(R, -1).all(axis=1)
+                ok = np.isfinite(objective) & finite_mu
+                if not ok.any():
+                    return None, None
+            won = int(np.flatnonzero(ok)[np.argmax(objective[ok])])
             # only the winner's responsibilities come to the host
-            won = int(jnp.argmax(final.objective))
             resp = layout.rows_from_slots(final.resp[won])
-            final = jax.device_get(final._replace(resp=jnp.zeros(())))
+            final = jax.tree.map(lambda a: a[ok], jax.device_get(final._replace(resp=None)))
         out = _to_result(final, resp, std, min_var, family, prior)
         return out, jax.tree.map(lambda a: a[out.best_restart], final.params)
 
@@ -688,16 +696,17 @@ def _split_merge_rounds(
     seed: int,
 ) -> tuple[EMResult, MixtureParams]:
     """Up to ``rounds`` rounds of split-and-merge candidates from ``result``, each run by ``run``
-    (a batch of starts -> result, winner's internal parameters); a round's best is kept when it
-    raises the objective by more than ``tol`` relative; they stop after ``PATIENCE`` rounds in a
-    row without gain (:mod:`jaxmix.inference.split_merge`)."""
+    (a batch of starts -> result, winner's internal parameters; candidates whose run failed, a
+    non-finite objective, are left out); a round's best is kept when it raises the objective by
+    more than ``tol`` relative; they stop after ``PATIENCE`` rounds in a row without gain
+    (:mod:`jaxmix.inference.split_merge`)."""
     rng = np.random.default_rng(seed)
     kept = []
     idle = 0
     for _ in range(rounds):
         starts = candidate_starts(result.params, result.resp, scale, rng)
-        cand, cand_best = run(starts, "split-merge ")
-        if cand.objective - result.objective <= tol * abs(cand.objective):
+        cand, cand_best = run(starts, "split-merge ", drop_failed=True)
+        if cand is None or cand.objective - result.objective <= tol * abs(cand.objective):
             idle += 1
             if idle >= PATIENCE:
                 break
