@@ -703,15 +703,19 @@ def _split_merge_rounds(
     rng = np.random.default_rng(seed)
     kept = []
     idle = 0
+    last = None  # the last round's starts, when it gained nothing (the same result since)
     for _ in range(rounds):
         starts = candidate_starts(result.params, result.resp, scale, rng)
+        if last is not None and np.array_equal(starts.mu, last.mu):
+            break  # no split drew a random direction: the same runs again
         cand, cand_best = run(starts, "split-merge ", drop_failed=True)
         if cand is None or cand.objective - result.objective <= tol * abs(cand.objective):
             idle += 1
             if idle >= PATIENCE:
                 break
+            last = starts
             continue
-        idle = 0
+        idle, last = 0, None
         kept.append(cand.objective)
         best = cand_best
         result = result._replace(

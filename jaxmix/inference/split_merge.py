@@ -45,7 +45,6 @@ from typing import Any
 import numpy as np
 
 from jaxmix.models.families import family_of
-from jaxmix.models.mixture import permute_components
 from jaxmix.params import MixtureParams
 
 __all__ = [
@@ -142,18 +141,13 @@ def candidate_starts(
             means.append(m)
             new_weights.append(w / w.sum())
     perms = np.stack(perms)
-    # Every parameter of slot s is taken from component perm[s] (the covariances), then the
-    # means and weights are set as above.
-    batched = MixtureParams(
-        np.broadcast_to(mu, (len(perms), K, d)),
-        _broadcast_cov(params.cov, len(perms)),
-        np.broadcast_to(weights, (len(perms), K)),
-    )
-    taken = permute_components(batched, perms)
-    dtype = np.asarray(params.mu).dtype
-    return taken._replace(
-        mu=np.stack(means).astype(dtype),
-        weights=np.stack(new_weights).astype(np.asarray(params.weights).dtype),
+    # Every slot s takes the covariance parameters of component perm[s]; the means and weights
+    # are set above.
+    cov = family.permute(_broadcast_cov(params.cov, len(perms)), perms)
+    return MixtureParams(
+        np.stack(means).astype(np.asarray(params.mu).dtype),
+        cov,
+        np.stack(new_weights).astype(np.asarray(params.weights).dtype),
     )
 
 
