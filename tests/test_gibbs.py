@@ -389,3 +389,59 @@ def test_warmup_flattens_the_scan_in_its_first_half_only():
         rtol=1e-6,
     )
     assert float(warmup_beta(0, 0)) == 1.0 and float(warmup_beta(0, 1)) == 1.0
+
+
+def test_merge_split_moves_leave_the_collapsed_target_invariant():
+    """merge_split on 6 rows, K = 3, entries missing, one row empty: start from exact draws of
+    p(z | var, X) with the means and the weights integrated out (enumerated over all 3^6
+    assignments: a Dirichlet-multinomial times every component's columns as a multivariate
+    Normal with covariance var I + s0^2 11'); after 10 moves the assignments still follow it
+    (chi-square over the 729 cells, rare ones pooled), and the moves change most of them.
+    Leaving the scan's proposal probability or the anchor's out of the acceptance ratio fails
+    this check (p < 1e-100 when tried)."""
+    from itertools import product
+
+    from scipy.special import gammaln
+
+    from jaxmix.inference.gibbs import dense_arrays
+    from jaxmix.inference.gibbs_moves import merge_split
+
+    rng = np.random.default_rng(3)
+    X = np.array(
+        [[0.0, 0.4], [0.3, np.nan], [1.1, 1.4], [np.nan, np.nan], [0.9, np.nan], [0.2, 0.1]]
+    )
+    X = X + 0.1 * rng.normal(size=X.shape)
+    alpha, K, (n, d) = 1.5, 3, X.shape
+    prior = jaxmix.Prior(mean=0.5, mean_sd=1.0, var_scale=0.5, alpha=alpha).resolve(X)
+    var = np.array([[0.3, 0.6], [0.5, 0.2], [0.1, 0.4]])
+    configs = np.array(list(product(range(K), repeat=n)))
+    log_p = np.zeros(len(configs))
+    for c, z in enumerate(configs):
+        log_p[c] = gammaln(alpha + np.bincount(z, minlength=K)).sum()
+        for k, col in product(range(K), range(d)):
+            x = X[(z == k) & ~np.isnan(X[:, col]), col]
+            if x.size:
+                cov = var[k, col] * np.eye(x.size) + float(prior.mean_sd[col]) ** 2
+                log_p[c] += stats.multivariate_normal.logpdf(x, np.full(x.size, 0.5), cov)
+    p = np.exp(log_p - log_p.max())
+    p /= p.sum()
+
+    data = dense_arrays(np.nan_to_num(X), ~np.isnan(X))
+    prior_dev = jax.tree.map(jnp.asarray, prior)
+    draws = 40000
+    start = configs[rng.choice(len(configs), size=draws, p=p)]
+    moves = jax.jit(
+        jax.vmap(lambda key, z: merge_split(key, z, jnp.asarray(var), data, prior_dev, 10))
+    )
+    out, accepted = moves(
+        jax.random.split(jax.random.PRNGKey(0), draws), jnp.asarray(start, jnp.int32)
+    )
+    out = np.asarray(out)
+    assert np.mean(np.any(out != start, axis=1)) > 0.5
+    assert 0 < np.mean(accepted) < 10
+    counts = np.bincount(out @ (K ** np.arange(n)[::-1]), minlength=len(configs))
+    keep = p * draws >= 5  # the rare cells pooled into one
+    expected = np.append(p[keep], p[~keep].sum()) * draws
+    observed = np.append(counts[keep], counts[~keep].sum())
+    expected, observed = expected[expected > 0], observed[expected > 0]
+    assert stats.chisquare(observed, expected).pvalue > 1e-3

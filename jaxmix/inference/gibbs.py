@@ -37,7 +37,8 @@ blocked draw from moving rows between similar components; the blocks run in the 
 block of :data:`ROW_BLOCK` rows under every component, inside and outside, with one matrix product
 (:meth:`Family.conditional_var <jaxmix.models.families.base.Family.conditional_var>` gives the
 variances it reads) and rescores a move with one more. On the course subset (1200 x 1200,
-K = 12, 2 CPU cores) a sweep takes about 25 ms (the scan about 16 ms) and moves about 9 rows.
+K = 12, 2 CPU cores) the scan takes about 16 ms and moves about 9 rows; the whole sweep, with
+the moves below, about 35 ms.
 
 Warm-up: a chain started at the MAP can sit in an assignment of little posterior mass that
 rows leave only one at a time, each move unlikely while the others stay. During the first half
@@ -47,23 +48,31 @@ the second half and every kept draw use the exact kernel. On the course subset t
 chain to the posterior's assignment within 100 sweeps, where the exact kernel alone took 100 to
 1,500.
 
-What the sampler does not do: carry a group of rows from one partition of the data to another.
-On the course subset at K = 12 the posterior has several such partitions (they differ in where
-some 15 to 30 rows sit among four or five components, which moves those components' variances by
-a few per cent), and which one a chain settles in varies with the start and the chain: from the
-best of 10 EM restarts with five different seeds, the largest ``r_hat`` of two chains over the
-means, variances and weights was 1.006 and 1.010 from two starts, 1.05 from one and about 1.8
-from two (1,000 draws after 500 warm-up); from the best of 40 restarts (a better optimum every
-time) 1.007 from two starts and about 1.83 from three; from the best of 10 refined by
-split-and-merge moves (``fit_em(..., split_merge=30)``, a higher optimum than the best of 40 at
-every seed) within 1.01 from one to three of the five starts in three runs with differently
-tuned moves (largest ``r_hat`` 1.936, 1.015, 1.007, 1.007, 1.833; 1.936, 1.009, 1.011, 1.007,
-1.007; 1.012, 1.829, 1.019, 1.008, 1.795 with the highest optima): a better start does not
-decide the partition the chains settle in (in one such run the two chains' assignments differed
-in 29 rows, around the two components of weight below 1 %). ``r_hat`` reports it, and
-:func:`jaxmix.diagnose` names chains whose log densities sit at different levels. (A Metropolis
-move that deals the rows of two components out again one by one, Dahl's sequential allocation,
-was accepted a third of the time there but always re-dealt the same partition.)
+Groups of rows: each sweep starts with :data:`~jaxmix.inference.gibbs_moves.MOVES` merge or
+split moves (:mod:`jaxmix.inference.gibbs_moves`: a group of rows of one component into an empty
+component, or a small component's rows into another, in one Metropolis-Hastings step with the
+means and the weights integrated out), then draws the weights given the new ``z``. They carry
+the groups that a scan of single rows leaves where they are: on the course subset (K = 12, two
+chains from the best of 10 EM restarts, 1,500 sweeps, seeds 0, 100, ..., 400) the chains ended
+with 42, 9, 16, 11 and 15 rows placed differently with the moves and 184, 9, 16, 11 and 22
+without, and at seed 300 both split a 15-row component into two of 7 and 8 rows with a potential
+energy about 3,960 lower; they cost about 8 ms of a sweep there.
+
+What the sampler does not do: move rows between the partitions of the larger components. On the
+course subset at K = 12 the posterior has several (they differ in where some 15 to 120 rows sit
+among four to seven components of 40 to 180 rows), and which one a chain settles in varies with
+the start and the chain. The largest ``r_hat`` of two chains over the means, variances and
+weights (1,000 draws after 500 warm-up) is within 1.01 at one to three of five starts in every
+variant measured: from the best of 10 EM restarts (1.006, 1.010, 1.05, about 1.8 twice), of 40
+(two of five), of 10 refined by split-and-merge EM moves (``fit_em(..., split_merge=30)``; one
+to three of five in three tunings), and with the merge and split moves (three runs of their
+variants: 1.827, 1.009, 1.033, 1.007, 1.007; 1.833, 1.009, 1.033, 1.007, 1.851; 1.158, 1.006,
+1.013, 1.835, 1.611). ``r_hat`` reports it, and :func:`jaxmix.diagnose` names chains whose log densities sit
+at different levels. Moves tried that did not cross: Dahl's sequential allocation of two
+components' rows (accepted a third of the time, always re-dealing the same partition) and Jain &
+Neal's restricted-Gibbs reallocation between two components from a random launch (each row's
+conditional, with hundreds of observed entries, is nearly certain, so the proposal is the current
+partition or one hundreds of nats less probable).
 
 :class:`MixtureGibbs` is a :class:`numpyro.infer.mcmc.MCMCKernel`: ``numpyro.infer.MCMC`` runs
 it with several chains (``"sequential"`` or ``"vectorized"``), its progress bar and
@@ -88,6 +97,7 @@ from jaxmix import _progress, _tracing
 from jaxmix._precision import highest
 from jaxmix._validate import check_positive_int
 from jaxmix.data import DenseArrays
+from jaxmix.inference.gibbs_moves import merge_split
 from jaxmix.models.families import FAMILIES, Family, get_family
 from jaxmix.models.families.base import (
     conditional_gammas,
@@ -385,8 +395,10 @@ def warmup_beta(iteration: Any, num_warmup: int) -> Array:
 def sweep(
     state: GibbsState, data: DenseArrays, prior: Prior, family: Family, beta: Any = 1.0
 ) -> GibbsState:
-    """One Gibbs transition: ``z`` with the means integrated out (:func:`collapsed_assign`),
-    the parameters given ``z``, then ``z`` given the parameters.
+    """One Gibbs transition: merge and split moves of whole groups of rows with the means and
+    the weights integrated out (:func:`jaxmix.inference.gibbs_moves.merge_split`), the weights
+    given the new ``z``, ``z`` row by row with the means integrated out
+    (:func:`collapsed_assign`), the parameters given ``z``, then ``z`` given the parameters.
 
     The statistics of the one-hot assignments are the layout's column sums (three matrix
     products ``onehot^T M``, ``onehot^T X0`` and, for ``"diag"``, ``onehot^T X0^2``); the family
@@ -405,9 +417,16 @@ def sweep(
     Returns:
         The next :class:`GibbsState`.
     """
-    key, k_rows, k_params, k_z = jax.random.split(state.rng_key, 4)
-    K = state.params.weights.shape[-1]
-    z = collapsed_assign(k_rows, state.z, state.params, data, prior, family, beta=beta)
+    key, k_moves, k_w, k_rows, k_params, k_z = jax.random.split(state.rng_key, 6)
+    K, d = state.params.mu.shape[-2:]
+    var = jnp.broadcast_to(family.conditional_var(state.params.cov), (K, d))
+    z, _ = merge_split(k_moves, state.z, var, data, prior)
+    # the moves integrate the weights out: draw them again given the new z before the scan
+    n_k = jnp.sum(jax.nn.one_hot(z, K, dtype=data.dtype), axis=0)
+    alpha = jnp.asarray(prior.alpha, data.dtype)
+    weights = draw_weights(jax.random.loggamma(k_w, alpha + n_k, dtype=data.dtype))
+    params = state.params._replace(weights=weights)
+    z = collapsed_assign(k_rows, z, params, data, prior, family, beta=beta)
     onehot = jax.nn.one_hot(z, K, dtype=data.dtype)
     stats = data.suff_stats(onehot, family)
     params = family.draw_conditional(k_params, stats, state.params, prior)
