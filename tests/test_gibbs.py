@@ -9,6 +9,8 @@ calibration of its predictive intervals in tests/test_predictive.py.
 
 from __future__ import annotations
 
+from itertools import product
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -326,6 +328,37 @@ def test_gibbs_refuses_what_it_cannot_sample():
         MixtureGibbs(2).init(jax.random.PRNGKey(0), 0, None, (X, ~np.isnan(X), jaxmix.Prior()), {})
 
 
+def _collapsed_target(X, var_kd, prior, K, log_weight):
+    """Every assignment of the rows of X to K components and its probability under
+    p(z | var, X) with the means integrated out, enumerated: log_weight(z) (the weights' term)
+    plus every component's columns as a multivariate Normal with covariance var I + s0^2 11'
+    about the prior mean (SciPy)."""
+    configs = np.array(list(product(range(K), repeat=X.shape[0])))
+    log_p = np.zeros(len(configs))
+    for c, z in enumerate(configs):
+        log_p[c] = log_weight(z)
+        for k, col in product(range(K), range(X.shape[1])):
+            x = X[(z == k) & ~np.isnan(X[:, col]), col]
+            if x.size:
+                cov = var_kd[k, col] * np.eye(x.size) + float(prior.mean_sd[col]) ** 2
+                mean = np.full(x.size, float(prior.mean[col]))
+                log_p[c] += stats.multivariate_normal.logpdf(x, mean, cov)
+    p = np.exp(log_p - log_p.max())
+    return configs, p / p.sum()
+
+
+def _chisquare_pvalue(out, p, K):
+    """The chi-square p-value of the assignments ``out`` (draws x rows) against the
+    probabilities ``p`` of :func:`_collapsed_target`'s cells, the rare cells pooled into one."""
+    draws, n = out.shape
+    counts = np.bincount(out @ (K ** np.arange(n)[::-1]), minlength=len(p))
+    keep = p * draws >= 5
+    expected = np.append(p[keep], p[~keep].sum()) * draws
+    observed = np.append(counts[keep], counts[~keep].sum())
+    expected, observed = expected[expected > 0], observed[expected > 0]
+    return stats.chisquare(observed, expected).pvalue
+
+
 @pytest.mark.parametrize("covariance", ["spherical", "diag", "shared"])
 def test_collapsed_row_scan_leaves_the_exact_conditional_invariant(covariance):
     """collapsed_assign on 5 rows, K = 2, entries missing, one row empty, blocks of 3 (two
@@ -333,8 +366,6 @@ def test_collapsed_row_scan_leaves_the_exact_conditional_invariant(covariance):
     out (enumerated over all 2^5 assignments, every component's columns a multivariate Normal
     with covariance var I + s0^2 11'); after one scan the assignments still follow it
     (chi-square over the 32 cells), and the scan does move rows."""
-    from itertools import product
-
     from jaxmix.inference.gibbs import collapsed_assign, dense_arrays
 
     family = get_family(covariance)
@@ -346,18 +377,8 @@ def test_collapsed_row_scan_leaves_the_exact_conditional_invariant(covariance):
     var = var.get(covariance, np.array(0.4))
     weights = np.array([0.4, 0.6])
     var_kd = np.broadcast_to(np.reshape(var, np.shape(var) + (1,) * (2 - np.ndim(var))), (2, 2))
-    n, K = X.shape[0], 2
-    configs = np.array(list(product(range(K), repeat=n)))
-    log_p = np.zeros(len(configs))
-    for c, z in enumerate(configs):
-        log_p[c] = np.log(weights[z]).sum()
-        for k, col in product(range(K), range(2)):
-            x = X[(z == k) & ~np.isnan(X[:, col]), col]
-            if x.size:
-                cov = var_kd[k, col] * np.eye(x.size) + float(prior.mean_sd[col]) ** 2
-                log_p[c] += stats.multivariate_normal.logpdf(x, np.full(x.size, 0.5), cov)
-    p = np.exp(log_p - log_p.max())
-    p /= p.sum()
+    K = 2
+    configs, p = _collapsed_target(X, var_kd, prior, K, lambda z: np.log(weights[z]).sum())
 
     data = dense_arrays(np.nan_to_num(X), ~np.isnan(X))
     params = jaxmix.MixtureParams(jnp.zeros((K, 2)), family.cov_type(jnp.asarray(var)), weights)
@@ -369,12 +390,7 @@ def test_collapsed_row_scan_leaves_the_exact_conditional_invariant(covariance):
     )
     out = np.asarray(scan(jax.random.split(jax.random.PRNGKey(0), draws), jnp.asarray(start)))
     assert np.mean(np.any(out != start, axis=1)) > 0.2
-    counts = np.bincount(out @ (K ** np.arange(n)[::-1]), minlength=len(configs))
-    keep = p * draws >= 5  # the rare cells pooled into one
-    expected = np.append(p[keep], p[~keep].sum()) * draws
-    observed = np.append(counts[keep], counts[~keep].sum())
-    expected, observed = expected[expected > 0], observed[expected > 0]
-    assert stats.chisquare(observed, expected).pvalue > 1e-3
+    assert _chisquare_pvalue(out, p, K) > 1e-3
 
 
 def test_warmup_flattens_the_scan_in_its_first_half_only():
@@ -399,8 +415,6 @@ def test_merge_split_moves_leave_the_collapsed_target_invariant():
     (chi-square over the 729 cells, rare ones pooled), and the moves change most of them.
     Leaving the scan's proposal probability or the anchor's out of the acceptance ratio fails
     this check (p < 1e-100 when tried)."""
-    from itertools import product
-
     from scipy.special import gammaln
 
     from jaxmix.inference.gibbs import dense_arrays
@@ -411,20 +425,14 @@ def test_merge_split_moves_leave_the_collapsed_target_invariant():
         [[0.0, 0.4], [0.3, np.nan], [1.1, 1.4], [np.nan, np.nan], [0.9, np.nan], [0.2, 0.1]]
     )
     X = X + 0.1 * rng.normal(size=X.shape)
-    alpha, K, (n, d) = 1.5, 3, X.shape
+    alpha, K = 1.5, 3
     prior = jaxmix.Prior(mean=0.5, mean_sd=1.0, var_scale=0.5, alpha=alpha).resolve(X)
     var = np.array([[0.3, 0.6], [0.5, 0.2], [0.1, 0.4]])
-    configs = np.array(list(product(range(K), repeat=n)))
-    log_p = np.zeros(len(configs))
-    for c, z in enumerate(configs):
-        log_p[c] = gammaln(alpha + np.bincount(z, minlength=K)).sum()
-        for k, col in product(range(K), range(d)):
-            x = X[(z == k) & ~np.isnan(X[:, col]), col]
-            if x.size:
-                cov = var[k, col] * np.eye(x.size) + float(prior.mean_sd[col]) ** 2
-                log_p[c] += stats.multivariate_normal.logpdf(x, np.full(x.size, 0.5), cov)
-    p = np.exp(log_p - log_p.max())
-    p /= p.sum()
+
+    def dirichlet_multinomial(z):
+        return gammaln(alpha + np.bincount(z, minlength=K)).sum()
+
+    configs, p = _collapsed_target(X, var, prior, K, dirichlet_multinomial)
 
     data = dense_arrays(np.nan_to_num(X), ~np.isnan(X))
     prior_dev = jax.tree.map(jnp.asarray, prior)
@@ -439,9 +447,4 @@ def test_merge_split_moves_leave_the_collapsed_target_invariant():
     out = np.asarray(out)
     assert np.mean(np.any(out != start, axis=1)) > 0.5
     assert 0 < np.mean(accepted) < 10
-    counts = np.bincount(out @ (K ** np.arange(n)[::-1]), minlength=len(configs))
-    keep = p * draws >= 5  # the rare cells pooled into one
-    expected = np.append(p[keep], p[~keep].sum()) * draws
-    observed = np.append(counts[keep], counts[~keep].sum())
-    expected, observed = expected[expected > 0], observed[expected > 0]
-    assert stats.chisquare(observed, expected).pvalue > 1e-3
+    assert _chisquare_pvalue(out, p, K) > 1e-3

@@ -60,19 +60,19 @@ energy about 3,960 lower; they cost about 8 ms of a sweep there.
 
 What the sampler does not do: move rows between the partitions of the larger components. On the
 course subset at K = 12 the posterior has several (they differ in where some 15 to 120 rows sit
-among four to seven components of 40 to 180 rows), and which one a chain settles in varies with
-the start and the chain. The largest ``r_hat`` of two chains over the means, variances and
-weights (1,000 draws after 500 warm-up) is within 1.01 at one to three of five starts in every
-variant measured: from the best of 10 EM restarts (1.006, 1.010, 1.05, about 1.8 twice), of 40
-(two of five), of 10 refined by split-and-merge EM moves (``fit_em(..., split_merge=30)``; one
-to three of five in three tunings), and with the merge and split moves (three runs of their
-variants: 1.827, 1.009, 1.033, 1.007, 1.007; 1.833, 1.009, 1.033, 1.007, 1.851; 1.158, 1.006,
-1.013, 1.835, 1.611). ``r_hat`` reports it, and :func:`jaxmix.diagnose` names chains whose log densities sit
-at different levels. Moves tried that did not cross: Dahl's sequential allocation of two
-components' rows (accepted a third of the time, always re-dealing the same partition) and Jain &
-Neal's restricted-Gibbs reallocation between two components from a random launch (each row's
-conditional, with hundreds of observed entries, is nearly certain, so the proposal is the current
-partition or one hundreds of nats less probable).
+among four to seven components of 40 to 180 rows), and which one a chain settles in varies with the
+start and the chain. The largest ``r_hat`` of two chains over the means, variances and weights
+(1,000 draws after 500 warm-up) is within 1.01 at one to three of five starts in every variant
+measured: from the best of 10 EM restarts (1.006, 1.010, 1.05, about 1.8 twice), of 40 (two of
+five), of 10 refined by split-and-merge EM moves (``fit_em(..., split_merge=30)``; one to three of
+five in three tunings), and with the merge and split moves (three runs of their variants: 1.827,
+1.009, 1.033, 1.007, 1.007; 1.833, 1.009, 1.033, 1.007, 1.851; 1.158, 1.006, 1.013, 1.835, 1.611).
+``r_hat`` reports it, and :func:`jaxmix.diagnose` names chains whose log densities sit at different
+levels. Moves tried that did not cross: Dahl's sequential allocation of two components' rows
+(accepted a third of the time, always re-dealing the same partition) and Jain & Neal's
+restricted-Gibbs reallocation between two components from a random launch (each row's conditional,
+with hundreds of observed entries, is nearly certain, so the proposal is the current partition or
+one hundreds of nats less probable).
 
 :class:`MixtureGibbs` is a :class:`numpyro.infer.mcmc.MCMCKernel`: ``numpyro.infer.MCMC`` runs
 it with several chains (``"sequential"`` or ``"vectorized"``), its progress bar and
@@ -97,6 +97,7 @@ from jaxmix import _progress, _tracing
 from jaxmix._precision import highest
 from jaxmix._validate import check_positive_int
 from jaxmix.data import DenseArrays
+from jaxmix.inference.collapsed import predictive_tables
 from jaxmix.inference.gibbs_moves import merge_split
 from jaxmix.models.families import FAMILIES, Family, get_family
 from jaxmix.models.families.base import (
@@ -197,39 +198,6 @@ ROW_BLOCK = 256
 WARMUP_BETA = 0.3
 
 
-def _tables(obs: Array, total: Array, var: Array, prior: Prior) -> Array:
-    """Per-column coefficients of the collapsed predictive scores of components with ``obs``
-    observed entries per column summing to ``total`` (both ``(k, d)``) and variances ``var``.
-
-    A row's score under component ``k`` (its means integrated out) is
-    ``-1/2 sum_{l in C_u} [(x_ul - m_kl)^2 / t_kl + log t_kl]``, ``m`` and ``t`` the predictive
-    mean and variance of an entry of column ``l``. For a row *outside* ``k`` they come from
-    ``(obs, total)``; for a row *in* ``k`` from ``(obs - 1, total - x_ul)``, whose mean
-    ``c_kl - x_ul / (var_kl lambda'_kl)`` is linear in ``x_ul``, so both scores are quadratics
-    ``a x^2 + b x + c`` in the entry with coefficients per component and column. Returns them
-    stacked ``(3 d, 2 k)``: rows ``[x^2 | x | 1]``, columns ``[outside | inside]``, so that
-    ``[X0^2, X0, M] @ tables`` scores every row under every component both ways.
-    """
-    s0 = 1.0 / (prior.mean_sd * prior.mean_sd)
-    var = jnp.broadcast_to(var, obs.shape)
-    prec = s0 + obs / var
-    mean = (prior.mean * s0 + total / var) / prec
-    t = var + 1.0 / prec
-    outside = jnp.stack([-0.5 / t, mean / t, -0.5 * (mean * mean / t + jnp.log(t))])
-    # inside: the row's own entry removed (columns no row of k observes are never read)
-    present = obs >= 0.5
-    prec_in = jnp.where(present, s0 + (obs - 1.0) / var, 1.0)
-    g = 1.0 + 1.0 / (var * prec_in)
-    c = (prior.mean * s0 + total / var) / prec_in
-    t_in = var + 1.0 / prec_in
-    inside = jnp.stack([-0.5 * g * g / t_in, g * c / t_in, -0.5 * (c * c / t_in + jnp.log(t_in))])
-    inside = jnp.where(present, inside, 0.0)
-    k = obs.shape[0]
-    # (3, k, d) each -> (3 d, 2 k)
-    both = jnp.concatenate([outside, inside], axis=1)  # (3, 2k, d)
-    return jnp.swapaxes(both, 1, 2).reshape(3 * obs.shape[1], 2 * k)
-
-
 def collapsed_assign(
     rng_key: Array,
     z: Array,
@@ -306,7 +274,7 @@ def collapsed_assign(
         zb = lax.dynamic_slice_in_dim(z, start, b)
         noise = log_w + jax.random.gumbel(jax.random.fold_in(rng_key, i), (b, K), dtype)
         # score[:, :K]: every row outside each component; score[:, K:]: inside (itself removed)
-        score = feats @ _tables(obs, total, var, prior)
+        score = feats @ predictive_tables(obs, total, var, prior.mean, prior.mean_sd)
 
         def pending(zb, score, after):
             """The rows at or after ``after`` whose draw moves them, and every row's draw."""
@@ -324,7 +292,9 @@ def collapsed_assign(
             zb = zb.at[r].set(new)
             # the two components' columns, both ways: one (b, 3d) x (3d, 4) product
             pair = jnp.stack([old, new])
-            cols = feats @ _tables(obs[pair], total[pair], var[pair], prior)
+            cols = feats @ predictive_tables(
+                obs[pair], total[pair], var[pair], prior.mean, prior.mean_sd
+            )
             score = score.at[:, pair].set(cols[:, :2]).at[:, K + pair].set(cols[:, 2:])
             moves, draw = pending(zb, score, r + 1)
             return zb, obs, total, score, moves, draw

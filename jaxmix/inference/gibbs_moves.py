@@ -48,6 +48,7 @@ from jax import Array, lax
 from jax.scipy.special import gammaln
 
 from jaxmix.data import DenseArrays
+from jaxmix.inference.collapsed import log_marginal, predictive_tables
 from jaxmix.models.prior import Prior
 
 __all__ = ["ANCHOR_TILT", "MOVES", "SMALL_SHARE", "merge_split"]
@@ -63,12 +64,13 @@ ANCHOR_TILT = 2.0
 
 
 class _Rows(NamedTuple):
-    """The data of the moves: ``feats`` ``(n, 3 d)`` = ``[M, Xc, Xc^2]`` with ``Xc`` the entries
-    about the prior mean (zero where missing), the prior variance of the means ``s2`` ``(d,)``
+    """The data of the moves: ``feats`` ``(n, 3 d)`` = ``[Xc^2, Xc, M]`` (the layout of
+    :func:`~jaxmix.inference.collapsed.predictive_tables`) with ``Xc`` the entries about the
+    prior mean (zero where missing), the prior standard deviation of the means ``sd`` ``(d,)``
     and the Dirichlet concentration ``alpha``."""
 
     feats: Array
-    s2: Array
+    sd: Array
     alpha: Array
 
     @property
@@ -77,7 +79,7 @@ class _Rows(NamedTuple):
 
 
 def _pair_stats(side: Array, rows: Array, data: _Rows) -> tuple[Array, Array]:
-    """``(3, 2, d)`` statistics (count, sum, sum of squares) and ``(2,)`` row counts of
+    """``(3, 2, d)`` statistics (sum of squares, sum, count) and ``(2,)`` row counts of
     ``rows`` split by ``side`` (0 or 1)."""
     onehot = jax.nn.one_hot(side, 2, dtype=data.feats.dtype) * rows[:, None]
     stats = (onehot.T @ data.feats).reshape(2, 3, data.d)
@@ -86,16 +88,10 @@ def _pair_stats(side: Array, rows: Array, data: _Rows) -> tuple[Array, Array]:
 
 def _log_target(stats: Array, n_pair: Array, var: Array, data: _Rows) -> Array:
     """``log pi`` of a split of a pair's rows up to a constant shared by every split of the
-    same rows: ``sum_c log Gamma(alpha + n_c)`` plus every column's entries of each component
-    with its mean integrated out,
-    ``-1/2 [N log(2 pi v) + log(1 + N s2 / v) + SS / v + N (mean - m0)^2 / (v + N s2)]``."""
-    count, total, sq = stats
-    safe = jnp.maximum(count, 1.0)
-    ss = sq - total * total / safe
-    shrink = total * total / (safe * (var + count * data.s2))
-    terms = count * jnp.log(2.0 * jnp.pi * var) + jnp.log1p(count * data.s2 / var) + ss / var
-    columns = -0.5 * jnp.sum(jnp.where(count > 0, terms + shrink, 0.0))
-    return jnp.sum(gammaln(data.alpha + n_pair)) + columns
+    same rows: ``sum_c log Gamma(alpha + n_c)`` plus each component's entries with its means
+    integrated out (:func:`~jaxmix.inference.collapsed.log_marginal`)."""
+    entries = log_marginal(*stats, var, data.sd * data.sd)
+    return jnp.sum(gammaln(data.alpha + n_pair)) + jnp.sum(entries)
 
 
 def _scan(
@@ -114,17 +110,17 @@ def _scan(
     ``forced`` where that is 0 or 1, recording the probability of its side. Returns the sides,
     statistics, counts and the scan's ``log q``."""
     d = data.d
-    prec0 = 1.0 / data.s2
+    prec0 = 1.0 / (data.sd * data.sd)
 
     def step(p, carry):
         side, stats, n_pair, log_q = carry
         u = order[p]
         row = data.feats[u].reshape(3, d)
-        mask, x = row[0], row[1]
+        x, mask = row[1], row[2]
         own = jax.nn.one_hot(side[u], 2, dtype=x.dtype)
         rest = stats - own[None, :, None] * row[:, None, :]
         n_rest = n_pair - own
-        lam = prec0 + rest[0] / var  # (2, d): the means' conditional precision without u
+        lam = prec0 + rest[2] / var  # (2, d): the means' conditional precision without u
         t = var + 1.0 / lam
         resid = x - rest[1] / (var * lam)
         score = jnp.log(data.alpha + n_rest) - 0.5 * jnp.sum(
@@ -143,20 +139,16 @@ def _scan(
 def _anchor_log_probs(rows: Array, var: Array, data: _Rows) -> Array:
     """Log probabilities of every row of ``rows`` (one component: the merged one of a merge) as
     a split's anchor: half uniform, half ``softmax(-ANCHOR_TILT s)``, ``s`` the row's log
-    predictive density per observed entry under the component without it, standardised over
+    predictive density per observed entry under the component without it
+    (:func:`~jaxmix.inference.collapsed.predictive_tables`' inside scores), standardised over
     ``rows``. The rows the component explains worst start a new one more often, and every row
     keeps at least half its uniform share. ``-inf`` outside ``rows``."""
     d = data.d
     w = rows.astype(data.feats.dtype)
-    count, total, _ = (w @ data.feats).reshape(3, d)
-    lam = 1.0 / data.s2 + jnp.maximum(count - 1.0, 0.0) / var
-    g = 1.0 + 1.0 / (var * lam)
-    c = total / (var * lam)
-    t = var + 1.0 / lam
-    # -1/2 [(g x - c)^2 / t + log t] over each row's observed entries: a quadratic in x
-    coef = jnp.concatenate([-0.5 * (c * c / t + jnp.log(t)), g * c / t, -0.5 * g * g / t])
-    n_obs = jnp.maximum(jnp.sum(data.feats[:, :d], axis=1), 1.0)
-    per_entry = (data.feats @ coef) / n_obs
+    _, total, count = (w @ data.feats).reshape(3, 1, d)
+    inside = predictive_tables(count, total, var[None], 0.0, data.sd)[:, 1]
+    n_obs = jnp.maximum(jnp.sum(data.feats[:, 2 * d :], axis=1), 1.0)
+    per_entry = (data.feats @ inside) / n_obs
     size = jnp.maximum(jnp.sum(w), 1.0)
     centre = jnp.sum(w * per_entry) / size
     spread = jnp.sqrt(jnp.sum(w * (per_entry - centre) ** 2) / size) + 1e-6
@@ -263,9 +255,7 @@ def merge_split(
     mean = jnp.broadcast_to(jnp.asarray(prior.mean, dtype), (d,))
     sd = jnp.broadcast_to(jnp.asarray(prior.mean_sd, dtype), (d,))
     xc = (x - mean) * mask
-    rows = _Rows(
-        jnp.concatenate([mask, xc, xc * xc], axis=1), sd * sd, jnp.asarray(prior.alpha, dtype)
-    )
+    rows = _Rows(jnp.concatenate([xc * xc, xc, mask], axis=1), sd, jnp.asarray(prior.alpha, dtype))
     n_k = jnp.sum(jax.nn.one_hot(z, K, dtype=dtype), axis=0)
     cap = jnp.asarray(max(5, int(SMALL_SHARE * z.shape[0])), dtype)
 
