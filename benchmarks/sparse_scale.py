@@ -80,6 +80,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--devices", type=int, default=1, help="CPU devices to split rows over")
     parser.add_argument("--chunk-size", type=int, default=None, help="entries per chunk")
+    parser.add_argument(
+        "--native",
+        nargs="+",
+        choices=("auto", "on", "off"),
+        default=["auto"],
+        help="the triples layout's compiled CPU kernels (jaxmix.data.native): by size (auto), "
+        "always (on) or never (off); several values run each",
+    )
     parser.add_argument("--full-fit", action="store_true", help="also time fit_em end to end")
     parser.add_argument(
         "--reuse", action="store_true", help="time fit_em outside its iterations, call after call"
@@ -128,9 +136,14 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
     if spec["x64"]:
         jax.config.update("jax_enable_x64", True)
     import jaxmix
+    from jaxmix.data import native
 
     n, d, nnz, K = spec["n"], spec["d"], spec["nnz"], spec["K"]
     out: dict[str, Any] = {"n": n, "d": d, "nnz": nnz, "K": K, "devices": spec["devices"]}
+    # every layout the run builds (fit_em's too) decides by this threshold
+    setting = spec.get("native", "auto")
+    if setting != "auto":
+        native.NATIVE_MIN_ENTRIES = 0 if setting == "on" else 1 << 62
     t = time.perf_counter()
     # The same matrix for every fitted K: 12 planted components.
     S = jaxmix.simulate_sparse_ratings(n, d, nnz, K=min(12, n), seed=spec["seed"]).S
@@ -185,6 +198,7 @@ def _time_iterations(S: Any, spec: dict[str, Any], out: dict[str, Any], mesh: An
     data = layout.device(std, dtype, chunk_size=spec["chunk_size"], mesh=mesh, pad=True)
     chunking = layout.chunking
     out["chunk_size"], out["rows_per_chunk"] = chunking.chunk_size, data.rows_per_chunk
+    out["native"] = data.native is not None
     out["dense_rows"] = int((chunking.dense_rows >= 0).sum())
     out["layout_s"] = time.perf_counter() - t
 
@@ -302,7 +316,7 @@ def _fit_line(x: list[float], y: list[float]) -> tuple[float, float]:
 def report(results: list[dict[str, Any]]) -> list[str]:
     """The results table and the scaling fits, as lines."""
     lines = [
-        f"{'users':>8} {'items':>7} {'nnz':>11} {'K':>3} {'dev':>3} {'s/iter':>8} "
+        f"{'users':>8} {'items':>7} {'nnz':>11} {'K':>3} {'dev':>3} {'kernels':>7} {'s/iter':>8} "
         f"{'cpu s/it':>8} {'s/it/Mnnz':>9} {'RSS GB':>7} {'gen s':>6} {'layout s':>8} "
         f"{'compile s':>9} {'full fit':>14} {'load':>5}"
     ]
@@ -319,7 +333,8 @@ def report(results: list[dict[str, Any]]) -> list[str]:
             full = f"{r['full_fit_s']:.0f}s/{r['full_fit_iters']}it"
         lines.append(
             f"{r['n']:>8} {r['d']:>7} {r['nnz']:>11} {r['K']:>3} {r['devices']:>3} "
-            f"{r['s_per_iter']:>8.3f} {r['cpu_s_per_iter']:>8.3f} "
+            f"{'numba' if r.get('native') else 'scan':>7} {r['s_per_iter']:>8.3f} "
+            f"{r['cpu_s_per_iter']:>8.3f} "
             f"{r['s_per_iter_per_M_nnz']:>9.4f} {r['peak_rss_gb']:>7.2f} "
             f"{r['generate_s']:>6.1f} {r['layout_s']:>8.1f} {r['compile_s']:>9.1f} {full:>14} "
             f"{r['load_average']:>5.1f}"
@@ -328,7 +343,8 @@ def report(results: list[dict[str, Any]]) -> list[str]:
     for key, label in (("nnz", "nnz"), ("K", "K")):
         groups: dict[Any, list[dict[str, Any]]] = {}
         for r in ok:
-            other = (r["K"], r["devices"]) if key == "nnz" else (r["nnz"], r["devices"])
+            setting = (r["devices"], bool(r.get("native")))
+            other = (r["K"], *setting) if key == "nnz" else (r["nnz"], *setting)
             groups.setdefault(other, []).append(r)
         for other, rs in groups.items():
             if len({r[key] for r in rs}) < 2:
@@ -371,32 +387,33 @@ def main(args: argparse.Namespace) -> list[dict[str, Any]]:
         print(json.dumps(run_one(json.loads(args.child))))
         return []
     results = []
-    for name in args.sizes:
+    runs = [(name, K, nat) for name in args.sizes for K in args.K for nat in args.native]
+    for name, K, nat in runs:
         n, d, nnz = _size(name)
-        for K in args.K:
-            spec = {
-                "n": n,
-                "d": d,
-                "nnz": nnz,
-                "K": K,
-                "iters": args.iters,
-                "devices": args.devices,
-                "chunk_size": args.chunk_size,
-                "full_fit": args.full_fit,
-                "max_iter": args.max_iter,
-                "x64": args.x64,
-                "seed": args.seed,
-                "repeats": args.repeats,
-                "covariance": args.covariance,
-                "rank": args.rank,
-                "reuse": args.reuse,
-                "reuse_iters": args.reuse_iters,
-            }
-            result = _spawn(spec, args.timeout)
-            results.append(result)
-            print(report([result])[-1], flush=True)
-            for line in reuse_report(result):
-                print(line, flush=True)
+        spec = {
+            "n": n,
+            "d": d,
+            "nnz": nnz,
+            "K": K,
+            "iters": args.iters,
+            "devices": args.devices,
+            "chunk_size": args.chunk_size,
+            "full_fit": args.full_fit,
+            "max_iter": args.max_iter,
+            "x64": args.x64,
+            "seed": args.seed,
+            "repeats": args.repeats,
+            "covariance": args.covariance,
+            "rank": args.rank,
+            "reuse": args.reuse,
+            "reuse_iters": args.reuse_iters,
+            "native": nat,
+        }
+        result = _spawn(spec, args.timeout)
+        results.append(result)
+        print(report([result])[-1], flush=True)
+        for line in reuse_report(result):
+            print(line, flush=True)
     print()
     print("\n".join(report(results)))
     if args.json is not None:

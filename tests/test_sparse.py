@@ -830,3 +830,94 @@ def test_factor_gram_rows_equal_the_tables_and_the_dense_layout(
     # the rows' factor posteriors (aux) too, empty rows included
     for a, b in zip(gram.aux, ref.aux, strict=True):
         np.testing.assert_allclose(layout.rows_from_slots(a, axis=0), np.asarray(b), **tol)
+
+
+# ---------------------------------------------------------------- compiled CPU kernels
+
+
+@pytest.mark.parametrize("rank, row_offset, dtype", [(2, False, np.float64), (8, True, np.float32)])
+def test_native_kernels_equal_the_scan(rng, rank, row_offset, dtype):
+    """The triples layout's compiled kernels (jaxmix.data.native) give the scan's E-step:
+    responsibilities, log-likelihood, statistics and the rows' factor posteriors, on a matrix
+    with empty rows and columns, dense rows, padded chunks and a spherical family's fallback."""
+    pytest.importorskip("numba")
+    from jaxmix.models.families import get_family
+
+    X = _power_law_matrix(rng)
+    n, d = X.shape
+    family = get_family("factor", rank=rank, row_offset=row_offset)
+    K = 3
+    cov = family._split(rng.uniform(0.5, 2.0, (K, d)), seed=1)
+    cov = cov._replace(loadings=rng.normal(size=cov.loadings.shape))
+    params = jaxmix.MixtureParams(rng.normal(size=(K, d)), cov, np.array([0.5, 0.3, 0.2]))
+    params = jax.tree.map(lambda a: jax.numpy.asarray(a, dtype), params)
+    std = Standardizer.identity(d)
+    layout = as_data(sparse_ratings(X))
+    kw = dict(chunk_size=16, dense_row_density=0.5, pad=True)
+    scan = layout.device(std, dtype, native=False, **kw)
+    native = layout.device(std, dtype, native=True, **kw)
+    assert scan.native is None and native.native is not None
+    assert native.dense is not None and native.col.shape[1] > 4  # dense rows and many chunks
+
+    def e_step(fam, p, data, **opts):
+        return jax.jit(lambda p, a: a.local().e_step_stats(p, fam, **opts))(p, data)
+
+    tol = dict(rtol=2e-4, atol=2e-4) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-10)
+    for opts in ({"with_aux": True}, {"with_stats": False, "with_aux": True}):
+        a, b = e_step(family, params, scan, **opts), e_step(family, params, native, **opts)
+        rows = layout.rows_from_slots  # the real rows (both blocks have the same slots)
+        np.testing.assert_allclose(rows(b.resp), rows(a.resp), **tol)
+        np.testing.assert_allclose(rows(b.row_ll[:, None]), rows(a.row_ll[:, None]), **tol)
+        np.testing.assert_allclose(
+            float(b.log_likelihood), float(a.log_likelihood), rtol=tol["rtol"]
+        )
+        for x, y in zip(jax.tree.leaves(a.stats), jax.tree.leaves(b.stats), strict=True):
+            np.testing.assert_allclose(np.asarray(y), np.asarray(x), **tol)
+        for x, y in zip(a.aux, b.aux, strict=True):
+            np.testing.assert_allclose(rows(y, axis=0), rows(x, axis=0), **tol)
+    # a family without a Gram form keeps the scan on a block with kernels
+    diag = get_family("diag")
+    dp = jaxmix.MixtureParams(
+        params.mu, diag.cov_type(jax.numpy.ones((K, d), dtype)), params.weights
+    )
+    a, b = e_step(diag, dp, scan), e_step(diag, dp, native)
+    np.testing.assert_array_equal(np.asarray(b.resp), np.asarray(a.resp))
+
+
+def test_fit_em_with_native_kernels_equals_the_scan(monkeypatch):
+    """fit_em, with restarts (the kernels called once per restart under vmap), completion and
+    responsibilities on a block with the kernels: the scan's results up to rounding."""
+    pytest.importorskip("numba")
+    from jaxmix.data import native
+
+    S = jaxmix.simulate_sparse_ratings(300, 40, 3000, K=3, seed=0).S
+    kw = dict(covariance="factor", rank=2, n_init=2, seed=1, max_iter=30)
+    monkeypatch.setattr(native, "NATIVE_MIN_ENTRIES", 1 << 40)
+    a = jaxmix.fit_em(S, 3, **kw)
+    S2 = sparse_ratings(S.rows, S.cols, S.values, shape=S.shape)  # its own layout cache
+    monkeypatch.setattr(native, "NATIVE_MIN_ENTRIES", 0)
+    calls = []
+    row_gram = native.NativeTriples.row_gram
+    monkeypatch.setattr(
+        native.NativeTriples, "row_gram", lambda self, *a: calls.append(1) or row_gram(self, *a)
+    )
+    b = jaxmix.fit_em(S2, 3, **kw)
+    assert len(calls) > 2  # the kernels ran: the E-steps of both restarts
+    np.testing.assert_allclose(b.log_likelihood, a.log_likelihood, rtol=1e-9)
+    np.testing.assert_allclose(b.restart_log_likelihoods, a.restart_log_likelihoods, rtol=1e-9)
+    np.testing.assert_array_equal(b.restart_n_iter, a.restart_n_iter)
+    for p, q in zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params), strict=True):
+        np.testing.assert_allclose(q, p, rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(
+        jaxmix.complete(S2, b, return_std=True), jaxmix.complete(S, a, return_std=True), rtol=1e-7
+    )
+
+
+def test_native_kernels_refuse_a_mesh():
+    S = jaxmix.simulate_sparse_ratings(50, 10, 200, K=2, seed=0).S
+    layout = as_data(S)
+    std = Standardizer.fit(layout.summary())
+    mesh = jax.sharding.Mesh(np.array(jax.devices()[:1]), ("rows",))
+    with pytest.raises(ValueError, match="native=True.*mesh"):
+        layout.device(std, native=True, mesh=mesh)
+    assert layout.device(std, mesh=mesh).native is None

@@ -27,6 +27,15 @@ cheaper per entry than a gather and a scatter, so on a matrix as dense as the co
 layout runs at the dense one's speed); their storage is at most ``8 / DENSE_ROW_DENSITY`` bytes
 per observed entry. No ``n x d`` array exists anywhere.
 
+Compiled kernels (optional): on a block of at least
+:data:`~jaxmix.data.native.NATIVE_MIN_ENTRIES` entry slots on the CPU, without a mesh and with
+numba installed (``jaxmix[native]``), :meth:`TriplesLayout.device` binds the two sums of
+:mod:`jaxmix.data.native` to the block's arrays, and a family with a Gram form takes
+:func:`_native_pass` instead of the scan: the rows' Gram features in one kernel call, the
+family's log density, responsibilities and weights in JAX over blocks of rows, the column sums in
+a second call. The factor family at Netflix-Prize size (K = 4, rank 8) then takes a quarter of the
+scan's time per iteration (``benchmarks/sparse_scale.py --native on off``).
+
 Several devices (a ``mesh``): the rows are split into one block per device (the chunked rows
 balanced by entries, the dense rows by count), the whole fit runs under ``jax.shard_map``
 (:meth:`ChunkedTriples.distribute`), and the statistics are summed over the devices with
@@ -46,6 +55,7 @@ kept per row and summed pairwise after the scan, as on the dense layout.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import os
 from typing import Any, NamedTuple
@@ -56,6 +66,7 @@ import numpy as np
 from jax import Array, lax
 from jax.scipy.special import logsumexp
 
+from jaxmix.data import native as _native
 from jaxmix.data.base import (
     SMALL_ENTRIES,
     ColumnSummary,
@@ -147,6 +158,10 @@ class ChunkedTriples:
         dense: The rows processed densely (:class:`DenseRows`), or ``None``.
         rows_per_chunk: ``R`` (static).
         mesh: The one-axis mesh the row blocks are spread over, or ``None`` (static).
+        native: The compiled CPU kernels bound to this block's arrays
+            (:class:`~jaxmix.data.native.NativeTriples`), or ``None`` (static): with them, a
+            family with a Gram form (:meth:`~jaxmix.models.families.base.Family.row_gram`)
+            takes :func:`_native_pass` instead of the scan.
     """
 
     local_row: Array
@@ -160,6 +175,7 @@ class ChunkedTriples:
     dense: DenseRows | None = None
     rows_per_chunk: int = 1
     mesh: Any = None
+    native: Any = None
 
     @property
     def n_slots(self) -> int:
@@ -216,7 +232,11 @@ class ChunkedTriples:
         family's statistics (idem) and, with ``with_aux``, the family's per-slot ``aux``.
         """
         data = self
-        out = _scan_chunks(params, family, data, with_stats, with_aux, axis_name)
+        gram = None if data.native is None else family.row_gram(params)
+        if gram is not None:
+            out = _native_pass(params, family, data, gram, with_stats, with_aux)
+        else:
+            out = _scan_chunks(params, family, data, with_stats, with_aux, axis_name)
         resp, row_ll, cols, totals, aux_totals, aux = out
         ll = jnp.sum(row_ll)
         if data.dense is not None:
@@ -314,7 +334,7 @@ jax.tree_util.register_dataclass(
         "counts",
         "dense",
     ],
-    meta_fields=["rows_per_chunk", "mesh"],
+    meta_fields=["rows_per_chunk", "mesh", "native"],
 )
 
 
@@ -457,6 +477,84 @@ def _scan_chunks(params, family, data, with_stats, with_aux, axis_name):
     cols = tuple(acc[i] if g else None for i, g in enumerate(sizes))
     totals = family.row_totals(out["resp"], RowInfo(data.n_obs, data.sq_norm))
     return out["resp"], out["ll"], cols, totals, out["aux_totals"], aux_buf
+
+
+#: Rows per block of the family's work in :func:`_native_pass` (its intermediates then stay in
+#: the cache: over all rows at once the same operations took twice the time).
+NATIVE_ROW_BLOCK = 512
+
+
+def _native_pass(params, family, data, gram, with_stats, with_aux):
+    """What :func:`_scan_chunks` returns, by the compiled kernels of ``data.native`` (one block,
+    no mesh): every row's Gram features in one call, the family's log density, responsibilities
+    and weights in JAX, block of rows after block, then the column sums in a second call."""
+    native = data.native
+    K = params.weights.shape[-1]
+    dtype = data.val.dtype
+    n_slots = data.n_obs.shape[0]
+    s = jax.pure_callback(
+        native.row_gram,
+        jax.ShapeDtypeStruct((n_slots, K, gram.n_features), dtype),
+        gram.centre,
+        gram.scale,
+        gram.vectors,
+        gram.const,
+        vmap_method="sequential",
+    )
+    B = NATIVE_ROW_BLOCK
+    n_blocks = -(-n_slots // B)
+
+    def blocks(a):  # (n_slots, ...) -> (n_blocks, B, ...), padded with rows without entries
+        a = jnp.pad(a, [(0, n_blocks * B - n_slots)] + [(0, 0)] * (a.ndim - 1))
+        return a.reshape(n_blocks, B, *a.shape[1:])
+
+    def block(totals, x):
+        s_b, n_obs, sq_norm = x
+        rows = RowInfo(n_obs, sq_norm)
+        # Written-out solves, as in the scan (two batched LAPACK kernels side by side on a
+        # 2-thread pool each wait for the other's thread).
+        with chunk_loop():
+            log_joint, aux = family.log_joint(params, s_b, rows)
+        row_ll = logsumexp(log_joint, axis=1)
+        valid = n_obs > 0  # slots past the active rows, and the spare ones, are padding
+        resp = jnp.where(valid[:, None], jnp.exp(log_joint - row_ll[:, None]), 0.0)
+        out = {"resp": resp, "ll": jnp.where(valid, row_ll, 0.0)}
+        if with_aux:
+            out["aux"] = aux
+        if with_stats:
+            out["w"] = family.stat_weights(resp, aux).w
+            totals = jax.tree.map(jnp.add, totals, family.aux_totals(resp, aux))
+        return totals, out
+
+    totals0 = None
+    if with_stats:
+        aux_shape = jax.eval_shape(
+            lambda: family.log_joint(params, s[:B], RowInfo(data.n_obs[:B], data.sq_norm[:B]))
+        )[1]
+        totals0 = jax.tree.map(
+            lambda a: jnp.zeros(a.shape, a.dtype),
+            jax.eval_shape(family.aux_totals, jax.ShapeDtypeStruct((B, K), dtype), aux_shape),
+        )
+    aux_totals, out = lax.scan(
+        block, totals0, (blocks(s), blocks(data.n_obs), blocks(data.sq_norm))
+    )
+    out = jax.tree.map(lambda a: a.reshape(n_blocks * B, *a.shape[2:])[:n_slots], out)
+    resp, row_ll = out["resp"], out["ll"]
+    aux_buf = out.get("aux")
+    if not with_stats:
+        return resp, row_ll, None, None, None, aux_buf
+    sizes = tuple(int(g) for g in family.weight_sizes(params))
+    d = params.mu.shape[-1]
+    parts = jax.pure_callback(
+        functools.partial(native.col_sums, sizes=sizes),
+        tuple(jax.ShapeDtypeStruct((d, g), dtype) for g in sizes if g),
+        out["w"],
+        vmap_method="sequential",
+    )
+    parts = iter(parts)
+    cols = tuple(next(parts) if g else None for g in sizes)
+    totals = family.row_totals(resp, RowInfo(data.n_obs, data.sq_norm))
+    return resp, row_ll, cols, totals, aux_totals, aux_buf
 
 
 # ---------------------------------------------------------------------------- layout (host)
@@ -799,6 +897,7 @@ class TriplesLayout:
         mesh: Any = None,
         dense_row_density: float | None = DENSE_ROW_DENSITY,
         pad: bool = False,
+        native: bool | None = None,
     ) -> ChunkedTriples:
         """:func:`build_layout`, then its arrays moved to the device(s); built once per matrix
         and options, and reused.
@@ -819,9 +918,18 @@ class TriplesLayout:
             dtype: Float dtype on the device (JAX's default).
             mesh: ``None`` (the default device) or a one-axis mesh: device ``p`` of the mesh gets
                 block ``p`` of the rows (each process supplies only its own devices' blocks).
+            native: Bind the compiled CPU kernels of :mod:`jaxmix.data.native` to the block
+                (``True``), or not (``False``); ``None`` (the default): when numba is installed,
+                the block is on a CPU device without a mesh and its chunks hold at least
+                :data:`~jaxmix.data.native.NATIVE_MIN_ENTRIES` entry slots.
+
+        Raises:
+            ValueError: ``native=True`` with a mesh or on a device other than a CPU.
+            ImportError: ``native=True`` without numba.
         """
         dtype = np.dtype(float_dtype() if dtype is None else dtype)
         chunk_size = DEFAULT_CHUNK_SIZE if chunk_size is None else int(chunk_size)
+        native = _want_native(native, mesh)
         key = (
             float(std.scale),
             np.asarray(std.offset, np.float64).tobytes(),
@@ -831,11 +939,14 @@ class TriplesLayout:
             mesh,
             bool(pad),
             jax.config.jax_default_device,
+            native,
         )
         data, self._host = self.memo(
             "layout",
             key,
-            lambda: _device_layout(self.S, std, dtype, chunk_size, mesh, dense_row_density, pad),
+            lambda: _device_layout(
+                self.S, std, dtype, chunk_size, mesh, dense_row_density, pad, native
+            ),
         )
         return data
 
@@ -904,8 +1015,10 @@ def _device_layout(
     mesh: Any,
     dense_row_density: float | None,
     pad: bool,
+    native: bool | None = False,
 ) -> tuple[ChunkedTriples, HostLayout]:
-    """:func:`build_layout` moved to the device(s): the arrays and the host-side row maps."""
+    """:func:`build_layout` moved to the device(s): the arrays and the host-side row maps, and
+    with ``native`` (``None``: by the block's size) the compiled kernels bound to the block."""
     n_devices = 1 if mesh is None else mesh.devices.size
     host = build_layout(S, std, dtype, chunk_size, n_devices, dense_row_density, pad)
     row_maps = host._replace(data=None)
@@ -937,4 +1050,34 @@ def _device_layout(
         rows_per_chunk=host.data.rows_per_chunk,
         mesh=mesh,
     )
+    if native is None:
+        native = int(data.val.size) >= _native.NATIVE_MIN_ENTRIES and _native.available()
+    if native:
+        views = [
+            np.asarray(getattr(data, name))[0]
+            for name in ("local_row", "col", "val", "row_start", "n_rows")
+        ]
+        kernels = _native.NativeTriples(*views, n_slots=data.n_obs.shape[-1], d=S.shape[1])
+        data = dataclasses.replace(data, native=kernels)
     return data, row_maps
+
+
+def _want_native(native: bool | None, mesh: Any) -> bool | None:
+    """``native`` of :meth:`TriplesLayout.device` checked: ``False`` where the kernels cannot
+    run, ``None`` (decided by the block's size, and numba, once the block exists) where they
+    can, ``True`` if asked (numba is imported only then, or for a block large enough)."""
+    dev = jax.config.jax_default_device
+    cpu = (jax.default_backend() if dev is None else getattr(dev, "platform", str(dev))) == "cpu"
+    if native is None:
+        return None if (mesh is None and cpu) else False
+    if not native:
+        return False
+    if mesh is not None:
+        raise ValueError("native=True: the compiled kernels run on one CPU device, not a mesh")
+    if not cpu:
+        raise ValueError(
+            f"native=True: the compiled kernels run on the CPU; JAX's device is {jax.devices()[0]}"
+        )
+    if not _native.available():
+        raise ImportError('native=True needs numba: pip install "jaxmix[native]"')
+    return True
