@@ -21,7 +21,12 @@ of at least :data:`NATIVE_MIN_ENTRIES` entry slots when numba is installed, ``pi
 "jaxmix[native]"``). The kernels read the device arrays of the block in place (a NumPy view of a
 CPU buffer, no copy); the family's log density, responsibilities and weights stay in JAX, between
 the two calls. Sums are accumulated in the data's float dtype in a different order than the
-scan's, so results agree up to rounding.
+scan's, so results agree up to rounding. Each kernel is compiled on its first call for a given
+``K`` and ``p`` (or weight sizes) and dtype, a few seconds, then kept for the process.
+
+Measured at MovieLens-10M size (10 M ratings, K = 4, rank 8, float32, 2 cores): the row sums
+about 29 ns and the column sums about 15 ns per entry; an EM iteration 0.91 s against the
+scan's 2.06 s (``benchmarks/sparse_scale.py --native on off``).
 """
 
 from __future__ import annotations
