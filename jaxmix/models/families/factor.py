@@ -129,10 +129,32 @@ def _cho_solve(L: Array, b: Array) -> Array:
     return x[..., 0] if vec else x
 
 
-#: Inside a layout's chunk loop, up to this many latent dimensions the rows' ``p x p`` solves are
-#: written out entry by entry (:func:`_small_posterior_solve`); above, and outside such a loop,
+#: Up to this many latent dimensions the ``p x p`` solves of a layout's chunk loop, and of a
+#: batch of at least :data:`UNROLL_MIN_BATCH` matrices, are written out entry by entry
+#: (:func:`_small_posterior_solve`); above, and for smaller batches outside such a loop,
 #: jaxlib's batched LAPACK kernels.
 UNROLL_MAX = 10
+#: From this many matrices in one batch (rows times components in the E-step, columns times
+#: components in the M-step) the written-out solves are used outside a chunk loop too: at
+#: n = d = 1200, K = 4, rank 8 they take 2.6 ms of the E-step against 5.4 ms, and 0.6 ms of the
+#: M-step against 3.5 ms (LU), but compile about 3 s longer each, which a small batch does not
+#: repay.
+UNROLL_MIN_BATCH = 4096
+
+
+def _unrolled(M: Array) -> bool:
+    """Whether the solves of the batch ``M`` ``(..., p, p)`` are written out (trace time)."""
+    p = M.shape[-1]
+    return p <= UNROLL_MAX and (in_chunk_loop() or math.prod(M.shape[:-2]) >= UNROLL_MIN_BATCH)
+
+
+def _spd_solve(A: Array, b: Array) -> Array:
+    """``A^{-1} b`` for a batch of symmetric positive definite ``A`` ``(..., p, p)`` and ``b``
+    ``(..., p)``: written out (Cholesky) for a large batch of small matrices, else LU by
+    LAPACK."""
+    if _unrolled(A):
+        return _small_posterior_solve(A, b)[0]
+    return jnp.linalg.solve(A, b[..., None])[..., 0]
 
 
 def _small_posterior_solve(M: Array, b: Array) -> tuple[Array, Array, Array]:
@@ -196,10 +218,11 @@ def _posterior_solve(M: Array, b: Array) -> tuple[Array, Array, Array]:
     batched LAPACK kernels are called once per chunk, thousands of times per pass, and those
     calls made the factor family's pass on triples 2.4 times slower (Netflix-Prize size, K = 4,
     rank 8: 85 s against 34 s per iteration). Elsewhere (one call per pass over all rows) the
-    kernels' cost is small and their program compiles in a fraction of the time.
+    same from :data:`UNROLL_MIN_BATCH` matrices on; a smaller batch keeps the kernels, whose
+    program compiles in a fraction of the time.
     """
     p = M.shape[-1]
-    if p <= UNROLL_MAX and in_chunk_loop():
+    if _unrolled(M):
         return _small_posterior_solve(M, b)
     L = jnp.linalg.cholesky(M)
     # One triangular solve, W = L^{-1}; then S = W' W and m = S b as broadcast sums: on the CPU
@@ -555,20 +578,22 @@ class FactorFamily(Family):
             # A tiny ridge keeps the solve finite; coefficients move only where the column has
             # enough expected entries to determine them (as the spherical mean's rule).
             ridge = 1e-9 * (jnp.trace(A, axis1=-2, axis2=-1)[..., None, None] + 1.0)
-            lam = jnp.linalg.solve(A + ridge * eye, B[..., None])[..., 0]
+            lam = _spd_solve(A + ridge * eye, B)
             # A column no row of the component has observed keeps its mean; its loadings go to
-            # 0 (nothing determines them; the likelihood does not change).
+            # 0 (nothing determines them; the likelihood does not change). So does one whose
+            # system rounding made indefinite (a non-finite solve).
             old = jnp.concatenate(
                 [jnp.where((N > 0)[..., None], cov.loadings, 0.0), params.mu[..., None]], axis=-1
             )
-            lam = jnp.where((N >= q + 1.0)[..., None], lam, old)
+            solved = (N >= q + 1.0) & jnp.all(jnp.isfinite(lam), axis=-1)
+            lam = jnp.where(solved[..., None], lam, old)
         else:
             # Ridge of the prior, scaled by the old noise variance (the regression's weights are
             # 1 / psi).
             prec, target = self._ridge(prior, N.shape, dtype)
             A_ = A + psi_old[..., None, None] * prec[..., None, :] * eye
             B_ = B + psi_old[..., None] * target
-            lam = jnp.linalg.solve(A_, B_[..., None])[..., 0]
+            lam = _spd_solve(A_, B_)
         resid = ey2 - 2.0 * jnp.sum(lam * B, axis=-1) + jnp.einsum("kli,klij,klj->kl", lam, A, lam)
         var = update_variance(resid, N, psi_old, min_var, prior)
         offset = cov.offset
