@@ -528,8 +528,12 @@ def _native_pass(params, family, data, gram, with_stats, with_aux):
 
     totals0 = None
     if with_stats:
+        row = jax.ShapeDtypeStruct((B,), dtype)
         aux_shape = jax.eval_shape(
-            lambda: family.log_joint(params, s[:B], RowInfo(data.n_obs[:B], data.sq_norm[:B]))
+            lambda s_b, n, q: family.log_joint(params, s_b, RowInfo(n, q)),
+            jax.ShapeDtypeStruct((B, K, gram.n_features), dtype),
+            row,
+            row,
         )[1]
         totals0 = jax.tree.map(
             lambda a: jnp.zeros(a.shape, a.dtype),
