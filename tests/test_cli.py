@@ -658,9 +658,13 @@ def test_fit_split_merge(tmp_path, capsys):
     again = jaxmix.fit_em(X, 3, n_init=1, seed=0, split_merge=2)
     np.testing.assert_array_equal(saved.split_merge_objectives, again.split_merge_objectives)
     assert saved.objective == again.objective
+    # with --select the candidates with K >= 3 get the rounds, the winner's refit too
+    assert main([*args, "--select", "--split-merge", "2", "--save-fit", str(model)]) == 0
+    capsys.readouterr()
+    assert jaxmix.load(model).split_merge_objectives is not None
     for extra, needle in (
         (["-K", "2"], "K >= 3"),
-        (["-K", "3", "4", "--select"], "drop --split-merge"),
+        (["-K", "1", "2", "--select"], "K >= 3"),
     ):
         bad = ["fit", str(data), *extra, "--split-merge", "1", "-q"]
         assert needle in _assert_one_line_error(main(bad), capsys)

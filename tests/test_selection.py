@@ -235,6 +235,24 @@ def test_select_k_refuses_bad_selection_options():
         jaxmix.select_k(X, [1], covariance="factor", criterion="heldout", ranks=[2, 2])
 
 
+def test_selection_with_split_merge_fits_as_fit_em_does():
+    X = _two_clusters_with_levels(n=60)
+    sel = jaxmix.select_k(X, [2, 3], criterion="heldout", n_init=1, seed=2, split_merge=2)
+    # K = 2: nothing to re-deal, fit without; K = 3: fit_em's rounds on the training entries
+    assert sel.fits[0].split_merge_objectives is None
+    Xtr, _ = jaxmix.holdout_split(X, 0.1, seed=2)
+    again = jaxmix.fit_em(Xtr, 3, n_init=1, seed=2, split_merge=2, prior=jaxmix.Prior())
+    assert sel.fits[1].split_merge_objectives is not None
+    np.testing.assert_array_equal(sel.fits[1].split_merge_objectives, again.split_merge_objectives)
+    assert sel.fits[1].objective == again.objective
+    assert (sel.best.split_merge_objectives is None) == (sel.best_k < 3)
+    for kw in ({"criterion": "heldout"}, {}):  # both criteria refuse before any fit
+        with pytest.raises(ValueError, match="K >= 3"):
+            jaxmix.select_k(X, [1, 2], split_merge=1, **kw)
+        with pytest.raises(ValueError, match="split_merge"):
+            jaxmix.select_k(X, [3], split_merge=-1, **kw)
+
+
 def test_heldout_selection_compares_priors():
     """A list of priors is a further axis of the grid: a prior that pins every mean to its
     column's mean (mean_sd tiny) cannot separate the two clusters and loses on held-out entries."""

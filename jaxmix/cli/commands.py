@@ -467,8 +467,8 @@ def check_model_options(args: argparse.Namespace) -> None:
     Raises:
         ValueError: ``--rank``/``--ranks`` with a family other than ``factor``, ``--ranks`` or
             several ``-K`` without ``--select``, repeated candidates, ``--init``/``--tol``/
-            ``--split-merge`` with ``--select`` (which fits as :func:`jaxmix.select_k` does), or
-            ``--split-merge`` with ``K < 3``.
+            ``--select`` (which fits as :func:`jaxmix.select_k` does), or ``--split-merge``
+            with no ``K >= 3``.
     """
     ks = _ks(args)
     select = bool(getattr(args, "select", False))
@@ -487,21 +487,15 @@ def check_model_options(args: argparse.Namespace) -> None:
             raise ValueError("give --rank Q or --ranks Q [Q ...], not both")
         if len(set(ranks)) != len(ranks):
             raise ValueError(f"--ranks must be distinct; got {' '.join(map(str, ranks))}")
-    split_merge = getattr(args, "split_merge", 0)
+    if getattr(args, "split_merge", 0) and max(ks) < 3:
+        raise ValueError(f"--split-merge needs K >= 3 components; got -K {' '.join(map(str, ks))}")
     if not select:
         if len(ks) > 1:
             raise ValueError(
                 f"-K {' '.join(map(str, ks))}: several K need --select, which chooses among "
                 "them; give one K to fit it"
             )
-        if split_merge and ks[0] < 3:
-            raise ValueError(f"--split-merge needs K >= 3 components; got -K {ks[0]}")
         return
-    if split_merge:
-        raise ValueError(
-            "--select fits every candidate as jaxmix.select_k does (no split-and-merge moves); "
-            "drop --split-merge"
-        )
     if len(set(ks)) != len(ks):
         raise ValueError(f"-K must be distinct with --select; got {' '.join(map(str, ks))}")
     if args.init != DEFAULT_INIT or args.tol != DEFAULT_TOL:
@@ -613,6 +607,7 @@ def _select(train: Any, args: argparse.Namespace, how: str) -> Any:
         max_iter=args.max_iter,
         seed=args.seed,
         fraction=fraction,
+        split_merge=getattr(args, "split_merge", 0),
     )
 
 

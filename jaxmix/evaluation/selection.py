@@ -269,6 +269,19 @@ def _check_priors(prior: Any) -> tuple[Prior | None, ...]:
     )
 
 
+def _split_merge_for(split_merge: Any, ks: Sequence[int]) -> dict[int, int]:
+    """``select_k``'s ``split_merge`` per candidate ``K``: the rounds for ``K >= 3``, none below
+    (one or two components have nothing to re-deal).
+
+    Raises:
+        ValueError: A negative number of rounds, or rounds with every ``K`` below 3.
+    """
+    rounds = check_nonneg_int(split_merge, "split_merge")
+    if rounds and max(ks) < 3:
+        raise ValueError(f"split_merge needs K >= 3 components; every K of {list(ks)} is below 3")
+    return {K: rounds if K >= 3 else 0 for K in ks}
+
+
 def _select_heldout(
     X: Any,
     ks: Any,
@@ -285,6 +298,7 @@ def _select_heldout(
     max_iter: Any,
     verbose: bool,
     progress: bool = False,
+    split_merge: Any = 0,
 ) -> HeldoutSelection:
     layout = as_data(X, mask, method=None)
     ks = _check_ks(ks, layout.shape[0])
@@ -307,6 +321,7 @@ def _select_heldout(
     if min_var is not None:
         check_nonneg_float(min_var, "min_var")
     priors = _check_priors(prior)
+    rounds = _split_merge_for(split_merge, ks)
     options = {"n_init": n_init, "seed": seed, "min_var": min_var}
     if max_iter is not None:
         options["max_iter"] = check_positive_int(max_iter, "max_iter")
@@ -328,7 +343,10 @@ def _select_heldout(
     ):
         for j, (K, q, i) in enumerate(grid):
             family_q = get_family(family, rank=q)
-            fit = fit_em(train, K, mask=train_mask, covariance=family_q, prior=priors[i], **options)
+            fit = fit_em(
+                train, K, mask=train_mask, covariance=family_q, prior=priors[i],
+                split_merge=rounds[K], **options,
+            )  # fmt: skip
             mean, sd, dens = heldout_scores(train, fit, rows, cols, truth, mask=train_mask)
             fits.append(fit)
             lpd.append(float(dens.mean()))
@@ -338,7 +356,10 @@ def _select_heldout(
         best = int(np.argmax(lpd))
         K, q, i = grid[best]
         family_q = get_family(family, rank=q)
-        refit = fit_em(data, K, mask=data_mask, covariance=family_q, prior=priors[i], **options)
+        refit = fit_em(
+            data, K, mask=data_mask, covariance=family_q, prior=priors[i],
+            split_merge=rounds[K], **options,
+        )  # fmt: skip
         _progress.advance(len(grid) + 1)
     result = HeldoutSelection(
         k=np.array([g[0] for g in grid]),
@@ -383,6 +404,7 @@ def select_k(
     fraction: float = 0.1,
     max_iter: int | None = None,
     progress: bool = False,
+    split_merge: int = 0,
 ) -> KSelection | HeldoutSelection:
     """Fit every ``K`` in ``ks`` and score it by BIC and by PSIS-LOO (``az.compare``), or
     (``criterion="heldout"``) on held-out entries.
@@ -390,7 +412,8 @@ def select_k(
     ``criterion="heldout"`` works on a dense matrix or a :class:`~jaxmix.SparseRatings`, for
     every family: it hides ``fraction`` of the observed entries (:func:`jaxmix.holdout_split`
     with ``seed``), fits every ``K`` (and, for ``covariance="factor"``, every rank of
-    ``ranks``) by EM on the rest (``prior``, ``n_init``, ``min_var``, ``max_iter``), scores the
+    ``ranks``) by EM on the rest (``prior``, ``n_init``, ``min_var``, ``max_iter``,
+    ``split_merge``), scores the
     hidden entries' mean log predictive density
     (:func:`jaxmix.posterior.completion.entry_log_density`) and RMSE, and refits the best
     candidate on every entry; it returns a :class:`HeldoutSelection` (``.best``, ``.format()``,
@@ -425,6 +448,10 @@ def select_k(
         progress: Show the progress over the candidates (one step per candidate and, for
             ``"heldout"``, one for the refit; the best score so far beside it): a bar on a
             terminal, whole lines in a log (:mod:`jaxmix._progress`).
+        split_merge: Rounds of split-and-merge moves after the restarts of every EM fit with
+            ``K >= 3`` (:func:`jaxmix.fit_em`'s ``split_merge``; with ``"loo"`` also the MAP-EM
+            start of the MCMC fit); candidates with ``K < 3`` are fit without (nothing to
+            re-deal). ``0``, the default: none.
 
     Returns:
         A :class:`KSelection`. When some row's Pareto ``k`` is too high (``az.loo``'s warning,
@@ -443,13 +470,14 @@ def select_k(
         return _select_heldout(
             X, ks, mask=mask, prior=prior, covariance=covariance, ranks=ranks,
             row_offset=row_offset, n_init=n_init, min_var=min_var, seed=seed, fraction=fraction,
-            max_iter=max_iter, verbose=verbose, progress=progress,
+            max_iter=max_iter, verbose=verbose, progress=progress, split_merge=split_merge,
         )  # fmt: skip
     if ranks is not None:
         raise ValueError("ranks are compared with criterion='heldout' (criterion='loo' compares K)")
     layout = as_data(X, mask, "dense", what="select_k(criterion='loo')")
     values, observed = layout.values, layout.observed
     ks = _check_ks(ks, layout.shape[0])
+    rounds = _split_merge_for(split_merge, ks)
     covariance = get_family(covariance).name
     n_init = check_positive_int(n_init, "n_init")
     seed = check_seed(seed)
@@ -480,7 +508,7 @@ def select_k(
         for j, K in enumerate(ks):
             ml = fit_em(
                 values, K, mask=observed, n_init=n_init, seed=seed, min_var=min_var,
-                covariance=covariance,
+                covariance=covariance, split_merge=rounds[K],
             )  # fmt: skip
             mcmc = fit_mcmc(
                 values,
@@ -493,6 +521,7 @@ def select_k(
                 num_samples=num_samples,
                 seed=seed,
                 n_init=n_init,
+                split_merge=rounds[K],
             )
             idata = to_inference_data(mcmc, values, mask=observed, posterior_predictive=False)
             loo, caught = _loo(az, idata)
