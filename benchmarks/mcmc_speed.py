@@ -11,12 +11,16 @@ to the same reference. For every data set and kernel the script reports
   weights (the smallest and the median over their coordinates), and ESS per second: the
   smallest ESS of the group over the sampling time (``again`` where measured, else ``first``);
 * the largest ``r_hat`` (``az.rhat``, rank-normalised split R-hat) of each group, and the share
-  of its coordinates above 1.01.
+  of its coordinates above 1.01;
+* every chain's mean potential energy (negative log density) over its draws, and the standard
+  deviation within a chain: chains whose means differ by many standard deviations sample
+  different modes.
 
 With ``--seeds N`` every data set is run from ``N`` starts (EM and the sampler seeded
 ``--seed + 100 i``; ``--em-restarts`` restarts of EM each), and a last line per data set and
-kernel lists the largest ``r_hat`` at every start and counts those within 1.01: one seed's
-``r_hat`` says little where the posterior has several modes.
+kernel lists the largest ``r_hat`` at every start and counts those within 1.01, and another the
+lowest chain's mean potential energy at every start: one seed's ``r_hat`` says little where the
+posterior has several modes, and starts that settle at levels far apart found different ones.
 
 Data sets (``--datasets``):
 
@@ -181,6 +185,9 @@ def run_one(
     row.update(summarise(res, seconds))
     row["n_relabelled"] = int(res.n_relabelled)
     row["divergences"] = int(np.sum(res.diverging))
+    energy = np.asarray(res.potential_energy, np.float64)
+    row["energy_means"] = [float(e) for e in energy.mean(axis=1)]
+    row["energy_sd"] = float(np.mean(energy.std(axis=1)))
     return row
 
 
@@ -192,9 +199,11 @@ def print_row(name: str, kernel: str, row: dict) -> None:
         f"({row[g]['r_hat_over']:.0%} > {R_HAT})"
         for g in GROUPS
     )
+    levels = "/".join(f"{e:.1f}" for e in row["energy_means"])
     print(
         f"{name:<11} {kernel:<5} first {row['first_s']:7.1f} s  again {again:>7} s  {groups}  "
-        f"relabelled {row['n_relabelled']}  divergences {row['divergences']}",
+        f"relabelled {row['n_relabelled']}  divergences {row['divergences']}  "
+        f"potential energy per chain {levels} (sd within a chain {row['energy_sd']:.1f})",
         flush=True,
     )
 
@@ -208,6 +217,16 @@ def print_robustness(name: str, rows: list[dict]) -> None:
         print(
             f"{name:<11} {kernel:<5} r_hat (largest over {', '.join(GROUPS)}) per start: "
             f"{', '.join(f'{w:.3f}' for w in worst)}; within {R_HAT} at {within} of {len(worst)}",
+            flush=True,
+        )
+        # where the chains settle: starts whose lowest levels differ by many within-chain sds
+        # sampled different modes
+        lowest = [min(r["energy_means"]) for r in rows if r["kernel"] == kernel]
+        sd = max(r["energy_sd"] for r in rows if r["kernel"] == kernel)
+        print(
+            f"{name:<11} {kernel:<5} lowest chain's mean potential energy per start: "
+            f"{', '.join(f'{e:.1f}' for e in lowest)}; spread {max(lowest) - min(lowest):.1f} "
+            f"(sd within a chain at most {sd:.1f})",
             flush=True,
         )
 
