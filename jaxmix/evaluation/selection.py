@@ -413,8 +413,7 @@ def select_k(
     every family: it hides ``fraction`` of the observed entries (:func:`jaxmix.holdout_split`
     with ``seed``), fits every ``K`` (and, for ``covariance="factor"``, every rank of
     ``ranks``) by EM on the rest (``prior``, ``n_init``, ``min_var``, ``max_iter``,
-    ``split_merge``), scores the
-    hidden entries' mean log predictive density
+    ``split_merge``), scores the hidden entries' mean log predictive density
     (:func:`jaxmix.posterior.completion.entry_log_density`) and RMSE, and refits the best
     candidate on every entry; it returns a :class:`HeldoutSelection` (``.best``, ``.format()``,
     ``.to_pandas()``). The MCMC settings are not used then.
